@@ -1,0 +1,96 @@
+//! The thin async driver of a standalone election node: the same code on real sockets and
+//! in the simulator.
+//!
+//! It recovers the persisted term from the durable log, then loops: wait for a message, a
+//! timer on the node's own clock, or ctrl-c; feed it to the [`Election`] state machine; carry
+//! out the commands it returns.
+
+use super::config::ElectionConfig;
+use super::message::Message;
+use super::state::{Command, Election, Persisted};
+use crate::runtime::transport::Transport;
+use crate::runtime::{DurableLog, EventSink, NodeEnv, NodeEvent};
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+
+/// Where a node listens and where its peers are, plus the election knobs.
+#[derive(Clone, Debug)]
+pub struct ElectionNodeConfig {
+    /// Election knobs, including this node's id and its peers' ids.
+    pub election: ElectionConfig,
+    /// Address this node accepts peer connections on.
+    pub listen: SocketAddr,
+    /// Peer id to address.
+    pub peers: BTreeMap<u64, SocketAddr>,
+}
+
+/// Runs one election node until ctrl-c (or, in simulation, until it is killed).
+pub async fn run(config: ElectionNodeConfig, env: NodeEnv) -> io::Result<()> {
+    let NodeEnv {
+        clock,
+        storage,
+        events,
+    } = env;
+    let (mut log, persisted) = recover(storage, &events)?;
+    let (transport, mut inbox) = Transport::<Message>::start(config.listen, &config.peers).await?;
+    let mut election = Election::new(config.election, persisted, clock.now());
+    let mut commands = election.start(clock.now());
+    let shutdown = tokio::signal::ctrl_c();
+    tokio::pin!(shutdown);
+    loop {
+        execute(commands, &transport, &mut log, &events)?;
+        let deadline = election.next_deadline();
+        commands = tokio::select! {
+            Some(message) = inbox.recv() => election.on_message(clock.now(), message),
+            _ = clock.sleep_until(deadline) => election.on_tick(clock.now()),
+            _ = &mut shutdown => {
+                events.emit(NodeEvent::Stopped { reason: "ctrl-c".into() });
+                return Ok(());
+            }
+        };
+    }
+}
+
+/// Opens the durable log and returns the last persisted election state.
+pub fn recover(
+    storage: Box<dyn crate::runtime::Storage>,
+    events: &EventSink,
+) -> io::Result<(DurableLog, Persisted)> {
+    let (log, recovery) = DurableLog::open(storage)?;
+    let persisted = recovery
+        .records
+        .iter()
+        .rev()
+        .find_map(|record| serde_json::from_slice(record).ok())
+        .unwrap_or_default();
+    events.emit(NodeEvent::Started {
+        recovered_records: recovery.records.len(),
+        damage: recovery.damage,
+    });
+    Ok((log, persisted))
+}
+
+/// Carries out state-machine commands in order: persist (synced) before later sends.
+pub fn execute<M: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>(
+    commands: Vec<Command>,
+    transport: &Transport<M>,
+    log: &mut DurableLog,
+    events: &EventSink,
+) -> io::Result<()>
+where
+    M: From<Message>,
+{
+    for command in commands {
+        match command {
+            Command::Send { to, message } => transport.send(to, &M::from(message)),
+            Command::Persist(state) => {
+                let record = serde_json::to_vec(&state).map_err(io::Error::other)?;
+                log.append(&record)?;
+                log.sync()?;
+            }
+            Command::Emit(event) => events.emit(event),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! Wire messages of the bully election, as JSON objects tagged by `type`.
+
+use serde::{Deserialize, Serialize};
+
+/// One election message. `sent_at` is the sender's local clock in nanoseconds, echoed back
+/// so a leader can date the acknowledgements that extend its lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Message {
+    /// "I suspect the leader and am running an election": sent to higher ids only.
+    Election { from: u64, term: u64 },
+    /// "I am higher and alive; stand down and wait for my COORDINATOR."
+    Answer { from: u64, term: u64 },
+    /// "I lead `term`." Plain bully: an announcement. Quorum mode: a request for votes.
+    Coordinator { from: u64, term: u64, sent_at: u64 },
+    /// Quorum mode: the reply to a COORDINATOR.
+    Grant { from: u64, term: u64, granted: bool },
+    /// The leader's periodic "still here".
+    Heartbeat { from: u64, term: u64, sent_at: u64 },
+    /// Reply to a heartbeat; `ok = false` carries a higher term that deposes the sender.
+    HeartbeatAck {
+        from: u64,
+        term: u64,
+        sent_at: u64,
+        ok: bool,
+    },
+}
+
+impl Message {
+    /// Who sent it.
+    pub fn from(&self) -> u64 {
+        match *self {
+            Message::Election { from, .. }
+            | Message::Answer { from, .. }
+            | Message::Coordinator { from, .. }
+            | Message::Grant { from, .. }
+            | Message::Heartbeat { from, .. }
+            | Message::HeartbeatAck { from, .. } => from,
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The three workshop systems, written once, run two ways.
+//!
+//! Every node here runs unchanged as a real binary on real sockets (`src/bin/`) and, built
+//! with `--cfg madsim`, inside the deterministic simulator of the `sim` crate. Node code
+//! reaches the world only through the seams in [`runtime`]: TCP and timers via
+//! `tokio` (madsim-tokio), a per-node [`runtime::Clock`], a [`runtime::DurableLog`] over a
+//! [`runtime::Storage`], and the [`runtime::NodeEvent`]s it emits about itself.
+//!
+//! Systems:
+//! - [`election`]: bully leader election (seed 004), plain or with a majority quorum.
+//!
+//! Glossary: *term* — a leadership epoch, increasing; *lease* — how long a quorum leader
+//! may act on its last majority acknowledgement; *seam* — the one place where real and
+//! simulated runs differ.
+
+pub mod duration;
+pub mod election;
+pub mod real;
+pub mod runtime;

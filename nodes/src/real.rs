@@ -1,0 +1,36 @@
+//! Start-up helpers for the real binaries in `src/bin/`.
+//!
+//! A binary compiled with `--cfg madsim` would run its `main` inside the simulator at full
+//! speed, which is never what someone typing its name wants: it refuses with a hint.
+
+use std::future::Future;
+
+/// Runs `main` on a real tokio runtime; in a simulation build, explains and exits with 2.
+pub fn block_on<F: Future<Output = Result<(), String>>>(binary: &str, main: impl FnOnce() -> F) {
+    #[cfg(madsim)]
+    {
+        let _ = main;
+        eprintln!(
+            "{binary}: this build is for the simulator (--cfg madsim), not for real sockets.\n\
+             Build and run the real binary with:  cargo real --bin {binary} -- --help"
+        );
+        std::process::exit(2);
+    }
+    #[cfg(not(madsim))]
+    {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                eprintln!("{binary}: cannot start the runtime: {e}");
+                std::process::exit(1);
+            }
+        };
+        if let Err(e) = runtime.block_on(main()) {
+            eprintln!("{binary}: {e}");
+            std::process::exit(1);
+        }
+    }
+}

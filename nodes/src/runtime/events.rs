@@ -1,0 +1,92 @@
+//! The events seam: what a node says about itself.
+//!
+//! Nodes emit structured [`NodeEvent`]s (role changes with terms, recoveries, deliveries).
+//! In simulation the harness records each one in the history with the simulated time and
+//! the node's name, and checkers judge the run from them; in real mode they are printed as
+//! JSON lines, so the same checkers could read a real cluster's logs.
+
+use super::log::Damage;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A node's view of its own role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Running an election.
+    Candidate,
+    /// Believes itself the leader of its term.
+    Leader,
+}
+
+/// Something a node reports about itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum NodeEvent {
+    /// The node started (or restarted) and recovered its durable log.
+    Started {
+        /// Records recovered from the durable log.
+        recovered_records: usize,
+        /// A torn or corrupt record cut off during recovery.
+        damage: Option<Damage>,
+    },
+    /// The node stopped on purpose (graceful shutdown).
+    Stopped {
+        /// Why it stopped.
+        reason: String,
+    },
+    /// The node's role, term or believed leader changed.
+    Role {
+        /// The new role.
+        role: Role,
+        /// The node's current term.
+        term: u64,
+        /// Who it believes leads (itself when leader), if anyone.
+        leader: Option<u64>,
+    },
+    /// The node suspects the leader and starts an election.
+    ElectionStarted {
+        /// The node's term when the election began.
+        term: u64,
+        /// The leader it no longer hears from, if it had one.
+        suspected: Option<u64>,
+    },
+    /// A leader gave up leadership.
+    SteppedDown {
+        /// The term it led.
+        term: u64,
+        /// Why (lost its majority lease, saw a higher term, ...).
+        reason: String,
+    },
+}
+
+/// Where a node's events go.
+#[derive(Clone)]
+pub struct EventSink(Arc<dyn Fn(NodeEvent) + Send + Sync>);
+
+impl EventSink {
+    /// A sink that hands every event to `f`.
+    pub fn new(f: impl Fn(NodeEvent) + Send + Sync + 'static) -> Self {
+        EventSink(Arc::new(f))
+    }
+
+    /// Real mode: one JSON line per event on stdout, tagged with the node's name.
+    pub fn stdout(node: impl Into<String>) -> Self {
+        let node = node.into();
+        EventSink::new(move |event| {
+            let wall_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            let line = serde_json::json!({ "wall_ms": wall_ms, "node": node, "data": event });
+            println!("{line}");
+        })
+    }
+
+    /// Reports one event.
+    pub fn emit(&self, event: NodeEvent) {
+        (self.0)(event)
+    }
+}

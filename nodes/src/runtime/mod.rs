@@ -1,0 +1,27 @@
+//! The seams between node logic and the world.
+//!
+//! Node code touches the outside only through these: [`transport`] (TCP on `tokio::net`,
+//! simulated under `--cfg madsim`), the per-node [`clock`], the [`log`] over a
+//! [`storage`] backend, and the [`events`] it emits. Real binaries and the simulation
+//! harness build a [`NodeEnv`] differently; the protocol code that receives it is the same.
+
+pub mod clock;
+pub mod events;
+pub mod log;
+pub mod storage;
+pub mod transport;
+
+pub use clock::Clock;
+pub use events::{EventSink, NodeEvent, Role};
+pub use log::DurableLog;
+pub use storage::Storage;
+
+/// Everything a node is given at start-up besides its configuration.
+pub struct NodeEnv {
+    /// The node's clock (skewed by the harness in simulation).
+    pub clock: Clock,
+    /// Backing bytes of the node's durable log.
+    pub storage: Box<dyn Storage>,
+    /// Where the node's events go.
+    pub events: EventSink,
+}
