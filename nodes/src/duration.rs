@@ -50,9 +50,9 @@ fn parse_signed_parts(text: &str) -> Result<(bool, Duration), String> {
 /// Formats a duration the way [`parse`] reads it, choosing the largest exact unit.
 pub fn format(duration: Duration) -> String {
     let ms = duration.as_millis();
-    if ms % 60_000 == 0 && ms > 0 {
+    if ms.is_multiple_of(60_000) && ms > 0 {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 && ms > 0 {
+    } else if ms.is_multiple_of(1000) && ms > 0 {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

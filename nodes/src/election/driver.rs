@@ -33,7 +33,8 @@ pub async fn run(config: ElectionNodeConfig, env: NodeEnv) -> io::Result<()> {
         events,
     } = env;
     let (mut log, persisted) = recover(storage, &events)?;
-    let (transport, mut inbox) = Transport::<Message>::start(config.listen, &config.peers).await?;
+    let (transport, mut inbox) =
+        Transport::<Message>::start(config.election.id, config.listen, &config.peers).await?;
     let mut election = Election::new(config.election, persisted, clock.now());
     let mut commands = election.start(clock.now());
     let shutdown = tokio::signal::ctrl_c();
@@ -72,14 +73,14 @@ pub fn recover(
 }
 
 /// Carries out state-machine commands in order: persist (synced) before later sends.
-pub fn execute<M: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>(
+pub fn execute<M>(
     commands: Vec<Command>,
     transport: &Transport<M>,
     log: &mut DurableLog,
     events: &EventSink,
 ) -> io::Result<()>
 where
-    M: From<Message>,
+    M: serde::Serialize + serde::de::DeserializeOwned + Send + 'static + From<Message>,
 {
     for command in commands {
         match command {

@@ -11,6 +11,12 @@ pub enum Message {
     Election { from: u64, term: u64 },
     /// "I am higher and alive; stand down and wait for my COORDINATOR."
     Answer { from: u64, term: u64 },
+    /// Quorum mode: "would you vote for me in `term`?" — asked before the term is
+    /// raised, so a node cut off from the majority cannot inflate terms and depose a
+    /// healthy leader when it comes back (Raft's pre-vote).
+    PreVote { from: u64, term: u64 },
+    /// The reply to a PRE_VOTE; nothing is stored.
+    PreVoteReply { from: u64, term: u64, granted: bool },
     /// "I lead `term`." Plain bully: an announcement. Quorum mode: a request for votes.
     Coordinator { from: u64, term: u64, sent_at: u64 },
     /// Quorum mode: the reply to a COORDINATOR.
@@ -32,6 +38,8 @@ impl Message {
         match *self {
             Message::Election { from, .. }
             | Message::Answer { from, .. }
+            | Message::PreVote { from, .. }
+            | Message::PreVoteReply { from, .. }
             | Message::Coordinator { from, .. }
             | Message::Grant { from, .. }
             | Message::Heartbeat { from, .. }

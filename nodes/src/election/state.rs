@@ -11,7 +11,8 @@
 //! Nothing stops two sides of a partition from each electing a leader — with the same
 //! term, even — which is the split brain the teaching scenarios show.
 //!
-//! Quorum mode (`quorum = true`): COORDINATOR becomes a request for votes. A node grants
+//! Quorum mode (`quorum = true`): a candidate first asks PRE_VOTE (would a majority vote
+//! for the next term?) without raising its term, then COORDINATOR becomes a request for votes. A node grants
 //! at most one vote per term (persisted), and only when it has not heard a live leader
 //! for an election timeout, so a candidate needs a majority to lead. A leader keeps a
 //! lease: it acts only while a majority acknowledged a heartbeat it sent less than
@@ -58,6 +59,11 @@ enum Phase {
     /// A higher id answered; waits for its COORDINATOR, else runs again.
     Waiting {
         coordinator_deadline: Duration,
+    },
+    /// Quorum mode: asked whether a majority would vote for `self.term + 1`.
+    PreVoting {
+        grants: BTreeSet<u64>,
+        deadline: Duration,
     },
     /// Quorum mode: asked for votes for `self.term`.
     Proposing {
@@ -155,7 +161,7 @@ impl Election {
             Phase::Waiting {
                 coordinator_deadline,
             } => *coordinator_deadline,
-            Phase::Proposing { deadline, .. } => *deadline,
+            Phase::Proposing { deadline, .. } | Phase::PreVoting { deadline, .. } => *deadline,
             Phase::Leader if self.config.quorum => self.heartbeat_due.min(self.lease_until),
             Phase::Leader => self.heartbeat_due,
         }
@@ -181,7 +187,9 @@ impl Election {
             } if now >= coordinator_deadline => {
                 self.start_election(now);
             }
-            Phase::Proposing { deadline, .. } if now >= deadline => {
+            Phase::Proposing { deadline, .. } | Phase::PreVoting { deadline, .. }
+                if now >= deadline =>
+            {
                 // No majority answered: listen for a whole timeout before trying again.
                 self.become_follower(now, None);
             }
@@ -214,6 +222,24 @@ impl Election {
                     self.on_announcement(now, from, term)
                 }
             }
+            Message::PreVote { from, term } => {
+                let granted = term > self.term
+                    && self.phase != Phase::Leader
+                    && !(self.leader_alive(now) && self.leader != Some(from));
+                self.send(
+                    from,
+                    Message::PreVoteReply {
+                        from: self.config.id,
+                        term,
+                        granted,
+                    },
+                );
+            }
+            Message::PreVoteReply {
+                from,
+                term,
+                granted,
+            } => self.on_pre_vote_reply(now, from, term, granted),
             Message::Grant {
                 from,
                 term,
@@ -323,6 +349,18 @@ impl Election {
                 granted: true,
             },
         );
+    }
+
+    fn on_pre_vote_reply(&mut self, now: Duration, from: u64, term: u64, granted: bool) {
+        if !granted || term != self.term + 1 {
+            return;
+        }
+        if let Phase::PreVoting { grants, .. } = &mut self.phase {
+            grants.insert(from);
+            if grants.len() >= self.config.majority() {
+                self.propose(now);
+            }
+        }
     }
 
     fn on_grant(&mut self, now: Duration, from: u64, term: u64, granted: bool) {
@@ -448,15 +486,38 @@ impl Election {
     }
 
     fn become_coordinator(&mut self, now: Duration) {
+        if self.config.quorum {
+            return self.pre_vote(now);
+        }
         self.term += 1;
         self.voted_for = Some(self.config.id);
         self.persist();
-        if !self.config.quorum {
-            self.become_leader(now, now);
-            let announcement = self.announcement(now);
-            self.broadcast(announcement);
-            return;
+        self.become_leader(now, now);
+        let announcement = self.announcement(now);
+        self.broadcast(announcement);
+    }
+
+    /// Quorum mode, step 1: ask whether a majority would vote, without raising the term.
+    fn pre_vote(&mut self, now: Duration) {
+        self.phase = Phase::PreVoting {
+            grants: BTreeSet::from([self.config.id]),
+            deadline: now + self.config.election_timeout,
+        };
+        if self.config.majority() <= 1 {
+            return self.propose(now);
         }
+        let ask = Message::PreVote {
+            from: self.config.id,
+            term: self.term + 1,
+        };
+        self.broadcast(ask);
+    }
+
+    /// Quorum mode, step 2: raise the term, vote for itself, ask for votes.
+    fn propose(&mut self, now: Duration) {
+        self.term += 1;
+        self.voted_for = Some(self.config.id);
+        self.persist();
         self.phase = Phase::Proposing {
             grants: BTreeSet::from([self.config.id]),
             sent_at: now,
@@ -506,6 +567,8 @@ impl Election {
     }
 
     fn send_heartbeats(&mut self, now: Duration) {
+        self.out
+            .push(Command::Emit(NodeEvent::HeartbeatSent { term: self.term }));
         let heartbeat = self.heartbeat(now);
         self.broadcast(heartbeat);
         self.heartbeat_due = now + self.config.heartbeat_interval;

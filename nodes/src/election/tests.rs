@@ -48,7 +48,11 @@ impl Cluster {
         };
         cluster.nodes.push(None);
         for id in 1..=size {
-            let mut node = Election::new(config(id, size, quorum), Persisted::default(), MS * 0);
+            let mut node = Election::new(
+                config(id, size, quorum),
+                Persisted::default(),
+                Duration::ZERO,
+            );
             let commands = node.start(Duration::ZERO);
             cluster.nodes.push(Some(node));
             cluster.apply(id, commands);

@@ -53,6 +53,11 @@ pub enum NodeEvent {
         /// The leader it no longer hears from, if it had one.
         suspected: Option<u64>,
     },
+    /// A leader sent a round of heartbeats: it acts as leader of `term` right now.
+    HeartbeatSent {
+        /// The term it leads.
+        term: u64,
+    },
     /// A leader gave up leadership.
     SteppedDown {
         /// The term it led.

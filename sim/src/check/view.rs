@@ -1,0 +1,132 @@
+//! The cluster as the history shows it: which servers are up, paused or down, and which
+//! links are cut, replayed from the recorded fault entries (never from harness state).
+
+use crate::history::{AppliedFault, Entry, What};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Liveness of a node as the faults left it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    /// Running.
+    Up,
+    /// Frozen by `pause`.
+    Paused,
+    /// Crashed or shut down.
+    Down,
+}
+
+/// Replayed cluster state.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterView {
+    liveness: BTreeMap<String, Liveness>,
+    cut: BTreeSet<(String, String)>,
+    /// Every node name seen in the history (servers and clients), for `isolate`.
+    known: BTreeSet<String>,
+}
+
+impl ClusterView {
+    /// A view knowing every node that appears in `history`.
+    pub fn new(history: &[Entry]) -> Self {
+        let mut known = BTreeSet::new();
+        for entry in history {
+            if entry.node != "harness" {
+                known.insert(entry.node.clone());
+            }
+            if let What::Fault { fault } = &entry.what {
+                known.extend(fault.node.iter().cloned());
+                known.extend(fault.groups.iter().flatten().cloned());
+            }
+        }
+        ClusterView {
+            known,
+            ..Default::default()
+        }
+    }
+
+    /// Applies one history entry (only faults change the view).
+    pub fn apply(&mut self, entry: &Entry) {
+        let What::Fault { fault } = &entry.what else {
+            return;
+        };
+        if fault.skipped.is_some() {
+            return;
+        }
+        self.apply_fault(fault);
+    }
+
+    fn apply_fault(&mut self, fault: &AppliedFault) {
+        let node = fault.node.clone().unwrap_or_default();
+        match fault.action.as_str() {
+            "crash" | "shutdown" => {
+                self.liveness.insert(node, Liveness::Down);
+            }
+            "restart" | "resume" => {
+                self.liveness.insert(node, Liveness::Up);
+            }
+            "pause" => {
+                self.liveness.insert(node, Liveness::Paused);
+            }
+            "partition" => {
+                for (i, a_group) in fault.groups.iter().enumerate() {
+                    for b_group in &fault.groups[i + 1..] {
+                        for a in a_group {
+                            for b in b_group {
+                                self.cut.insert((a.clone(), b.clone()));
+                                self.cut.insert((b.clone(), a.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+            "isolate" => {
+                for other in self.known.clone() {
+                    if other != node {
+                        self.cut.insert((node.clone(), other.clone()));
+                        self.cut.insert((other, node.clone()));
+                    }
+                }
+            }
+            "clog" => {
+                if let (Some(a), Some(b)) = (&fault.from, &fault.to) {
+                    self.cut.insert((a.clone(), b.clone()));
+                }
+            }
+            "unclog" => {
+                if let (Some(a), Some(b)) = (&fault.from, &fault.to) {
+                    self.cut.remove(&(a.clone(), b.clone()));
+                }
+            }
+            "heal" => self.cut.clear(),
+            _ => {}
+        }
+    }
+
+    /// Liveness of a node (up unless a fault said otherwise).
+    pub fn liveness(&self, node: &str) -> Liveness {
+        self.liveness.get(node).copied().unwrap_or(Liveness::Up)
+    }
+
+    /// True when both directions between `a` and `b` are uncut.
+    pub fn connected(&self, a: &str, b: &str) -> bool {
+        !self.cut.contains(&(a.to_string(), b.to_string()))
+            && !self.cut.contains(&(b.to_string(), a.to_string()))
+    }
+
+    /// The up nodes among `candidates` reachable from `start` over uncut links.
+    pub fn component<'a>(&self, start: &str, candidates: &'a [String]) -> Vec<&'a String> {
+        let mut reached = vec![start.to_string()];
+        let mut frontier = vec![start.to_string()];
+        while let Some(at) = frontier.pop() {
+            for next in candidates {
+                if !reached.contains(next)
+                    && self.liveness(next) == Liveness::Up
+                    && self.connected(&at, next)
+                {
+                    reached.push(next.clone());
+                    frontier.push(next.clone());
+                }
+            }
+        }
+        candidates.iter().filter(|c| reached.contains(c)).collect()
+    }
+}

@@ -1,0 +1,152 @@
+//! The simulated disk under each server's durable log.
+//!
+//! The harness owns one [`SimDisk`] per server, so it outlives crashes and restarts. It
+//! distinguishes synced from unsynced bytes: a crash keeps only what was synced. A `disk`
+//! fault tears the last record or corrupts a seeded random one; the node meets the damage
+//! at its next start, when its log recovery must detect it.
+
+use nodes::runtime::log::scan;
+use nodes::runtime::Storage;
+use rand::Rng;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A disk image shared between the harness and the node currently running on it.
+#[derive(Clone, Default)]
+pub struct SimDisk {
+    image: Arc<Mutex<Image>>,
+}
+
+#[derive(Default)]
+struct Image {
+    bytes: Vec<u8>,
+    synced: usize,
+}
+
+impl SimDisk {
+    fn image(&self) -> MutexGuard<'_, Image> {
+        self.image.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Power loss: everything not synced is gone. Returns the bytes lost.
+    pub fn crash(&self) -> usize {
+        let mut image = self.image();
+        let lost = image.bytes.len() - image.synced;
+        let synced = image.synced;
+        image.bytes.truncate(synced);
+        lost
+    }
+
+    /// Cuts the last record short at a seeded point. Returns what was done.
+    pub fn tear(&self, rng: &mut impl Rng) -> String {
+        let mut image = self.image();
+        let frames = scan(&image.bytes).frames;
+        let Some(last) = frames.last().cloned() else {
+            return "no record to tear".into();
+        };
+        let cut = rng.gen_range(last.start + 1..last.end);
+        image.bytes.truncate(cut);
+        image.synced = image.synced.min(cut);
+        format!(
+            "tore record {} of {} at byte {} of {}",
+            frames.len(),
+            frames.len(),
+            cut - last.start,
+            last.len()
+        )
+    }
+
+    /// Flips one byte inside a seeded random record. Returns what was done.
+    pub fn corrupt(&self, rng: &mut impl Rng) -> String {
+        let mut image = self.image();
+        let frames = scan(&image.bytes).frames;
+        if frames.is_empty() {
+            return "no record to corrupt".into();
+        }
+        let index = rng.gen_range(0..frames.len());
+        let frame = frames[index].clone();
+        // Past the 4-byte length, so the damage is caught by the checksum.
+        let at = rng.gen_range(frame.start + 4..frame.end);
+        image.bytes[at] ^= 0x5a;
+        format!("corrupted record {} of {}", index + 1, frames.len())
+    }
+
+    /// Bytes stored, synced or not.
+    pub fn len(&self) -> usize {
+        self.image().bytes.len()
+    }
+
+    /// True when nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Storage for SimDisk {
+    fn read_all(&mut self) -> io::Result<Vec<u8>> {
+        Ok(self.image().bytes.clone())
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.image().bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        let mut image = self.image();
+        image.synced = image.bytes.len();
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        let mut image = self.image();
+        image.bytes.truncate(len as usize);
+        image.synced = image.synced.min(len as usize);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nodes::runtime::DurableLog;
+    use rand::SeedableRng;
+
+    fn log_with(disk: &SimDisk, records: &[&[u8]], sync_first: usize) {
+        let (mut log, _) = DurableLog::open(Box::new(disk.clone())).unwrap();
+        for (i, r) in records.iter().enumerate() {
+            log.append(r).unwrap();
+            if i + 1 == sync_first {
+                log.sync().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn crash_loses_only_the_unsynced_tail() {
+        let disk = SimDisk::default();
+        log_with(&disk, &[b"a", b"b", b"c"], 2);
+        disk.crash();
+        let (_, rec) = DurableLog::open(Box::new(disk.clone())).unwrap();
+        assert_eq!(rec.records, vec![b"a".to_vec(), b"b".to_vec()]);
+        assert!(rec.damage.is_none());
+    }
+
+    #[test]
+    fn torn_and_corrupt_records_are_detected_on_recovery() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let disk = SimDisk::default();
+        log_with(&disk, &[b"one", b"two", b"three"], 3);
+        disk.tear(&mut rng);
+        let (_, rec) = DurableLog::open(Box::new(disk.clone())).unwrap();
+        assert_eq!(rec.records.len(), 2);
+        assert_eq!(rec.damage.unwrap().kind, "torn");
+
+        let disk = SimDisk::default();
+        log_with(&disk, &[b"one", b"two", b"three"], 3);
+        disk.corrupt(&mut rng);
+        let (_, rec) = DurableLog::open(Box::new(disk.clone())).unwrap();
+        assert!(rec.records.len() < 3);
+        assert_eq!(rec.damage.unwrap().kind, "corrupt");
+    }
+}

@@ -1,0 +1,208 @@
+//! Faults are values: a scenario's `[[fault]]` entries (and, later, the nemesis's draws)
+//! are applied here, at their simulated time, through the verbs of [`crate::cluster`].
+//!
+//! Selectors are resolved at the moment of application: `leader` is the live server that
+//! most recently became leader according to the recorded history, `random` a seeded choice
+//! among live servers. A fault that cannot apply (no live leader, node already down) is
+//! recorded as skipped with the reason, so the report shows it.
+
+use crate::cluster::{Cluster, Status};
+use crate::history::{AppliedFault, Entry, What};
+use crate::scenario::{Action, DiskMode, Fault};
+use nodes::runtime::{NodeEvent, Role};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// Applies one fault and returns what was done, for the history.
+pub fn apply(
+    cluster: &mut Cluster,
+    fault: &Fault,
+    history: &[Entry],
+    rng: &mut ChaCha8Rng,
+) -> AppliedFault {
+    let action = *fault.action.get_ref();
+    let mut applied = AppliedFault {
+        action: action.to_string(),
+        ..AppliedFault::default()
+    };
+    let target = match fault.node.as_ref().map(|n| n.get_ref().as_str()) {
+        None => None,
+        Some(selector) => match resolve(cluster, selector, history, rng) {
+            Ok(name) => Some(name),
+            Err(why) => {
+                applied.node = Some(selector.to_string());
+                applied.skipped = Some(why);
+                return applied;
+            }
+        },
+    };
+    applied.node = target.clone();
+    let node = target.as_deref().unwrap_or_default();
+    let result: Result<Option<String>, String> = match action {
+        Action::Crash => cluster
+            .crash(node)
+            .map(|lost| (lost > 0).then(|| format!("lost {lost} unsynced bytes"))),
+        Action::Restart => cluster.restart(node).map(|_| None),
+        Action::Pause => cluster.pause(node).map(|_| None),
+        Action::Resume => cluster.resume(node).map(|_| None),
+        Action::Shutdown => cluster.shutdown(node).map(|_| None),
+        Action::Partition => {
+            let groups: Vec<Vec<String>> = fault
+                .groups
+                .as_ref()
+                .map(|g| {
+                    g.get_ref()
+                        .iter()
+                        .map(|group| group.iter().map(|n| n.get_ref().clone()).collect())
+                        .collect()
+                })
+                .unwrap_or_default();
+            applied.groups = groups.clone();
+            partition(cluster, &groups).map(|_| None)
+        }
+        Action::Heal => {
+            cluster.heal();
+            Ok(None)
+        }
+        Action::Isolate => {
+            let others: Vec<String> = cluster.names().into_iter().filter(|n| n != node).collect();
+            others
+                .iter()
+                .try_for_each(|other| {
+                    cluster.cut(node, other)?;
+                    cluster.cut(other, node)
+                })
+                .map(|_| None)
+        }
+        Action::Clog | Action::Unclog => {
+            let (from, to) = link(fault);
+            applied.from = Some(from.clone());
+            applied.to = Some(to.clone());
+            if action == Action::Clog {
+                cluster.cut(&from, &to).map(|_| None)
+            } else {
+                cluster.restore(&from, &to).map(|_| None)
+            }
+        }
+        Action::Skew => {
+            let offset = fault.offset.as_ref().map(|o| o.get_ref().0);
+            let drift = fault.drift.as_ref().map(|d| *d.get_ref());
+            applied.offset_ms = offset;
+            applied.drift = drift;
+            cluster.skew(node, offset, drift).map(|_| None)
+        }
+        Action::Loss => {
+            let rate = fault.rate.as_ref().map_or(0.0, |r| *r.get_ref());
+            applied.rate = Some(rate);
+            if fault.from.is_some() {
+                let (from, to) = link(fault);
+                applied.from = Some(from.clone());
+                applied.to = Some(to.clone());
+                cluster
+                    .set_link_loss(&from, &to, rate, rng.gen())
+                    .map(|_| None)
+            } else {
+                cluster.set_loss(rate);
+                Ok(None)
+            }
+        }
+        Action::Latency => {
+            let [low, high] = fault
+                .range
+                .as_ref()
+                .map(|r| *r.get_ref())
+                .unwrap_or_default();
+            applied.range_ms = Some([low.0.as_secs_f64() * 1e3, high.0.as_secs_f64() * 1e3]);
+            cluster.set_latency(low.0, high.0);
+            Ok(None)
+        }
+        Action::Disk => {
+            let mode = fault
+                .mode
+                .as_ref()
+                .map(|m| *m.get_ref())
+                .unwrap_or(DiskMode::Tear);
+            applied.mode = Some(format!("{mode:?}").to_lowercase());
+            cluster.disk(node).map(|disk| {
+                Some(match mode {
+                    DiskMode::Tear => disk.tear(rng),
+                    DiskMode::Corrupt => disk.corrupt(rng),
+                })
+            })
+        }
+    };
+    match result {
+        Ok(effect) => applied.effect = effect,
+        Err(why) => applied.skipped = Some(why),
+    }
+    applied
+}
+
+fn link(fault: &Fault) -> (String, String) {
+    let name = |n: &Option<toml::Spanned<String>>| {
+        n.as_ref().map(|n| n.get_ref().clone()).unwrap_or_default()
+    };
+    (name(&fault.from), name(&fault.to))
+}
+
+/// Cuts every link between nodes of different groups, both ways.
+fn partition(cluster: &mut Cluster, groups: &[Vec<String>]) -> Result<(), String> {
+    for (i, a_group) in groups.iter().enumerate() {
+        for b_group in &groups[i + 1..] {
+            for a in a_group {
+                for b in b_group {
+                    cluster.cut(a, b)?;
+                    cluster.cut(b, a)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Turns a selector into a node name.
+pub fn resolve(
+    cluster: &Cluster,
+    selector: &str,
+    history: &[Entry],
+    rng: &mut ChaCha8Rng,
+) -> Result<String, String> {
+    match selector {
+        "leader" => current_leader(cluster, history).ok_or_else(|| "no live leader".to_string()),
+        "random" => {
+            let live = cluster.live_servers();
+            if live.is_empty() {
+                return Err("no live server".into());
+            }
+            Ok(live[rng.gen_range(0..live.len())].clone())
+        }
+        name => Ok(name.to_string()),
+    }
+}
+
+/// The live server that most recently became leader and still says it is.
+pub fn current_leader(cluster: &Cluster, history: &[Entry]) -> Option<String> {
+    let mut latest: Option<(&str, bool)> = None;
+    let mut last_role: std::collections::BTreeMap<&str, bool> = Default::default();
+    let mut order: Vec<&str> = Vec::new();
+    for entry in history {
+        if let What::Event {
+            data: NodeEvent::Role { role, .. },
+        } = &entry.what
+        {
+            let leading = *role == Role::Leader;
+            let was = last_role.insert(&entry.node, leading).unwrap_or(false);
+            if leading && !was {
+                order.push(&entry.node);
+            }
+        }
+    }
+    for name in order.iter().rev() {
+        let up = cluster.get(name).is_some_and(|n| n.status == Status::Up);
+        if up && last_role.get(name).copied().unwrap_or(false) {
+            latest = Some((name, true));
+            break;
+        }
+    }
+    latest.map(|(name, _)| name.to_string())
+}

@@ -1,0 +1,181 @@
+//! The harness: one seeded madsim runtime per run, built from a scenario.
+//!
+//! It creates servers `n1..nN` at `10.0.0.i` (and clients `c1..cM` at `10.0.1.j`), starts
+//! each server through the same entry point as its real binary, applies the scenario's
+//! faults at their simulated times, lets the run go to `duration`, and returns the
+//! recorded history. Every run gets a fresh OS thread, because madsim seeds std's hash
+//! state once per thread: two runs of one seed on one thread would differ.
+
+use crate::cluster::{Cluster, Kind, SimNode, Status};
+use crate::disk::SimDisk;
+use crate::fault;
+use crate::history::{Entry, Recorder, What};
+use crate::scenario::{Scenario, System};
+use crate::systems;
+use madsim::runtime::{Handle, Runtime};
+use nodes::runtime::{Clock, EventSink, NodeEnv};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::time::{Duration, Instant};
+
+/// What one run produced.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    /// The recorded history.
+    pub history: Vec<Entry>,
+    /// Simulated time covered, ms.
+    pub sim_ms: u64,
+    /// Wall-clock time the run took, ms.
+    pub wall_ms: u64,
+}
+
+/// Why a run produced no history.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunError {
+    /// The scenario asks for something not built yet (exit code 2).
+    Unsupported(String),
+    /// The simulation panicked: a bug in node or harness code (a failed run).
+    Panicked(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Unsupported(why) => write!(f, "not supported: {why}"),
+            RunError::Panicked(why) => write!(f, "the simulation panicked: {why}"),
+        }
+    }
+}
+
+/// A named, independent random stream derived from the run seed, so adding draws to one
+/// subsystem (say, the nemesis) does not shift another's (the workload's).
+pub fn stream(seed: u64, name: &str) -> ChaCha8Rng {
+    let mut mix = 0xcbf2_9ce4_8422_2325u64;
+    for byte in name.bytes() {
+        mix = (mix ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    ChaCha8Rng::seed_from_u64(seed ^ mix)
+}
+
+/// Runs `scenario` with `seed` on a fresh thread and returns its history.
+pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
+    if scenario.system != System::Election {
+        return Err(RunError::Unsupported(format!(
+            "system \"{}\" is not implemented yet (only \"election\" runs so far)",
+            scenario.system
+        )));
+    }
+    let scenario = scenario.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("sim-{}-{seed}", scenario.name))
+        .spawn(move || run_here(&scenario, seed));
+    match thread {
+        Err(e) => Err(RunError::Panicked(format!("cannot start a thread: {e}"))),
+        Ok(handle) => handle.join().map_err(|panic| {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            RunError::Panicked(message)
+        }),
+    }
+}
+
+fn run_here(scenario: &Scenario, seed: u64) -> RunOutput {
+    let mut config = madsim::Config::default();
+    if let Some(latency) = &scenario.network.latency {
+        let [low, high] = *latency.get_ref();
+        let high = if high.0 > low.0 {
+            high.0
+        } else {
+            low.0 + Duration::from_nanos(1)
+        };
+        config.net.send_latency = low.0..high;
+    }
+    if let Some(loss) = &scenario.network.loss {
+        config.net.packet_loss_rate = *loss.get_ref();
+    }
+    let runtime = Runtime::with_seed_and_config(seed, config);
+    let wall = Instant::now();
+    let history = runtime.block_on(simulate(scenario.clone(), seed));
+    RunOutput {
+        history,
+        sim_ms: scenario.duration.0.as_millis() as u64,
+        wall_ms: wall.elapsed().as_millis() as u64,
+    }
+}
+
+async fn simulate(scenario: Scenario, seed: u64) -> Vec<Entry> {
+    if scenario.buggify {
+        madsim::buggify::enable();
+    }
+    let recorder = Recorder::new();
+    let mut cluster = Cluster::new();
+    for index in 1..=scenario.server_count() {
+        cluster.add(start_server(&scenario, index, &recorder));
+    }
+    let mut fault_rng = stream(seed, "faults");
+    let mut faults: Vec<_> = scenario
+        .faults
+        .iter()
+        .map(|f| f.get_ref().clone())
+        .collect();
+    faults.sort_by_key(|f| f.at);
+    for fault in faults {
+        tokio::time::sleep_until(recorder.start() + fault.at.0).await;
+        let applied = fault::apply(&mut cluster, &fault, &recorder.snapshot(), &mut fault_rng);
+        recorder.record("harness", What::Fault { fault: applied });
+    }
+    tokio::time::sleep_until(recorder.start() + scenario.duration.0).await;
+    recorder.snapshot()
+}
+
+fn start_server(scenario: &Scenario, index: usize, recorder: &Recorder) -> SimNode {
+    let name = format!("n{index}");
+    let clock = Clock::new();
+    let disk = SimDisk::default();
+    let sink = {
+        let recorder = recorder.clone();
+        let name = name.clone();
+        EventSink::new(move |event| recorder.record(&name, What::Event { data: event }))
+    };
+    let config = systems::election::node_config(scenario, index);
+    let init = {
+        let (clock, disk, recorder, name) =
+            (clock.clone(), disk.clone(), recorder.clone(), name.clone());
+        move || {
+            let env = NodeEnv {
+                clock: clock.clone(),
+                storage: Box::new(disk.clone()),
+                events: sink.clone(),
+            };
+            let config = config.clone();
+            let (recorder, name) = (recorder.clone(), name.clone());
+            async move {
+                if let Err(e) = nodes::election::run(config, env).await {
+                    recorder.record(
+                        &name,
+                        What::Error {
+                            message: e.to_string(),
+                        },
+                    );
+                }
+            }
+        }
+    };
+    let handle = Handle::current()
+        .create_node()
+        .name(&name)
+        .ip(systems::server_ip(index))
+        .init(init)
+        .build();
+    SimNode {
+        name,
+        id: handle.id(),
+        kind: Kind::Server,
+        status: Status::Up,
+        clock,
+        disk,
+    }
+}

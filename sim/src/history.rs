@@ -1,0 +1,221 @@
+//! The recorded history: one ordered trace of everything a run did.
+//!
+//! Node events, client operations (Jepsen-style invoke / ok / fail / info) and applied
+//! faults land here in the order they happened, each with the simulated time and the node.
+//! Checkers read only this, never node internals, so they could judge a real cluster's logs
+//! as well. The trace hash is a SHA-256 over the JSON lines: same seed, same hash.
+
+use nodes::runtime::NodeEvent;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex};
+use tokio::time::Instant;
+
+/// One line of the trace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Simulated nanoseconds since the run started.
+    pub t: u64,
+    /// `n1..nN`, `c1..cM`, `registry`, or `harness`.
+    pub node: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub what: What,
+}
+
+/// The three kinds of trace lines.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum What {
+    /// A node reported something about itself.
+    Event {
+        /// The event.
+        data: NodeEvent,
+    },
+    /// The harness applied a fault.
+    Fault {
+        /// The fault as applied.
+        fault: AppliedFault,
+    },
+    /// A client operation event.
+    Op {
+        /// The operation event.
+        op: OpEvent,
+    },
+    /// A node's entry point returned an error (it could not start, say).
+    Error {
+        /// The error text.
+        message: String,
+    },
+}
+
+/// A fault as the harness applied it, with selectors resolved to node names.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppliedFault {
+    /// The action (`crash`, `partition`, ...).
+    pub action: String,
+    /// Target node, resolved from `leader` / `random`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// `partition`: the groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Vec<String>>,
+    /// Link source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Link target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// `skew`: wall-clock offset in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset_ms: Option<i64>,
+    /// `skew`: drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<f64>,
+    /// `loss`: rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// `latency`: range in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range_ms: Option<[f64; 2]>,
+    /// `disk`: mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Why nothing was done (no live leader to crash, node already down, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// What the fault did, when worth saying (the disk damage, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
+}
+
+/// Jepsen's operation event types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpType {
+    /// The client called.
+    Invoke,
+    /// It definitely happened.
+    Ok,
+    /// It definitely did not happen.
+    Fail,
+    /// Unknown: it may or may not have happened (timeout).
+    Info,
+}
+
+/// One client operation event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpEvent {
+    /// Invoke, ok, fail or info.
+    pub kind: OpType,
+    /// Operation name (`send`, `put`, `get`, ...).
+    pub f: String,
+    /// Client-unique operation id; the completion repeats the invoke's.
+    pub id: u64,
+    /// Key, for keyed operations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Value written or read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+    /// Extra detail (error text, which node served it, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A shared, append-only recorder; clones record into the same history.
+#[derive(Clone)]
+pub struct Recorder {
+    entries: Arc<Mutex<Vec<Entry>>>,
+    start: Instant,
+}
+
+impl Recorder {
+    /// A recorder whose time zero is now (call inside the simulation).
+    pub fn new() -> Self {
+        Recorder {
+            entries: Arc::new(Mutex::new(Vec::new())),
+            start: Instant::now(),
+        }
+    }
+
+    /// Appends an entry stamped with the current simulated time.
+    pub fn record(&self, node: &str, what: What) {
+        let t = Instant::now()
+            .saturating_duration_since(self.start)
+            .as_nanos() as u64;
+        let entry = Entry {
+            t,
+            node: node.to_string(),
+            what,
+        };
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(entry);
+    }
+
+    /// Simulated time since the start.
+    pub fn elapsed(&self) -> std::time::Duration {
+        Instant::now().saturating_duration_since(self.start)
+    }
+
+    /// The time zero of this run.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// A copy of the history so far.
+    pub fn snapshot(&self) -> Vec<Entry> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One JSON line per entry (the `--trace` format).
+pub fn to_json_lines(history: &[Entry]) -> String {
+    let mut out = String::new();
+    for entry in history {
+        // Entries are plain data; serialization cannot fail.
+        out.push_str(&serde_json::to_string(entry).unwrap_or_default());
+        out.push('\n');
+    }
+    out
+}
+
+/// SHA-256 of the JSON lines, first 16 hex digits: equal iff the traces are equal
+/// (for any practical purpose).
+pub fn trace_hash(history: &[Entry]) -> String {
+    let digest = Sha256::digest(to_json_lines(history).as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Formats simulated nanoseconds as seconds with millisecond precision: `12.345s`.
+pub fn fmt_time(t: u64) -> String {
+    format!("{}.{:03}s", t / 1_000_000_000, (t / 1_000_000) % 1000)
+}
+
+/// Describes the first entry where two traces differ: its index and both versions.
+pub fn first_difference(a: &[Entry], b: &[Entry]) -> Option<String> {
+    let line = |e: Option<&Entry>| {
+        e.map(|e| serde_json::to_string(e).unwrap_or_default())
+            .unwrap_or_else(|| "<end of trace>".into())
+    };
+    (0..a.len().max(b.len()))
+        .find(|&i| a.get(i) != b.get(i))
+        .map(|i| {
+            format!(
+                "first difference at entry {i}:\n  run A: {}\n  run B: {}",
+                line(a.get(i)),
+                line(b.get(i))
+            )
+        })
+}

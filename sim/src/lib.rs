@@ -1,0 +1,19 @@
+//! The deterministic simulation testbed.
+//!
+//! A scenario file ([`scenario`]) and a seed go in; the [`harness`] builds a madsim runtime,
+//! starts the real node code on simulated servers, applies [`fault`]s through the one
+//! module that touches the simulator ([`cluster`]), and records a [`history`]. The
+//! [`check`]s judge that history, and [`report`] tells a person (or CI) what happened and
+//! how to reproduce it.
+
+pub mod check;
+pub mod cluster;
+pub mod disk;
+pub mod fault;
+pub mod harness;
+pub mod history;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod systems;
+pub mod timeline;

@@ -1,0 +1,283 @@
+//! Reports: what a person reads after a run, and what CI parses.
+//!
+//! The human report says what the scenario is about, what actually happened (elections,
+//! terms, faults applied or skipped — so a pass that exercised nothing shows), each check
+//! with its evidence, the verdict against `expect`, the trace hash and the exact command
+//! that reproduces the run. `--json` prints the same as one JSON object per run.
+
+use crate::check::CheckResult;
+use crate::history::{fmt_time, trace_hash, Entry, What};
+use crate::scenario::{Expect, Scenario};
+use nodes::runtime::{NodeEvent, Role};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A run's outcome, as printed.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// Scenario name.
+    pub scenario: String,
+    /// Scenario file as given.
+    pub file: String,
+    /// Seed of the run.
+    pub seed: u64,
+    /// SHA-256 prefix of the trace.
+    pub trace_hash: String,
+    /// Simulated milliseconds.
+    pub sim_ms: u64,
+    /// Wall milliseconds.
+    pub wall_ms: u64,
+    /// Every check's verdict and evidence.
+    pub checks: Vec<CheckResult>,
+    /// What the scenario expects.
+    pub expect: String,
+    /// `"pass"` when every check passed, `"violation"` otherwise.
+    pub outcome: String,
+    /// `"pass"` when the outcome matches `expect`, else `"fail"`.
+    pub verdict: String,
+    /// What actually happened in the run.
+    pub happened: Happened,
+    /// The command that replays this run.
+    pub reproduce: String,
+    /// Set when the run itself broke (a panic in node or harness code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Counts that show whether a run exercised anything.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Happened {
+    /// Trace entries.
+    pub events: usize,
+    /// Elections started (by any server).
+    pub elections_started: usize,
+    /// `term:leader` for every term that had a leader, in order.
+    pub leaders: Vec<String>,
+    /// Highest term any server reached.
+    pub max_term: u64,
+    /// Faults applied, as `time action target`.
+    pub faults_applied: Vec<String>,
+    /// Faults that could not apply, with the reason.
+    pub faults_skipped: Vec<String>,
+    /// Node starts after the first (restarts), and damaged logs found on recovery.
+    pub restarts: usize,
+    /// Recoveries that found a torn or corrupt record.
+    pub damaged_recoveries: usize,
+}
+
+impl Happened {
+    /// Summarises a history.
+    pub fn of(history: &[Entry]) -> Self {
+        let mut h = Happened {
+            events: history.len(),
+            ..Default::default()
+        };
+        let mut leaders: BTreeMap<u64, String> = BTreeMap::new();
+        let mut starts: BTreeMap<&str, usize> = BTreeMap::new();
+        for entry in history {
+            match &entry.what {
+                What::Event { data } => match data {
+                    NodeEvent::ElectionStarted { .. } => h.elections_started += 1,
+                    NodeEvent::Role { role, term, .. } => {
+                        h.max_term = h.max_term.max(*term);
+                        if *role == Role::Leader {
+                            leaders.entry(*term).or_insert_with(|| entry.node.clone());
+                        }
+                    }
+                    NodeEvent::Started { damage, .. } => {
+                        *starts.entry(&entry.node).or_default() += 1;
+                        if damage.is_some() {
+                            h.damaged_recoveries += 1;
+                        }
+                    }
+                    _ => {}
+                },
+                What::Fault { fault } => {
+                    let mut line = format!("{} {}", fmt_time(entry.t), fault.action);
+                    for part in [&fault.node, &fault.from].into_iter().flatten() {
+                        line.push(' ');
+                        line.push_str(part);
+                    }
+                    if let Some(to) = &fault.to {
+                        line.push_str(&format!("->{to}"));
+                    }
+                    if !fault.groups.is_empty() {
+                        let groups: Vec<String> =
+                            fault.groups.iter().map(|g| g.join(",")).collect();
+                        line.push_str(&format!(" {}", groups.join(" | ")));
+                    }
+                    if let Some(effect) = &fault.effect {
+                        line.push_str(&format!(" ({effect})"));
+                    }
+                    match &fault.skipped {
+                        Some(why) => h.faults_skipped.push(format!("{line}: {why}")),
+                        None => h.faults_applied.push(line),
+                    }
+                }
+                _ => {}
+            }
+        }
+        h.leaders = leaders.iter().map(|(t, n)| format!("{t}:{n}")).collect();
+        h.restarts = starts.values().map(|n| n.saturating_sub(1)).sum();
+        h
+    }
+}
+
+/// The shell command that reproduces a run.
+pub fn reproduce_command(file: &str, seed: u64) -> String {
+    format!("cargo run -p sim -- run {file} --seed {seed}")
+}
+
+impl RunReport {
+    /// Builds the report of a finished run.
+    pub fn new(
+        scenario: &Scenario,
+        file: &str,
+        seed: u64,
+        history: &[Entry],
+        checks: Vec<CheckResult>,
+        sim_ms: u64,
+        wall_ms: u64,
+    ) -> Self {
+        let all_passed = checks.iter().all(|c| c.passed);
+        let outcome = if all_passed {
+            Expect::Pass
+        } else {
+            Expect::Violation
+        };
+        RunReport {
+            scenario: scenario.name.clone(),
+            file: file.to_string(),
+            seed,
+            trace_hash: trace_hash(history),
+            sim_ms,
+            wall_ms,
+            checks,
+            expect: scenario.expect.to_string(),
+            outcome: outcome.to_string(),
+            verdict: if outcome == scenario.expect {
+                "pass"
+            } else {
+                "fail"
+            }
+            .to_string(),
+            happened: Happened::of(history),
+            reproduce: reproduce_command(file, seed),
+            error: None,
+        }
+    }
+
+    /// The report of a run that crashed before producing a history.
+    pub fn crashed(scenario: &Scenario, file: &str, seed: u64, error: String) -> Self {
+        RunReport {
+            scenario: scenario.name.clone(),
+            file: file.to_string(),
+            seed,
+            trace_hash: String::new(),
+            sim_ms: 0,
+            wall_ms: 0,
+            checks: Vec::new(),
+            expect: scenario.expect.to_string(),
+            outcome: "crash".into(),
+            verdict: "fail".into(),
+            happened: Happened::default(),
+            reproduce: reproduce_command(file, seed),
+            error: Some(error),
+        }
+    }
+
+    /// True when the outcome matched the expectation.
+    pub fn passed(&self) -> bool {
+        self.verdict == "pass"
+    }
+
+    /// One JSON line.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The human-readable report.
+    pub fn to_human(&self, scenario: &Scenario) -> String {
+        let mut out = String::new();
+        let push = |out: &mut String, line: String| {
+            out.push_str(&line);
+            out.push('\n');
+        };
+        push(
+            &mut out,
+            format!(
+                "scenario {} ({}, {} servers, {} simulated) seed {}",
+                self.scenario,
+                scenario.system,
+                scenario.server_count(),
+                nodes::duration::format(scenario.duration.0),
+                self.seed
+            ),
+        );
+        if let Some(description) = &scenario.description {
+            push(&mut out, format!("  {description}"));
+        }
+        if let Some(error) = &self.error {
+            push(&mut out, format!("RUN CRASHED: {error}"));
+        } else {
+            let h = &self.happened;
+            push(&mut out, "what happened:".into());
+            push(
+                &mut out,
+                format!(
+                    "  {} trace entries; {} elections started; leaders by term: {}; highest term {}",
+                    h.events,
+                    h.elections_started,
+                    if h.leaders.is_empty() { "none".to_string() } else { h.leaders.join(" ") },
+                    h.max_term
+                ),
+            );
+            if h.restarts > 0 || h.damaged_recoveries > 0 {
+                push(
+                    &mut out,
+                    format!(
+                        "  {} restarts, {} recoveries found a damaged log",
+                        h.restarts, h.damaged_recoveries
+                    ),
+                );
+            }
+            if h.faults_applied.is_empty() && h.faults_skipped.is_empty() {
+                push(&mut out, "  no faults".into());
+            }
+            for fault in &h.faults_applied {
+                push(&mut out, format!("  fault {fault}"));
+            }
+            for fault in &h.faults_skipped {
+                push(&mut out, format!("  fault SKIPPED {fault}"));
+            }
+            push(&mut out, "checks:".into());
+            for check in &self.checks {
+                let mark = if check.passed { "ok  " } else { "FAIL" };
+                push(
+                    &mut out,
+                    format!("  {mark} {:<16} {}", check.kind, check.detail),
+                );
+            }
+        }
+        push(
+            &mut out,
+            format!(
+                "outcome: {} (expected {}) => verdict {}",
+                self.outcome,
+                self.expect,
+                self.verdict.to_uppercase()
+            ),
+        );
+        if !self.trace_hash.is_empty() {
+            push(
+                &mut out,
+                format!(
+                    "trace hash {}; {} ms simulated in {} ms wall",
+                    self.trace_hash, self.sim_ms, self.wall_ms
+                ),
+            );
+        }
+        push(&mut out, format!("reproduce: {}", self.reproduce));
+        out
+    }
+}

@@ -1,0 +1,42 @@
+//! One scenario run, end to end: harness, checks, report. Used by the CLI and the tests.
+
+use crate::check;
+use crate::harness::{self, RunError};
+use crate::history::Entry;
+use crate::report::RunReport;
+use crate::scenario::Scenario;
+
+/// A finished run: its report and, unless it crashed, its history.
+pub struct Finished {
+    /// What to print.
+    pub report: RunReport,
+    /// The recorded trace (empty when the run crashed).
+    pub history: Vec<Entry>,
+}
+
+/// Runs a scenario at a seed. `Err` only for scenarios the testbed cannot run yet.
+pub fn run_scenario(scenario: &Scenario, file: &str, seed: u64) -> Result<Finished, String> {
+    match harness::run(scenario, seed) {
+        Ok(output) => {
+            let checks = check::run_all(scenario, &output.history);
+            let report = RunReport::new(
+                scenario,
+                file,
+                seed,
+                &output.history,
+                checks,
+                output.sim_ms,
+                output.wall_ms,
+            );
+            Ok(Finished {
+                report,
+                history: output.history,
+            })
+        }
+        Err(RunError::Unsupported(why)) => Err(why),
+        Err(RunError::Panicked(why)) => Ok(Finished {
+            report: RunReport::crashed(scenario, file, seed, why),
+            history: Vec::new(),
+        }),
+    }
+}

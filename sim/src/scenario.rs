@@ -1,0 +1,952 @@
+//! Scenario files (CONTRACT in DESIGN.md): TOML in, a validated [`Scenario`] out.
+//!
+//! Everything is checked once, here, at load: unknown keys and values, durations, node
+//! names against `nodes` and `[workload] clients`, which knobs and checks apply to which
+//! system, which parameters each fault action takes. Every error names `file:line:col`,
+//! the offending key and what was expected, so a broken file never reaches the harness.
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+use toml::Spanned;
+
+/// A scenario that parsed and validated.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Unique name.
+    pub name: String,
+    /// Which system runs.
+    pub system: System,
+    /// Servers `n1..nN`.
+    pub nodes: Spanned<usize>,
+    /// Simulated time of the run.
+    pub duration: Dur,
+    /// Teaching text shown by `sim run`.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Default seed (`--seed` overrides).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Expected outcome.
+    #[serde(default)]
+    pub expect: Expect,
+    /// Turns on madsim's buggify points.
+    #[serde(default)]
+    pub buggify: bool,
+    /// Network conditions at the start.
+    #[serde(default)]
+    pub network: Network,
+    /// System knobs.
+    #[serde(default)]
+    pub config: Knobs,
+    /// Simulated clients.
+    #[serde(default)]
+    pub workload: Option<Workload>,
+    /// Scripted faults.
+    #[serde(default, rename = "fault")]
+    pub faults: Vec<Spanned<Fault>>,
+    /// Seeded random faults.
+    #[serde(default)]
+    pub nemesis: Option<Nemesis>,
+    /// Invariants judged on the history.
+    #[serde(default, rename = "check")]
+    pub checks: Vec<Spanned<Check>>,
+}
+
+/// The three systems.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum System {
+    /// Replicated KV store.
+    Kv,
+    /// Bully leader election.
+    Election,
+    /// Total-order chat.
+    Chat,
+}
+
+impl fmt::Display for System {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            System::Kv => "kv",
+            System::Election => "election",
+            System::Chat => "chat",
+        })
+    }
+}
+
+/// What the scenario's author expects the checks to find.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expect {
+    /// Every check passes.
+    #[default]
+    Pass,
+    /// At least one check finds a violation.
+    Violation,
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Expect::Pass => "pass",
+            Expect::Violation => "violation",
+        })
+    }
+}
+
+/// A non-negative duration written as `"250ms"`, `"3s"`, `"2m"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        nodes::duration::parse(&text)
+            .map(Dur)
+            .map_err(de::Error::custom)
+    }
+}
+
+/// A signed duration in milliseconds, written `"+5s"`, `"-10s"`, `"250ms"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Offset(pub i64);
+
+impl<'de> Deserialize<'de> for Offset {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        nodes::duration::parse_signed_ms(&text)
+            .map(Offset)
+            .map_err(de::Error::custom)
+    }
+}
+
+/// A rate written `"20/s"` or `"600/m"`, in operations per second.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rate(pub f64);
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let expected = || {
+            de::Error::custom(format!(
+                "expected a rate like \"20/s\" or \"600/m\", got \"{text}\""
+            ))
+        };
+        let (count, unit) = text.split_once('/').ok_or_else(expected)?;
+        let count: f64 = count.trim().parse().map_err(|_| expected())?;
+        let per_second = match unit.trim() {
+            "s" => count,
+            "m" => count / 60.0,
+            _ => return Err(expected()),
+        };
+        if !(per_second.is_finite() && per_second > 0.0) {
+            return Err(expected());
+        }
+        Ok(Rate(per_second))
+    }
+}
+
+/// `[network]`: conditions from the start of the run.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// Per-message delay, uniform in `[min, max]`.
+    #[serde(default)]
+    pub latency: Option<Spanned<[Dur; 2]>>,
+    /// Drop probability (TCP retransmits, so on TCP this shows up as delay).
+    #[serde(default)]
+    pub loss: Option<Spanned<f64>>,
+}
+
+/// `[config]`: every knob of every system; which ones apply is checked per system.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Knobs {
+    /// election, chat
+    pub heartbeat_interval: Option<Spanned<Dur>>,
+    /// election, chat
+    pub election_timeout: Option<Spanned<Dur>>,
+    /// election, chat: majority votes and lease (`true`, default) or plain bully.
+    pub quorum: Option<Spanned<bool>>,
+    /// chat: `"majority"` (default) or `"leader"`.
+    pub commit: Option<Spanned<Commit>>,
+    /// kv
+    pub replication_factor: Option<Spanned<u32>>,
+    /// kv
+    pub virtual_nodes: Option<Spanned<u32>>,
+    /// kv
+    pub write_quorum: Option<Spanned<u32>>,
+    /// kv
+    pub versioning: Option<Spanned<Versioning>>,
+    /// kv
+    pub gossip_interval: Option<Spanned<Dur>>,
+    /// kv
+    pub registry_heartbeat: Option<Spanned<Dur>>,
+    /// kv: requests per second per client.
+    pub rate_limit: Option<Spanned<u32>>,
+    /// kv: most concurrent requests.
+    pub backpressure: Option<Spanned<u32>>,
+    /// kv
+    pub circuit_breaker: Option<Spanned<bool>>,
+}
+
+/// When the chat acknowledges a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Commit {
+    /// After a majority stored it.
+    Majority,
+    /// Once the leader sequenced it (seed).
+    Leader,
+}
+
+/// How the KV store orders versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Versioning {
+    /// Lamport clock, ties broken by node id.
+    Lamport,
+    /// The seed's per-node counter.
+    NodeCounter,
+    /// Last writer wins on node wall clocks.
+    WallClock,
+}
+
+/// `[workload]`: simulated clients.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Clients `c1..cM`.
+    #[serde(default = "default_clients")]
+    pub clients: Spanned<usize>,
+    /// Total operations across clients.
+    #[serde(default = "default_ops")]
+    pub ops: usize,
+    /// Per-client rate.
+    #[serde(default = "default_rate")]
+    pub rate: Rate,
+    /// kv: distinct keys.
+    #[serde(default)]
+    pub keys: Option<Spanned<usize>>,
+    /// kv: fraction of reads.
+    #[serde(default)]
+    pub read_ratio: Option<Spanned<f64>>,
+    /// No new operations after this time.
+    #[serde(default)]
+    pub stop: Option<Spanned<Dur>>,
+}
+
+fn default_clients() -> Spanned<usize> {
+    Spanned::new(0..0, 1)
+}
+fn default_ops() -> usize {
+    100
+}
+fn default_rate() -> Rate {
+    Rate(10.0)
+}
+
+/// The fault actions of the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Crash,
+    Restart,
+    Pause,
+    Resume,
+    Shutdown,
+    Partition,
+    Heal,
+    Isolate,
+    Clog,
+    Unclog,
+    Skew,
+    Loss,
+    Latency,
+    Disk,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = format!("{self:?}").to_lowercase();
+        f.write_str(&name)
+    }
+}
+
+/// How a `disk` fault damages a node's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskMode {
+    /// Cut the last record short.
+    Tear,
+    /// Flip bytes in a seeded random record.
+    Corrupt,
+}
+
+/// One `[[fault]]` entry, as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// When, in simulated time from the start.
+    pub at: Dur,
+    /// What.
+    pub action: Spanned<Action>,
+    /// Target node selector.
+    pub node: Option<Spanned<String>>,
+    /// `partition`: groups of server names.
+    pub groups: Option<Spanned<Vec<Vec<Spanned<String>>>>>,
+    /// `clog`/`unclog`/`loss`/`latency`: link source.
+    pub from: Option<Spanned<String>>,
+    /// `clog`/`unclog`/`loss`/`latency`: link target.
+    pub to: Option<Spanned<String>>,
+    /// `skew`: wall-clock offset.
+    pub offset: Option<Spanned<Offset>>,
+    /// `skew`: clock rate error.
+    pub drift: Option<Spanned<f64>>,
+    /// `loss`: drop probability.
+    pub rate: Option<Spanned<f64>>,
+    /// `latency`: new delay range.
+    pub range: Option<Spanned<[Dur; 2]>>,
+    /// `disk`: tear or corrupt.
+    pub mode: Option<Spanned<DiskMode>>,
+}
+
+/// `[nemesis]`: seeded random faults.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nemesis {
+    /// Fault kinds to draw from.
+    pub kinds: Vec<Spanned<NemesisKind>>,
+    /// Time between faults, uniform in range.
+    #[serde(default = "default_interval")]
+    pub interval: Spanned<[Dur; 2]>,
+    /// How long each fault lasts before it is healed.
+    #[serde(default = "default_heal_after")]
+    pub heal_after: Spanned<[Dur; 2]>,
+    /// After this, heal everything and inject nothing more.
+    #[serde(default)]
+    pub until: Option<Spanned<Dur>>,
+    /// Most servers down or cut off at once (default: a minority).
+    #[serde(default)]
+    pub max_down: Option<Spanned<usize>>,
+    /// Each seed enables a random subset of `kinds`.
+    #[serde(default)]
+    pub swarm: bool,
+}
+
+fn default_interval() -> Spanned<[Dur; 2]> {
+    Spanned::new(
+        0..0,
+        [Dur(Duration::from_secs(2)), Dur(Duration::from_secs(8))],
+    )
+}
+fn default_heal_after() -> Spanned<[Dur; 2]> {
+    Spanned::new(
+        0..0,
+        [Dur(Duration::from_secs(1)), Dur(Duration::from_secs(5))],
+    )
+}
+
+/// Fault kinds a nemesis can draw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NemesisKind {
+    Partition,
+    Crash,
+    Pause,
+    Skew,
+    Loss,
+    Clog,
+    Isolate,
+    Latency,
+    Disk,
+    Shutdown,
+}
+
+/// Invariant kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    ElectionSafety,
+    SingleLeader,
+    LeaderElected,
+    TotalOrder,
+    Delivered,
+    Converged,
+    NoLostWrites,
+    Linearizable,
+}
+
+impl CheckKind {
+    /// The name used in scenario files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckKind::ElectionSafety => "election_safety",
+            CheckKind::SingleLeader => "single_leader",
+            CheckKind::LeaderElected => "leader_elected",
+            CheckKind::TotalOrder => "total_order",
+            CheckKind::Delivered => "delivered",
+            CheckKind::Converged => "converged",
+            CheckKind::NoLostWrites => "no_lost_writes",
+            CheckKind::Linearizable => "linearizable",
+        }
+    }
+
+    fn systems(self) -> &'static [System] {
+        match self {
+            CheckKind::ElectionSafety | CheckKind::SingleLeader | CheckKind::LeaderElected => {
+                &[System::Election, System::Chat]
+            }
+            CheckKind::TotalOrder | CheckKind::Delivered => &[System::Chat],
+            CheckKind::Converged | CheckKind::NoLostWrites | CheckKind::Linearizable => {
+                &[System::Kv]
+            }
+        }
+    }
+}
+
+/// One `[[check]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// Which invariant.
+    pub kind: CheckKind,
+    /// `leader_elected`: deadline after the last fault.
+    #[serde(default)]
+    pub within: Option<Spanned<Dur>>,
+}
+
+/// A scenario error with its position in the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    /// The file as given.
+    pub file: String,
+    /// 1-based line (0 when the error is not about a position, e.g. unreadable file).
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// The offending key, when known.
+    pub key: Option<String>,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}:{}: ", self.file, self.line, self.col)?;
+        } else {
+            write!(f, "{}: ", self.file)?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, "key `{key}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// Reads and validates a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: file.clone(),
+        line: 0,
+        col: 0,
+        key: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(&file, &text)
+}
+
+/// Parses and validates scenario text; `file` is used in error messages.
+pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    let at = |span: Range<usize>, key: Option<&str>, message: String| {
+        let (line, col) = line_col(text, span.start);
+        ScenarioError {
+            file: file.to_string(),
+            line,
+            col,
+            key: key
+                .map(str::to_string)
+                .or_else(|| key_on_line(text, span.start)),
+            message,
+        }
+    };
+    let scenario: Scenario = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim().to_string();
+        let key = field_in_message(&message);
+        at(span, key.as_deref(), message)
+    })?;
+    validate(&scenario).map_err(|(span, key, message)| at(span, Some(key), message))?;
+    Ok(scenario)
+}
+
+type Invalid = (Range<usize>, &'static str, String);
+
+fn validate(s: &Scenario) -> Result<(), Invalid> {
+    let nodes = *s.nodes.get_ref();
+    if nodes == 0 || nodes > 64 {
+        return Err((s.nodes.span(), "nodes", "expected 1 to 64 servers".into()));
+    }
+    let clients = s.workload.as_ref().map_or(0, |w| *w.clients.get_ref());
+    let names = Names {
+        servers: nodes,
+        clients,
+        registry: s.system == System::Kv,
+    };
+    if let Some(latency) = &s.network.latency {
+        check_range(latency, "latency")?;
+    }
+    if let Some(loss) = &s.network.loss {
+        check_probability(loss, "loss")?;
+    }
+    validate_knobs(s)?;
+    if let Some(w) = &s.workload {
+        validate_workload(s.system, w)?;
+    }
+    for fault in &s.faults {
+        validate_fault(fault.get_ref(), &names, s.duration)?;
+    }
+    if let Some(n) = &s.nemesis {
+        check_range(&n.interval, "interval")?;
+        check_range(&n.heal_after, "heal_after")?;
+        if n.interval.get_ref()[0].0.is_zero() {
+            return Err((
+                n.interval.span(),
+                "interval",
+                "the shortest interval must be above 0s".into(),
+            ));
+        }
+        if let Some(max_down) = &n.max_down {
+            if *max_down.get_ref() >= nodes {
+                return Err((
+                    max_down.span(),
+                    "max_down",
+                    format!("expected fewer than the {nodes} servers"),
+                ));
+            }
+        }
+        if n.kinds.is_empty() {
+            return Err((0..0, "kinds", "the nemesis needs at least one kind".into()));
+        }
+    }
+    if s.checks.is_empty() {
+        return Err((
+            0..0,
+            "check",
+            "expected at least one [[check]] (what would the run prove?)".into(),
+        ));
+    }
+    for check in &s.checks {
+        let kind = check.get_ref().kind;
+        if !kind.systems().contains(&s.system) {
+            let systems: Vec<String> = kind.systems().iter().map(|s| s.to_string()).collect();
+            return Err((
+                check.span(),
+                "kind",
+                format!(
+                    "check `{}` applies to {}, not to {}",
+                    kind.name(),
+                    systems.join(", "),
+                    s.system
+                ),
+            ));
+        }
+        if let Some(within) = &check.get_ref().within {
+            if kind != CheckKind::LeaderElected {
+                return Err((
+                    within.span(),
+                    "within",
+                    format!(
+                        "`within` applies to check leader_elected, not {}",
+                        kind.name()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_knobs(s: &Scenario) -> Result<(), Invalid> {
+    let k = &s.config;
+    use System::*;
+    let mut present: Vec<(&'static str, Range<usize>, &'static [System])> = Vec::new();
+    macro_rules! knob {
+        ($field:ident, $systems:expr) => {
+            if let Some(v) = &k.$field {
+                present.push((stringify!($field), v.span(), $systems));
+            }
+        };
+    }
+    knob!(heartbeat_interval, &[Election, Chat]);
+    knob!(election_timeout, &[Election, Chat]);
+    knob!(quorum, &[Election, Chat]);
+    knob!(commit, &[Chat]);
+    knob!(replication_factor, &[Kv]);
+    knob!(virtual_nodes, &[Kv]);
+    knob!(write_quorum, &[Kv]);
+    knob!(versioning, &[Kv]);
+    knob!(gossip_interval, &[Kv]);
+    knob!(registry_heartbeat, &[Kv]);
+    knob!(rate_limit, &[Kv]);
+    knob!(backpressure, &[Kv]);
+    knob!(circuit_breaker, &[Kv]);
+    for (name, span, systems) in present {
+        if !systems.contains(&s.system) {
+            let systems: Vec<String> = systems.iter().map(|s| s.to_string()).collect();
+            return Err((
+                span,
+                name,
+                format!(
+                    "knob applies to {}, not to {}",
+                    systems.join(", "),
+                    s.system
+                ),
+            ));
+        }
+    }
+    for (value, name) in [
+        (&k.heartbeat_interval, "heartbeat_interval"),
+        (&k.election_timeout, "election_timeout"),
+        (&k.gossip_interval, "gossip_interval"),
+        (&k.registry_heartbeat, "registry_heartbeat"),
+    ] {
+        if let Some(v) = value {
+            if v.get_ref().0.is_zero() {
+                return Err((v.span(), name, "expected a duration above 0s".into()));
+            }
+        }
+    }
+    if let (Some(hb), Some(et)) = (&k.heartbeat_interval, &k.election_timeout) {
+        if hb.get_ref().0 >= et.get_ref().0 {
+            return Err((
+                et.span(),
+                "election_timeout",
+                "expected a timeout longer than heartbeat_interval".into(),
+            ));
+        }
+    }
+    for (value, name) in [
+        (&k.replication_factor, "replication_factor"),
+        (&k.virtual_nodes, "virtual_nodes"),
+        (&k.write_quorum, "write_quorum"),
+    ] {
+        if let Some(v) = value {
+            if *v.get_ref() == 0 {
+                return Err((v.span(), name, "expected an integer of at least 1".into()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_workload(system: System, w: &Workload) -> Result<(), Invalid> {
+    if *w.clients.get_ref() == 0 || *w.clients.get_ref() > 256 {
+        return Err((
+            w.clients.span(),
+            "clients",
+            "expected 1 to 256 clients".into(),
+        ));
+    }
+    if system != System::Kv {
+        if let Some(keys) = &w.keys {
+            return Err((
+                keys.span(),
+                "keys",
+                format!("applies to kv workloads, not {system}"),
+            ));
+        }
+        if let Some(r) = &w.read_ratio {
+            return Err((
+                r.span(),
+                "read_ratio",
+                format!("applies to kv workloads, not {system}"),
+            ));
+        }
+    }
+    if let Some(keys) = &w.keys {
+        if *keys.get_ref() == 0 {
+            return Err((keys.span(), "keys", "expected at least 1 key".into()));
+        }
+    }
+    if let Some(r) = &w.read_ratio {
+        check_probability(r, "read_ratio")?;
+    }
+    Ok(())
+}
+
+/// Which node names exist in a scenario.
+struct Names {
+    servers: usize,
+    clients: usize,
+    registry: bool,
+}
+
+impl Names {
+    fn check(
+        &self,
+        name: &Spanned<String>,
+        key: &'static str,
+        selectors: bool,
+    ) -> Result<(), Invalid> {
+        let text = name.get_ref().as_str();
+        let numbered = |prefix: char, count: usize| {
+            text.strip_prefix(prefix)
+                .and_then(|n| n.parse::<usize>().ok())
+                .is_some_and(|n| n >= 1 && n <= count && !text[1..].starts_with('0'))
+        };
+        let ok = numbered('n', self.servers)
+            || numbered('c', self.clients)
+            || (self.registry && text == "registry")
+            || (selectors && (text == "leader" || text == "random"));
+        if ok {
+            return Ok(());
+        }
+        let mut expected = format!("n1..n{}", self.servers);
+        if self.clients > 0 {
+            expected.push_str(&format!(", c1..c{}", self.clients));
+        }
+        if self.registry {
+            expected.push_str(", registry");
+        }
+        if selectors {
+            expected.push_str(", leader, random");
+        }
+        Err((
+            name.span(),
+            key,
+            format!("unknown node \"{text}\": expected one of {expected}"),
+        ))
+    }
+}
+
+fn validate_fault(f: &Fault, names: &Names, duration: Dur) -> Result<(), Invalid> {
+    let action = *f.action.get_ref();
+    if f.at > duration {
+        return Err((
+            f.action.span(),
+            "at",
+            format!(
+                "fault at {} is after the end of the run ({})",
+                nodes::duration::format(f.at.0),
+                nodes::duration::format(duration.0)
+            ),
+        ));
+    }
+    use Action::*;
+    let (required, optional): (&[&str], &[&str]) = match action {
+        Crash | Restart | Pause | Resume | Shutdown | Isolate => (&["node"], &[]),
+        Partition => (&["groups"], &[]),
+        Heal => (&[], &[]),
+        Clog | Unclog => (&["from", "to"], &[]),
+        Skew => (&["node"], &["offset", "drift"]),
+        Loss => (&["rate"], &["from", "to"]),
+        Latency => (&["range"], &["from", "to"]),
+        Disk => (&["node", "mode"], &[]),
+    };
+    let given: [(&str, Option<Range<usize>>); 9] = [
+        ("node", f.node.as_ref().map(|v| v.span())),
+        ("groups", f.groups.as_ref().map(|v| v.span())),
+        ("from", f.from.as_ref().map(|v| v.span())),
+        ("to", f.to.as_ref().map(|v| v.span())),
+        ("offset", f.offset.as_ref().map(|v| v.span())),
+        ("drift", f.drift.as_ref().map(|v| v.span())),
+        ("rate", f.rate.as_ref().map(|v| v.span())),
+        ("range", f.range.as_ref().map(|v| v.span())),
+        ("mode", f.mode.as_ref().map(|v| v.span())),
+    ];
+    for (key, span) in &given {
+        if let Some(span) = span {
+            if !required.contains(key) && !optional.contains(key) {
+                let takes = if required.is_empty() && optional.is_empty() {
+                    "no parameters".to_string()
+                } else {
+                    required
+                        .iter()
+                        .chain(optional)
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                return Err((
+                    span.clone(),
+                    key,
+                    format!("action `{action}` does not take `{key}` (it takes {takes})"),
+                ));
+            }
+        }
+    }
+    for key in required {
+        if given.iter().any(|(k, span)| k == key && span.is_none()) {
+            return Err((
+                f.action.span(),
+                key,
+                format!("action `{action}` needs `{key}`"),
+            ));
+        }
+    }
+    let selectors = !matches!(action, Partition | Clog | Unclog | Loss | Latency);
+    if let Some(node) = &f.node {
+        names.check(node, "node", selectors)?;
+        let server_only = matches!(action, Skew | Disk);
+        if server_only
+            && !node.get_ref().starts_with('n')
+            && !matches!(node.get_ref().as_str(), "leader" | "random")
+        {
+            return Err((
+                node.span(),
+                "node",
+                format!("action `{action}` applies to servers only"),
+            ));
+        }
+    }
+    for (end, key) in [(&f.from, "from"), (&f.to, "to")] {
+        if let Some(end) = end {
+            names.check(end, key, false)?;
+        }
+    }
+    if matches!(action, Loss | Latency) && f.from.is_some() != f.to.is_some() {
+        let span = f
+            .from
+            .as_ref()
+            .or(f.to.as_ref())
+            .map(|v| v.span())
+            .unwrap_or(0..0);
+        return Err((
+            span,
+            "from",
+            "give both `from` and `to` for one link, or neither for every link".into(),
+        ));
+    }
+    if action == Latency && f.from.is_some() {
+        let span = f.from.as_ref().map(|v| v.span()).unwrap_or(0..0);
+        return Err((span, "from", "per-link latency is not supported yet: madsim 0.2 has one latency range for the whole network; omit `from`/`to`".into()));
+    }
+    if let Some(groups) = &f.groups {
+        let mut seen = std::collections::BTreeSet::new();
+        if groups.get_ref().len() < 2 {
+            return Err((
+                groups.span(),
+                "groups",
+                "expected at least two groups".into(),
+            ));
+        }
+        for name in groups.get_ref().iter().flatten() {
+            names.check(name, "groups", false)?;
+            if !seen.insert(name.get_ref().clone()) {
+                return Err((
+                    name.span(),
+                    "groups",
+                    format!("\"{}\" is in two groups", name.get_ref()),
+                ));
+            }
+        }
+    }
+    if action == Skew && f.offset.is_none() && f.drift.is_none() {
+        return Err((
+            f.action.span(),
+            "offset",
+            "action `skew` needs `offset` and/or `drift`".into(),
+        ));
+    }
+    if let Some(drift) = &f.drift {
+        let d = *drift.get_ref();
+        if !(d > -0.9 && d < 10.0) {
+            return Err((
+                drift.span(),
+                "drift",
+                "expected a rate error between -0.9 and 10 (0.02 = +2 %)".into(),
+            ));
+        }
+    }
+    if let Some(rate) = &f.rate {
+        check_probability(rate, "rate")?;
+    }
+    if let Some(range) = &f.range {
+        check_range(range, "range")?;
+    }
+    Ok(())
+}
+
+fn check_range(range: &Spanned<[Dur; 2]>, key: &'static str) -> Result<(), Invalid> {
+    let [low, high] = range.get_ref();
+    if low > high {
+        return Err((
+            range.span(),
+            key,
+            "expected [low, high] with low <= high".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_probability(p: &Spanned<f64>, key: &'static str) -> Result<(), Invalid> {
+    let v = *p.get_ref();
+    if !(0.0..=1.0).contains(&v) {
+        return Err((
+            p.span(),
+            key,
+            format!("expected a probability between 0 and 1, got {v}"),
+        ));
+    }
+    Ok(())
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// The key assigned on the line containing `offset` (`key = value`), if any.
+fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next().unwrap_or("");
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let valid = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+    valid.then(|| key.to_string())
+}
+
+/// The field named in a serde message such as "unknown field `foo`" or "missing field `at`".
+fn field_in_message(message: &str) -> Option<String> {
+    for prefix in ["unknown field `", "missing field `", "duplicate key `"] {
+        if let Some(rest) = message.split(prefix).nth(1) {
+            return rest.split('`').next().map(str::to_string);
+        }
+    }
+    None
+}
+
+impl Scenario {
+    /// Servers in the run.
+    pub fn server_count(&self) -> usize {
+        *self.nodes.get_ref()
+    }
+
+    /// Clients in the run.
+    pub fn client_count(&self) -> usize {
+        self.workload.as_ref().map_or(0, |w| *w.clients.get_ref())
+    }
+
+    /// The seed used when none is given on the command line.
+    pub fn default_seed(&self) -> u64 {
+        self.seed.unwrap_or(1)
+    }
+}

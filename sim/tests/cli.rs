@@ -1,0 +1,142 @@
+//! The `sim` command line: exit codes 0 / 1 / 2, JSON lines, reproduce commands,
+//! determinism across seeds.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sim"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .output()
+        .expect("the sim binary runs")
+}
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sim-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn run_json_reports_contract_fields_and_exits_zero_on_pass() {
+    let out = sim(&["run", "scenarios/election/steady.toml", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    for field in [
+        "scenario",
+        "seed",
+        "trace_hash",
+        "sim_ms",
+        "wall_ms",
+        "checks",
+        "expect",
+        "verdict",
+    ] {
+        assert!(report.get(field).is_some(), "missing {field} in {report}");
+    }
+    assert_eq!(report["verdict"], "pass");
+    assert_eq!(report["checks"][0]["kind"], "election_safety");
+    assert!(report["checks"][0]["passed"].as_bool().unwrap());
+}
+
+#[test]
+fn unexpected_violation_exits_one_and_prints_the_reproduce_command() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/election/leader-isolated-plain.toml"),
+    )
+    .unwrap()
+    .replace("expect = \"violation\"", "expect = \"pass\"");
+    let path = temp_file("expects-pass.toml", &text);
+    let out = sim(&["run", path.to_str().unwrap(), "--seed", "3"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("FAIL single_leader"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "reproduce: cargo run -p sim -- run {} --seed 3",
+            path.display()
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn scenario_error_exits_two_with_position() {
+    let path = temp_file(
+        "broken.toml",
+        "name = \"x\"\nsystem = \"election\"\nnodes = \"three\"\n",
+    );
+    let out = sim(&["validate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("broken.toml:3:9: key `nodes`"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn unknown_subcommand_is_a_usage_error() {
+    assert_eq!(sim(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn same_seed_same_hash_different_seed_different_hash() {
+    let hash = |seed: &str| {
+        let out = sim(&[
+            "run",
+            "scenarios/election/leader-crash.toml",
+            "--json",
+            "--seed",
+            seed,
+        ]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["trace_hash"].as_str().unwrap().to_string()
+    };
+    assert_eq!(hash("5"), hash("5"));
+    assert_ne!(hash("5"), hash("6"));
+}
+
+#[test]
+fn check_determinism_passes_and_trace_and_timeline_are_written() {
+    let out = sim(&[
+        "check-determinism",
+        "scenarios/election/paused-leader.toml",
+        "--runs",
+        "3",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let trace = temp_file("trace.jsonl", "");
+    let timeline = temp_file("timeline.txt", "");
+    let out = sim(&[
+        "run",
+        "scenarios/election/leader-crash.toml",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--timeline",
+        timeline.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let lines = std::fs::read_to_string(&trace).unwrap();
+    let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert!(first.get("t").is_some() && first.get("node").is_some());
+    assert!(lines.contains("\"type\":\"fault\""));
+    let picture = std::fs::read_to_string(&timeline).unwrap();
+    assert!(
+        picture.contains("n5") && picture.contains('L') && picture.contains('X'),
+        "{picture}"
+    );
+}
