@@ -17,3 +17,9 @@ pub mod run;
 pub mod scenario;
 pub mod systems;
 pub mod timeline;
+
+#[cfg(not(madsim))]
+compile_error!(
+    "the sim crate builds only for the simulator (--cfg madsim, set in .cargo/config.toml). \
+     RUSTFLAGS in the environment replaces that flag: unset it."
+);
