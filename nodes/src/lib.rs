@@ -7,12 +7,14 @@
 //! [`runtime::Storage`], and the [`runtime::NodeEvent`]s it emits about itself.
 //!
 //! Systems:
-//! - [`election`]: bully leader election (seed 004), plain or with a majority quorum.
+//! - [`election`]: bully leader election (seed 004), plain or with a majority quorum;
+//! - [`chat`]: total-order chat on top of it (seed 004), leader or majority commit.
 //!
 //! Glossary: *term* — a leadership epoch, increasing; *lease* — how long a quorum leader
 //! may act on its last majority acknowledgement; *seam* — the one place where real and
 //! simulated runs differ.
 
+pub mod chat;
 pub mod duration;
 pub mod election;
 pub mod real;

@@ -12,6 +12,7 @@ pub mod disk;
 pub mod fault;
 pub mod harness;
 pub mod history;
+pub mod linearizability;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -199,6 +199,13 @@ impl Election {
         self.finish()
     }
 
+    /// Applies the passage of time without a timer or message: a quorum leader whose lease
+    /// ran out steps down. Callers that act on [`Election::role`] call this first.
+    pub fn refresh(&mut self, now: Duration) -> Vec<Command> {
+        self.check_lease(now);
+        self.finish()
+    }
+
     /// Handles one message from a peer.
     pub fn on_message(&mut self, now: Duration, message: Message) -> Vec<Command> {
         self.check_lease(now);

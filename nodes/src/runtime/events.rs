@@ -58,6 +58,33 @@ pub enum NodeEvent {
         /// The term it leads.
         term: u64,
     },
+    /// Chat: the leader assigned sequence number `seq` to message `id`.
+    Sequenced {
+        /// Position in the total order.
+        seq: u64,
+        /// The sequencer's term.
+        term: u64,
+        /// The client message id.
+        id: String,
+    },
+    /// Chat: this node delivered message `id` at position `seq`.
+    Delivered {
+        /// Position in the total order.
+        seq: u64,
+        /// Term of the leader that sequenced it.
+        term: u64,
+        /// The client message id.
+        id: String,
+    },
+    /// Chat (majority commit): a new leader finished syncing from a majority.
+    Synced {
+        /// The new leader's term.
+        term: u64,
+        /// Uncommitted entries it recovered from the majority and re-proposed.
+        recovered: usize,
+        /// The next sequence number it will assign.
+        next_seq: u64,
+    },
     /// A leader gave up leadership.
     SteppedDown {
         /// The term it led.

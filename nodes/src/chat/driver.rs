@@ -1,0 +1,258 @@
+//! The async driver of a chat node: peer transport, client port, timers, durable log —
+//! the same code on real sockets and in the simulator.
+
+use super::message::{ClientRequest, ClientResponse, Delivery, Submission, Wire};
+use super::state::{Action, Chat, ChatConfig};
+use super::store::{self, Record};
+use crate::runtime::transport::Transport;
+use crate::runtime::{DurableLog, EventSink, NodeEnv, NodeEvent};
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// Where a chat node listens and where its peers are, plus the chat knobs.
+#[derive(Clone, Debug)]
+pub struct ChatNodeConfig {
+    /// Chat and election knobs (id and peer ids included).
+    pub chat: ChatConfig,
+    /// Peer port.
+    pub listen: SocketAddr,
+    /// Client port.
+    pub client_listen: SocketAddr,
+    /// Peer id to peer address.
+    pub peers: BTreeMap<u64, SocketAddr>,
+}
+
+/// Longest accepted client request line.
+const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Deliveries queued per subscriber before it is dropped as too slow.
+const SUBSCRIBER_QUEUE: usize = 4096;
+
+enum ClientEvent {
+    Send(Submission, oneshot::Sender<ClientResponse>),
+    Status(oneshot::Sender<ClientResponse>),
+    Subscribe(u64, mpsc::Sender<String>),
+}
+
+/// Runs one chat node until ctrl-c (or, in simulation, until it is killed).
+pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
+    let NodeEnv {
+        clock,
+        storage,
+        events,
+    } = env;
+    let (mut log, recovery) = DurableLog::open(storage)?;
+    let recovered = store::recover(&recovery.records);
+    events.emit(NodeEvent::Started {
+        recovered_records: recovery.records.len(),
+        damage: recovery.damage,
+    });
+    let me = config.chat.election.id;
+    let (transport, mut inbox) = Transport::<Wire>::start(me, config.listen, &config.peers).await?;
+    let listener = TcpListener::bind(config.client_listen).await?;
+    let (client_tx, mut clients) = mpsc::channel(1024);
+    tokio::spawn(accept_clients(listener, client_tx));
+    let mut chat = Chat::new(config.chat, recovered, clock.now());
+    let mut io = Io {
+        transport,
+        log: &mut log,
+        events,
+        replies: BTreeMap::new(),
+        subscribers: Vec::new(),
+    };
+    let mut next_request = 0u64;
+    let mut actions = chat.start(clock.now());
+    let shutdown = tokio::signal::ctrl_c();
+    tokio::pin!(shutdown);
+    loop {
+        io.execute(actions)?;
+        let deadline = chat.next_deadline();
+        actions = tokio::select! {
+            Some(wire) = inbox.recv() => chat.on_peer(clock.now(), wire),
+            Some(event) = clients.recv() => match event {
+                ClientEvent::Send(submission, reply) => {
+                    next_request += 1;
+                    io.replies.insert(next_request, reply);
+                    chat.on_submit(clock.now(), next_request, submission)
+                }
+                ClientEvent::Status(reply) => {
+                    let (role, term, leader, delivered) = chat.status();
+                    let _ = reply.send(ClientResponse::Status {
+                        node: me,
+                        role: format!("{role:?}").to_lowercase(),
+                        term,
+                        leader,
+                        delivered,
+                    });
+                    Vec::new()
+                }
+                ClientEvent::Subscribe(from, sink) => {
+                    let backlog = chat.delivered().iter().skip(from.max(1) as usize - 1);
+                    let all_sent = backlog.into_iter().all(|e| sink.try_send(delivery_line(e)).is_ok());
+                    if all_sent {
+                        io.subscribers.push(sink);
+                    }
+                    Vec::new()
+                }
+            },
+            _ = clock.sleep_until(deadline) => chat.on_tick(clock.now()),
+            _ = &mut shutdown => {
+                io.events.emit(NodeEvent::Stopped { reason: "ctrl-c".into() });
+                return Ok(());
+            }
+        };
+    }
+}
+
+fn delivery_line(entry: &super::message::Entry) -> String {
+    let delivery = Delivery {
+        seq: entry.seq,
+        term: entry.term,
+        id: entry.id.clone(),
+        text: entry.text.clone(),
+    };
+    let mut line = serde_json::to_string(&delivery).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+/// The driver's side effects.
+struct Io<'a> {
+    transport: Transport<Wire>,
+    log: &'a mut DurableLog,
+    events: EventSink,
+    replies: BTreeMap<u64, oneshot::Sender<ClientResponse>>,
+    subscribers: Vec<mpsc::Sender<String>>,
+}
+
+impl Io<'_> {
+    fn execute(&mut self, actions: Vec<Action>) -> io::Result<()> {
+        for action in actions {
+            match action {
+                Action::Send { to, wire } => self.transport.send(to, &wire),
+                Action::Persist(record) => persist(self.log, &record)?,
+                Action::Emit(event) => self.events.emit(event),
+                Action::Reply { request, response } => {
+                    if let Some(reply) = self.replies.remove(&request) {
+                        let _ = reply.send(response);
+                    }
+                }
+                Action::Publish(entry) => {
+                    let line = delivery_line(&entry);
+                    self.subscribers
+                        .retain(|s| s.try_send(line.clone()).is_ok());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn persist(log: &mut DurableLog, record: &Record) -> io::Result<()> {
+    let bytes = serde_json::to_vec(record).map_err(io::Error::other)?;
+    log.append(&bytes)?;
+    log.sync()
+}
+
+async fn accept_clients(listener: TcpListener, events: mpsc::Sender<ClientEvent>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(serve_client(stream, events.clone()));
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// One client connection: JSON requests in, JSON responses (or a delivery stream) out.
+/// A malformed request gets an error line; the connection keeps serving.
+async fn serve_client(stream: TcpStream, events: mpsc::Sender<ClientEvent>) {
+    let (reader, mut writer) = tokio::io::split(stream);
+    let mut reader = BufReader::new(reader);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) if n > MAX_REQUEST_BYTES => {
+                let _ = write_line(
+                    &mut writer,
+                    &ClientResponse::failed("request too long", true),
+                )
+                .await;
+                return;
+            }
+            Ok(_) => {}
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let request: ClientRequest = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                let error = ClientResponse::failed(format!("bad request: {e}"), true);
+                if write_line(&mut writer, &error).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        match request {
+            ClientRequest::Send { id, text } => {
+                let (tx, rx) = oneshot::channel();
+                if events
+                    .send(ClientEvent::Send(Submission { id, text }, tx))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let response = rx
+                    .await
+                    .unwrap_or_else(|_| ClientResponse::failed("node stopped", false));
+                if write_line(&mut writer, &response).await.is_err() {
+                    return;
+                }
+            }
+            ClientRequest::Status => {
+                let (tx, rx) = oneshot::channel();
+                if events.send(ClientEvent::Status(tx)).await.is_err() {
+                    return;
+                }
+                if let Ok(response) = rx.await {
+                    if write_line(&mut writer, &response).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            ClientRequest::Subscribe { from } => {
+                let (tx, mut rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+                if events.send(ClientEvent::Subscribe(from, tx)).await.is_err() {
+                    return;
+                }
+                while let Some(line) = rx.recv().await {
+                    if writer.write_all(line.as_bytes()).await.is_err()
+                        || writer.flush().await.is_err()
+                    {
+                        return;
+                    }
+                }
+                return;
+            }
+        }
+    }
+}
+
+async fn write_line<W: tokio::io::AsyncWrite + Unpin>(
+    writer: &mut W,
+    response: &ClientResponse,
+) -> io::Result<()> {
+    let mut line = serde_json::to_string(response).map_err(io::Error::other)?;
+    line.push('\n');
+    writer.write_all(line.as_bytes()).await?;
+    writer.flush().await
+}
