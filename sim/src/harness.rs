@@ -59,9 +59,9 @@ pub fn stream(seed: u64, name: &str) -> ChaCha8Rng {
 
 /// Runs `scenario` with `seed` on a fresh thread and returns its history.
 pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
-    if scenario.system != System::Election {
+    if scenario.system == System::Kv {
         return Err(RunError::Unsupported(format!(
-            "system \"{}\" is not implemented yet (only \"election\" runs so far)",
+            "system \"{}\" is not implemented yet (election and chat run so far)",
             scenario.system
         )));
     }
@@ -115,6 +115,9 @@ async fn simulate(scenario: Scenario, seed: u64) -> Vec<Entry> {
     for index in 1..=scenario.server_count() {
         cluster.add(start_server(&scenario, index, &recorder));
     }
+    for client in start_clients(&scenario, seed, &recorder) {
+        cluster.add(client);
+    }
     let mut fault_rng = stream(seed, "faults");
     let mut faults: Vec<_> = scenario
         .faults
@@ -140,20 +143,20 @@ fn start_server(scenario: &Scenario, index: usize, recorder: &Recorder) -> SimNo
         let name = name.clone();
         EventSink::new(move |event| recorder.record(&name, What::Event { data: event }))
     };
-    let config = systems::election::node_config(scenario, index);
     let init = {
         let (clock, disk, recorder, name) =
             (clock.clone(), disk.clone(), recorder.clone(), name.clone());
+        let scenario = scenario.clone();
         move || {
             let env = NodeEnv {
                 clock: clock.clone(),
                 storage: Box::new(disk.clone()),
                 events: sink.clone(),
             };
-            let config = config.clone();
             let (recorder, name) = (recorder.clone(), name.clone());
+            let node = server_entry(&scenario, index, env);
             async move {
-                if let Err(e) = nodes::election::run(config, env).await {
+                if let Err(e) = node.await {
                     recorder.record(
                         &name,
                         What::Error {
@@ -178,4 +181,61 @@ fn start_server(scenario: &Scenario, index: usize, recorder: &Recorder) -> SimNo
         clock,
         disk,
     }
+}
+
+/// The real entry point of server `n{index}` for the scenario's system.
+fn server_entry(scenario: &Scenario, index: usize, env: NodeEnv) -> BoxFuture<std::io::Result<()>> {
+    match scenario.system {
+        System::Election => Box::pin(nodes::election::run(
+            systems::election::node_config(scenario, index),
+            env,
+        )),
+        System::Chat => Box::pin(nodes::chat::run(
+            systems::chat::node_config(scenario, index),
+            env,
+        )),
+        System::Kv => Box::pin(async { Err(std::io::Error::other("kv is not implemented yet")) }),
+    }
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// Creates clients `c1..cM` running the scenario's workload, if it has one.
+fn start_clients(scenario: &Scenario, seed: u64, recorder: &Recorder) -> Vec<SimNode> {
+    let Some(workload) = scenario.workload.clone() else {
+        return Vec::new();
+    };
+    let stop = workload
+        .stop
+        .as_ref()
+        .map(|s| recorder.start() + s.get_ref().0);
+    (1..=scenario.client_count())
+        .map(|j| {
+            let name = format!("c{j}");
+            let rng = stream(seed, &format!("workload/{name}"));
+            let handle = Handle::current()
+                .create_node()
+                .name(&name)
+                .ip(systems::client_ip(j))
+                .build();
+            let (workload, recorder) = (workload.clone(), recorder.clone());
+            let servers = scenario.server_count();
+            match scenario.system {
+                System::Chat => {
+                    handle.spawn(crate::workload::chat::client(
+                        j, workload, servers, recorder, rng, stop,
+                    ));
+                }
+                System::Election | System::Kv => {}
+            }
+            SimNode {
+                name,
+                id: handle.id(),
+                kind: Kind::Client,
+                status: Status::Up,
+                clock: Clock::new(),
+                disk: SimDisk::default(),
+            }
+        })
+        .collect()
 }

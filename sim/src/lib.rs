@@ -18,6 +18,7 @@ pub mod run;
 pub mod scenario;
 pub mod systems;
 pub mod timeline;
+pub mod workload;
 
 #[cfg(not(madsim))]
 compile_error!(

@@ -63,6 +63,10 @@ pub struct Happened {
     pub restarts: usize,
     /// Recoveries that found a torn or corrupt record.
     pub damaged_recoveries: usize,
+    /// Client operations by outcome: `invoke`, `ok`, `fail`, `info`.
+    pub ops: BTreeMap<String, usize>,
+    /// Chat: messages delivered per server.
+    pub delivered: BTreeMap<String, usize>,
 }
 
 impl Happened {
@@ -83,6 +87,9 @@ impl Happened {
                         if *role == Role::Leader {
                             leaders.entry(*term).or_insert_with(|| entry.node.clone());
                         }
+                    }
+                    NodeEvent::Delivered { .. } => {
+                        *h.delivered.entry(entry.node.clone()).or_default() += 1;
                     }
                     NodeEvent::Started { damage, .. } => {
                         *starts.entry(&entry.node).or_default() += 1;
@@ -114,7 +121,14 @@ impl Happened {
                         None => h.faults_applied.push(line),
                     }
                 }
-                _ => {}
+                What::Op { op } => {
+                    let kind = serde_json::to_value(op.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    *h.ops.entry(kind).or_default() += 1;
+                }
+                What::Error { .. } => {}
             }
         }
         h.leaders = leaders.iter().map(|(t, n)| format!("{t}:{n}")).collect();
@@ -232,6 +246,30 @@ impl RunReport {
                     h.max_term
                 ),
             );
+            if !h.ops.is_empty() {
+                let count = |k: &str| h.ops.get(k).copied().unwrap_or(0);
+                push(
+                    &mut out,
+                    format!(
+                        "  client operations: {} invoked, {} ok, {} failed, {} unknown (info)",
+                        count("invoke"),
+                        count("ok"),
+                        count("fail"),
+                        count("info")
+                    ),
+                );
+            }
+            if !h.delivered.is_empty() {
+                let per_node: Vec<String> = h
+                    .delivered
+                    .iter()
+                    .map(|(n, c)| format!("{n} {c}"))
+                    .collect();
+                push(
+                    &mut out,
+                    format!("  delivered per server: {}", per_node.join(", ")),
+                );
+            }
             if h.restarts > 0 || h.damaged_recoveries > 0 {
                 push(
                     &mut out,

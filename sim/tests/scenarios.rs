@@ -57,6 +57,18 @@ fn summary(report: &sim::report::RunReport) -> String {
         h.restarts,
         h.damaged_recoveries
     ));
+    if !h.ops.is_empty() {
+        let ops: Vec<String> = h.ops.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        out.push_str(&format!("client operations: {}\n", ops.join(", ")));
+    }
+    if !h.delivered.is_empty() {
+        let delivered: Vec<String> = h
+            .delivered
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        out.push_str(&format!("delivered: {}\n", delivered.join(", ")));
+    }
     for fault in &h.faults_applied {
         out.push_str(&format!("fault: {fault}\n"));
     }
@@ -127,7 +139,7 @@ fn main() {
             .to_string()
             .replace('/', "__");
         let runnable = scenario::load(&path)
-            .map(|s| s.system == scenario::System::Election)
+            .map(|s| s.system != scenario::System::Kv)
             .unwrap_or(true);
         let trial = Trial::test(format!("shared::{name}"), move || run_file(&path, None));
         // Systems not built yet are still parsed by the `validate` tests.

@@ -70,7 +70,15 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
     loop {
         io.execute(actions)?;
         let deadline = chat.next_deadline();
+        // `biased` keeps the simulation deterministic (see the election driver); timers
+        // first, so a flood of messages cannot starve the election.
         actions = tokio::select! {
+            biased;
+            _ = &mut shutdown => {
+                io.events.emit(NodeEvent::Stopped { reason: "ctrl-c".into() });
+                return Ok(());
+            }
+            _ = clock.sleep_until(deadline) => chat.on_tick(clock.now()),
             Some(wire) = inbox.recv() => chat.on_peer(clock.now(), wire),
             Some(event) = clients.recv() => match event {
                 ClientEvent::Send(submission, reply) => {
@@ -98,11 +106,6 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
                     Vec::new()
                 }
             },
-            _ = clock.sleep_until(deadline) => chat.on_tick(clock.now()),
-            _ = &mut shutdown => {
-                io.events.emit(NodeEvent::Stopped { reason: "ctrl-c".into() });
-                return Ok(());
-            }
         };
     }
 }

@@ -42,13 +42,16 @@ pub async fn run(config: ElectionNodeConfig, env: NodeEnv) -> io::Result<()> {
     loop {
         execute(commands, &transport, &mut log, &events)?;
         let deadline = election.next_deadline();
+        // `biased`: tokio's unbiased select draws from a per-thread RNG seeded from a
+        // process-wide counter, which would make two simulated runs in one process differ.
         commands = tokio::select! {
-            Some(message) = inbox.recv() => election.on_message(clock.now(), message),
-            _ = clock.sleep_until(deadline) => election.on_tick(clock.now()),
+            biased;
             _ = &mut shutdown => {
                 events.emit(NodeEvent::Stopped { reason: "ctrl-c".into() });
                 return Ok(());
             }
+            _ = clock.sleep_until(deadline) => election.on_tick(clock.now()),
+            Some(message) = inbox.recv() => election.on_message(clock.now(), message),
         };
     }
 }

@@ -15,8 +15,15 @@ pub enum Message {
     /// raised, so a node cut off from the majority cannot inflate terms and depose a
     /// healthy leader when it comes back (Raft's pre-vote).
     PreVote { from: u64, term: u64 },
-    /// The reply to a PRE_VOTE; nothing is stored.
-    PreVoteReply { from: u64, term: u64, granted: bool },
+    /// The reply to a PRE_VOTE; nothing is stored. `current` is the replier's term, so a
+    /// candidate that fell behind (a restart with a damaged log, a long partition) learns
+    /// the term it must exceed.
+    PreVoteReply {
+        from: u64,
+        term: u64,
+        current: u64,
+        granted: bool,
+    },
     /// "I lead `term`." Plain bully: an announcement. Quorum mode: a request for votes.
     Coordinator { from: u64, term: u64, sent_at: u64 },
     /// Quorum mode: the reply to a COORDINATOR.

@@ -233,11 +233,13 @@ impl Election {
                 let granted = term > self.term
                     && self.phase != Phase::Leader
                     && !(self.leader_alive(now) && self.leader != Some(from));
+                let current = self.term;
                 self.send(
                     from,
                     Message::PreVoteReply {
                         from: self.config.id,
                         term,
+                        current,
                         granted,
                     },
                 );
@@ -245,8 +247,9 @@ impl Election {
             Message::PreVoteReply {
                 from,
                 term,
+                current,
                 granted,
-            } => self.on_pre_vote_reply(now, from, term, granted),
+            } => self.on_pre_vote_reply(now, from, term, current, granted),
             Message::Grant {
                 from,
                 term,
@@ -358,7 +361,23 @@ impl Election {
         );
     }
 
-    fn on_pre_vote_reply(&mut self, now: Duration, from: u64, term: u64, granted: bool) {
+    fn on_pre_vote_reply(
+        &mut self,
+        now: Duration,
+        from: u64,
+        term: u64,
+        current: u64,
+        granted: bool,
+    ) {
+        if current > self.term {
+            // Behind: adopt the term (no vote given in it) and ask again for the next one.
+            self.set_term(current);
+            self.persist();
+            if matches!(self.phase, Phase::PreVoting { .. }) {
+                self.pre_vote(now);
+            }
+            return;
+        }
         if !granted || term != self.term + 1 {
             return;
         }

@@ -3,7 +3,8 @@
 //! - `election_safety`: at most one leader per term, ever (Raft's Election Safety).
 //! - `single_leader`: no two servers believe themselves leader at the same simulated
 //!   instant. A paused node's beliefs are frozen with it; after it resumes, its old leader
-//!   belief counts again from the first moment it acts on it (sends heartbeats as leader),
+//!   belief counts again from the first moment it acts on it (sends heartbeats or sequences
+//!   a message as leader),
 //!   and not at all if it steps down first — which is what a lease makes it do.
 //! - `leader_elected`: within a deadline after the last fault there is a live leader that
 //!   every live server connected to it agrees on, and it stays so to the end.
@@ -81,7 +82,7 @@ impl<'a> Replay<'a> {
                     self.stale.remove(&entry.node);
                 }
                 What::Event {
-                    data: NodeEvent::HeartbeatSent { .. },
+                    data: NodeEvent::HeartbeatSent { .. } | NodeEvent::Sequenced { .. },
                 } => {
                     self.stale.remove(&entry.node);
                 }

@@ -1,10 +1,11 @@
 //! Checkers: invariants judged on the recorded history alone.
 //!
-//! One file per family: [`election`] (who led when). Each check returns a
+//! One file per family: [`election`] (who led when), [`chat`] (what was delivered where). Each check returns a
 //! [`CheckResult`] whose `detail` is the minimal evidence a person needs — the two
 //! leaders of one term, the instant two servers both believed they led — or, when it
 //! passes, what it saw, so a vacuous pass shows.
 
+pub mod chat;
 pub mod election;
 pub mod view;
 
@@ -51,6 +52,8 @@ pub fn run_all(scenario: &Scenario, history: &[Entry]) -> Vec<CheckResult> {
                         .map_or(election::DEFAULT_WITHIN, |w| w.get_ref().0);
                     election::leader_elected(history, end, within)
                 }
+                CheckKind::TotalOrder => chat::total_order(history),
+                CheckKind::Delivered => chat::delivered(history),
                 other => CheckResult::new(
                     other,
                     false,

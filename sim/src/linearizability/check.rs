@@ -23,7 +23,8 @@ pub struct Budget {
     /// inside a running madsim simulation is simulated time and does not move while the
     /// checker computes: there, rely on `max_steps` (or check after the simulation).
     pub deadline: Option<Instant>,
-    /// Threads for checking parts in parallel; 0 means one per core. With 1, parts are
+    /// Threads for checking parts in parallel; 0 means one per core (always 1 inside a
+    /// running madsim simulation, which refuses system threads). With 1, parts are
     /// checked in order and the evidence is the same on every run; with more, the verdict
     /// is still the same but, if several keys fail, which one is reported may vary.
     pub threads: usize,
@@ -105,6 +106,20 @@ pub struct Outcome {
 /// more than it saves.
 const PARALLEL_MIN_OPERATIONS: usize = 200;
 
+/// Whether system threads may be started. Inside a running madsim simulation they may not
+/// (madsim refuses them and std then panics), so there the check runs on the calling
+/// thread. Outside one (the checker normally runs after the simulation), they may.
+fn threads_allowed() -> bool {
+    #[cfg(madsim)]
+    {
+        madsim::runtime::Handle::try_current().is_err()
+    }
+    #[cfg(not(madsim))]
+    {
+        true
+    }
+}
+
 enum PartResult {
     Linearizable,
     Violation(Evidence),
@@ -157,7 +172,7 @@ pub fn check<M: Model>(
         count => count,
     };
     let total: usize = parts.iter().map(|part| part.operations.len()).sum();
-    let threads = if parts.len() > 1 && total >= PARALLEL_MIN_OPERATIONS {
+    let threads = if parts.len() > 1 && total >= PARALLEL_MIN_OPERATIONS && threads_allowed() {
         threads.min(parts.len())
     } else {
         1
@@ -530,9 +545,8 @@ mod tests {
             .is_violation());
     }
 
-    #[test]
-    fn parallel_and_sequential_checks_agree_and_early_exit_still_finds_the_violation() {
-        // 30 keys with 10 sequential writes and reads each; key "k17" has a stale read.
+    /// 30 keys with 10 sequential writes and reads each; key "k17" has a stale read.
+    fn thirty_keys_one_stale_read() -> Vec<JepsenOperation> {
         let mut history = Vec::new();
         for key_number in 0..30u64 {
             let key: super::super::Key = format!("k{key_number}").into();
@@ -564,6 +578,12 @@ mod tests {
                 });
             }
         }
+        history
+    }
+
+    #[test]
+    fn parallel_and_sequential_checks_agree_and_early_exit_still_finds_the_violation() {
+        let history = thirty_keys_one_stale_read();
         for threads in [1, 2, 4] {
             let outcome = check(
                 &Register::default(),
@@ -579,5 +599,21 @@ mod tests {
                 other => panic!("{threads} threads: {other:?}"),
             }
         }
+    }
+
+    #[cfg(madsim)]
+    #[test]
+    fn inside_a_simulation_where_threads_are_refused_the_check_runs_on_the_calling_thread() {
+        let history = thirty_keys_one_stale_read();
+        let runtime = madsim::runtime::Runtime::new();
+        let verdict = runtime.block_on(async move {
+            check(
+                &Register::default(),
+                &history,
+                Budget::unlimited().with_threads(4),
+            )
+            .verdict
+        });
+        assert!(verdict.is_violation(), "{verdict:?}");
     }
 }

@@ -4,6 +4,7 @@
 //! and returns an init closure that calls the same entry point, so a restart re-runs the
 //! real start-up, recovery from the durable log included.
 
+pub mod chat;
 pub mod election;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

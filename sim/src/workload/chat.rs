@@ -1,0 +1,83 @@
+//! The chat workload: each client sends uniquely identified messages at its rate to a
+//! random server, retrying a failed attempt on another server under the same id (so a
+//! retry can never be delivered twice). An operation is `ok` with the delivered sequence
+//! number, `fail` when every attempt was definitely refused, and `info` when any attempt's
+//! fate is unknown (a timeout, a lost connection, a leader that changed mid-way).
+
+use super::{interval, ops_for_client};
+use crate::history::{OpEvent, OpType, Recorder, What};
+use crate::scenario::Workload;
+use crate::systems::chat::client_addr;
+use nodes::chat::client::{send, SendError};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Per-attempt timeout.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Attempts per operation.
+pub const ATTEMPTS: usize = 4;
+/// Pause between attempts.
+pub const RETRY_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Runs client `c{j}` to completion.
+pub async fn client(
+    j: usize,
+    workload: Workload,
+    servers: usize,
+    recorder: Recorder,
+    mut rng: ChaCha8Rng,
+    stop: Option<Instant>,
+) {
+    let name = format!("c{j}");
+    let every = interval(&workload);
+    // Spread the clients' first sends over one interval.
+    let mut due = recorder.start() + every.mul_f64(rng.gen_range(0.0..1.0));
+    for k in 0..ops_for_client(&workload, j) {
+        tokio::time::sleep_until(due).await;
+        if stop.is_some_and(|stop| Instant::now() >= stop) {
+            break;
+        }
+        due += every;
+        let message = format!("c{j}-{k}");
+        let op = |kind, detail: Option<String>| What::Op {
+            op: OpEvent {
+                kind,
+                f: "send".into(),
+                id: k as u64,
+                key: None,
+                value: Some(serde_json::Value::String(message.clone())),
+                detail,
+            },
+        };
+        recorder.record(&name, op(OpType::Invoke, None));
+        let mut unknown = None;
+        let mut refused = String::new();
+        let mut outcome = None;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(RETRY_BACKOFF).await;
+            }
+            let server = rng.gen_range(1..=servers);
+            let text = format!("message {k} from c{j}");
+            match send(client_addr(server), &message, &text, ATTEMPT_TIMEOUT).await {
+                Ok(seq) => {
+                    outcome = Some(format!("seq {seq} via n{server}"));
+                    break;
+                }
+                Err(SendError::Rejected(why)) => refused = format!("n{server}: {why}"),
+                Err(SendError::Unknown(why)) => unknown = Some(format!("n{server}: {why}")),
+            }
+        }
+        let event = match (outcome, unknown) {
+            (Some(detail), _) => op(OpType::Ok, Some(detail)),
+            (None, Some(why)) => op(OpType::Info, Some(why)),
+            (None, None) => op(
+                OpType::Fail,
+                Some(format!("refused {ATTEMPTS} times; last {refused}")),
+            ),
+        };
+        recorder.record(&name, event);
+    }
+}
