@@ -5,6 +5,21 @@
 //! mismatch); 2 usage or scenario error.
 
 use clap::{Parser, Subcommand};
+use std::io::Write;
+
+/// `println!` that ignores a closed stdout (`sim run ... | head`) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that ignores a closed stdout.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
 use sim::history::{to_json_lines, Entry};
 use sim::run::run_scenario;
 use sim::scenario::{self, Scenario};
@@ -20,6 +35,12 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ModelName {
+    Register,
+    Kv,
 }
 
 #[derive(Subcommand)]
@@ -41,6 +62,28 @@ enum Command {
         /// Write a text picture of the run (roles per server over time, faults) here.
         #[arg(long)]
         timeline: Option<PathBuf>,
+        /// Write the client operations as a Jepsen EDN history here (for `check-history`
+        /// and Jepsen's own tools).
+        #[arg(long)]
+        history: Option<PathBuf>,
+    },
+    /// Check a recorded history for linearizability. Exit 0 linearizable, 1 not,
+    /// 3 unknown (budget exhausted), 2 bad input.
+    CheckHistory {
+        /// A Jepsen log (etcd format) or EDN history file.
+        file: PathBuf,
+        /// `register` (read/write/cas, one register per key) or `kv` (get/put/append).
+        #[arg(long, value_enum, default_value_t = ModelName::Register)]
+        model: ModelName,
+        /// kv only: check the whole map as one object instead of key by key.
+        #[arg(long)]
+        whole_map: bool,
+        /// Give up (verdict unknown) after this long.
+        #[arg(long, default_value = "60s", value_parser = nodes::duration::parse)]
+        timeout: std::time::Duration,
+        /// Give up (verdict unknown) after this many search steps per key.
+        #[arg(long)]
+        max_steps: Option<u64>,
     },
     /// Parse and validate scenarios only.
     Validate {
@@ -70,13 +113,24 @@ fn main() -> ExitCode {
             json,
             trace,
             timeline,
+            history,
         } => run(
             &scenarios,
             seed,
             json,
-            trace.as_deref(),
-            timeline.as_deref(),
+            Outputs {
+                trace: trace.as_deref(),
+                timeline: timeline.as_deref(),
+                history: history.as_deref(),
+            },
         ),
+        Command::CheckHistory {
+            file,
+            model,
+            whole_map,
+            timeout,
+            max_steps,
+        } => check_history(&file, model, whole_map, timeout, max_steps),
         Command::Validate { scenarios } => validate(&scenarios),
         Command::CheckDeterminism {
             scenario,
@@ -115,13 +169,21 @@ fn per_run_path(path: &Path, name: &str, many: bool) -> PathBuf {
     path.with_file_name(format!("{stem}.{name}.{ext}"))
 }
 
-fn run(
-    paths: &[PathBuf],
-    seed: Option<u64>,
-    json: bool,
-    trace: Option<&Path>,
-    timeline: Option<&Path>,
-) -> ExitCode {
+/// Files a run may write besides its report.
+struct Outputs<'a> {
+    trace: Option<&'a Path>,
+    timeline: Option<&'a Path>,
+    history: Option<&'a Path>,
+}
+
+fn write_file(path: &Path, text: String) -> Result<(), ExitCode> {
+    std::fs::write(path, text).map_err(|e| {
+        eprintln!("error: cannot write {}: {e}", path.display());
+        ExitCode::from(2)
+    })
+}
+
+fn run(paths: &[PathBuf], seed: Option<u64>, json: bool, outputs: Outputs<'_>) -> ExitCode {
     let scenarios = match load_all(paths) {
         Ok(s) => s,
         Err(code) => return code,
@@ -137,27 +199,32 @@ fn run(
                 return ExitCode::from(2);
             }
         };
-        if let Some(path) = trace {
-            let path = per_run_path(path, &scenario.name, many);
-            if let Err(e) = std::fs::write(&path, to_json_lines(&finished.history)) {
-                eprintln!("error: cannot write {}: {e}", path.display());
-                return ExitCode::from(2);
-            }
-        }
-        if let Some(path) = timeline {
-            let path = per_run_path(path, &scenario.name, many);
-            let picture = sim::timeline::render(scenario, &finished.history);
-            if let Err(e) = std::fs::write(&path, picture) {
-                eprintln!("error: cannot write {}: {e}", path.display());
-                return ExitCode::from(2);
+        let files = [
+            (outputs.trace, to_json_lines(&finished.history)),
+            (
+                outputs.timeline,
+                sim::timeline::render(scenario, &finished.history),
+            ),
+            (
+                outputs.history,
+                sim::linearizability::edn_string(&sim::check::linearizable::client_operations(
+                    &finished.history,
+                )),
+            ),
+        ];
+        for (path, text) in files {
+            if let Some(path) = path {
+                if let Err(code) = write_file(&per_run_path(path, &scenario.name, many), text) {
+                    return code;
+                }
             }
         }
         if json {
-            println!("{}", finished.report.to_json());
+            say!("{}", finished.report.to_json());
         } else {
-            print!("{}", finished.report.to_human(scenario));
+            say_raw!("{}", finished.report.to_human(scenario));
             if many {
-                println!();
+                say!();
             }
         }
         all_passed &= finished.report.passed();
@@ -173,7 +240,7 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
     match load_all(paths) {
         Ok(scenarios) => {
             for (file, s) in scenarios {
-                println!(
+                say!(
                     "ok {file} ({}, {} servers, {} checks)",
                     s.name,
                     s.server_count(),
@@ -207,26 +274,87 @@ fn check_determinism(path: &Path, seed: Option<u64>, runs: usize) -> ExitCode {
             return ExitCode::from(1);
         }
         let hash = finished.report.trace_hash.clone();
-        println!(
+        say!(
             "run {run}: trace hash {hash} ({} entries)",
             finished.history.len()
         );
         match &first {
             None => first = Some((hash, finished.history)),
             Some((first_hash, first_history)) if *first_hash != hash => {
-                println!("NOT deterministic: run 1 and run {run} differ");
+                say!("NOT deterministic: run 1 and run {run} differ");
                 if let Some(diff) = sim::history::first_difference(first_history, &finished.history)
                 {
-                    println!("{diff}");
+                    say!("{diff}");
                 }
                 return ExitCode::from(1);
             }
             Some(_) => {}
         }
     }
-    println!(
+    say!(
         "deterministic: {} runs of seed {seed} gave identical traces",
         runs.max(2)
     );
     ExitCode::SUCCESS
+}
+
+fn check_history(
+    file: &Path,
+    model: ModelName,
+    whole_map: bool,
+    timeout: std::time::Duration,
+    max_steps: Option<u64>,
+) -> ExitCode {
+    use sim::linearizability::{check, load, Budget, Kv, KvWholeMap, Register, Verdict};
+    let history = match load(file) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut budget = Budget::timeout(timeout);
+    budget.max_steps = max_steps;
+    let valid = match model {
+        ModelName::Register => history.validate(&Register::default()),
+        ModelName::Kv => history.validate(&Kv),
+    };
+    if let Err(e) = valid {
+        eprintln!(
+            "error: {}",
+            e.to_string()
+                .replacen("<input>", &file.display().to_string(), 1)
+        );
+        return ExitCode::from(2);
+    }
+    let started = std::time::Instant::now();
+    let outcome = match (model, whole_map) {
+        (ModelName::Register, _) => check(&Register::default(), &history.operations, budget),
+        (ModelName::Kv, false) => check(&Kv, &history.operations, budget),
+        (ModelName::Kv, true) => check(&KvWholeMap, &history.operations, budget),
+    };
+    let elapsed = started.elapsed();
+    say!(
+        "{}: {} operations ({} failed writes dropped), {} part(s), {} search steps, {:.3} ms",
+        file.display(),
+        history.operations.len(),
+        history.dropped,
+        outcome.stats.partitions,
+        outcome.stats.steps,
+        elapsed.as_secs_f64() * 1e3
+    );
+    match outcome.verdict {
+        Verdict::Linearizable => {
+            say!("linearizable");
+            ExitCode::SUCCESS
+        }
+        Verdict::NotLinearizable(evidence) => {
+            say!("NOT linearizable\n{evidence:#}");
+            ExitCode::from(1)
+        }
+        Verdict::Unknown { reason } => {
+            say!("unknown: {reason}");
+            ExitCode::from(3)
+        }
+    }
 }

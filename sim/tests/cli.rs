@@ -140,3 +140,98 @@ fn check_determinism_passes_and_trace_and_timeline_are_written() {
         "{picture}"
     );
 }
+
+fn corpus(file: &str) -> String {
+    let root =
+        std::env::var("PORCUPINE_CORPUS").unwrap_or_else(|_| "../shared/corpora/porcupine".into());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(&root)
+        .join(file);
+    assert!(
+        path.exists(),
+        "the Porcupine corpus is missing: {}",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+#[test]
+fn check_history_exit_codes_follow_the_verdict() {
+    assert_eq!(
+        sim(&["check-history", &corpus("jepsen/etcd_002.log")])
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = sim(&["check-history", &corpus("jepsen/etcd_000.log")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("NOT linearizable"));
+    let out = sim(&["check-history", &corpus("kv/c10-bad.txt"), "--model", "kv"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = sim(&[
+        "check-history",
+        &corpus("jepsen/etcd_002.log"),
+        "--max-steps",
+        "10",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn check_history_bad_input_exits_two_with_line_and_column() {
+    let path = temp_file(
+        "bad.edn",
+        "{:process 0, :type :invoke, :f :read, :value nil}\n{:process 0, :type :ok :f :read, :value 3\n",
+    );
+    let out = sim(&["check-history", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.edn:2:"), "{err}");
+    let out = sim(&[
+        "check-history",
+        &corpus("kv/c01-ok.txt"),
+        "--model",
+        "register",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a kv history is not a register history"
+    );
+}
+
+#[test]
+fn a_history_written_by_run_is_read_by_check_history() {
+    let path = temp_file("chat-history.edn", "");
+    let out = sim(&[
+        "run",
+        "scenarios/chat/normal.toml",
+        "--history",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.lines().count() >= 280,
+        "{} lines",
+        text.lines().count()
+    );
+    assert!(
+        text.starts_with("{:process "),
+        "{}",
+        &text[..80.min(text.len())]
+    );
+    let out = sim(&["check-history", path.to_str().unwrap(), "--model", "kv"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

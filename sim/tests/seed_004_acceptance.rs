@@ -24,7 +24,11 @@ fn run(file: &str) -> Vec<Entry> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
     let scenario = sim::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let finished = run_scenario(&scenario, file, scenario.default_seed()).expect("runnable");
-    assert!(finished.report.passed(), "{}", finished.report.to_human(&scenario));
+    assert!(
+        finished.report.passed(),
+        "{}",
+        finished.report.to_human(&scenario)
+    );
     finished.history
 }
 
@@ -51,7 +55,9 @@ fn delivered(history: &[Entry]) -> BTreeMap<String, Vec<(u64, String)>> {
     let mut logs: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
     for (entry, event) in events(history) {
         if let NodeEvent::Delivered { seq, id, .. } = event {
-            logs.entry(entry.node.clone()).or_default().push((*seq, id.clone()));
+            logs.entry(entry.node.clone())
+                .or_default()
+                .push((*seq, id.clone()));
         }
     }
     logs
@@ -67,7 +73,11 @@ fn criteria_1_2_3_three_nodes_start_form_a_cluster_and_the_highest_id_leads() {
     let roles = final_roles(&history);
     assert_eq!(roles["n3"].0, Role::Leader);
     for node in ["n1", "n2"] {
-        assert_eq!(roles[node], (Role::Follower, roles["n3"].1, Some(3)), "{node}");
+        assert_eq!(
+            roles[node],
+            (Role::Follower, roles["n3"].1, Some(3)),
+            "{node}"
+        );
     }
 }
 
@@ -81,7 +91,10 @@ fn criterion_4_the_leader_heartbeats_every_800_ms() {
     assert!(beats.len() > 30, "{} heartbeat rounds in 30 s", beats.len());
     for pair in beats.windows(2).skip(1) {
         let gap_ms = (pair[1] - pair[0]) as f64 / 1e6;
-        assert!((799.0..=801.0).contains(&gap_ms), "heartbeat gap {gap_ms} ms");
+        assert!(
+            (799.0..=801.0).contains(&gap_ms),
+            "heartbeat gap {gap_ms} ms"
+        );
     }
 }
 
@@ -119,7 +132,11 @@ fn criteria_7_8_killing_the_leader_elects_the_next_and_the_sequence_continues() 
     let new_leader = events(&history)
         .filter(|(e, _)| e.t > crash.t)
         .find_map(|(e, ev)| match ev {
-            NodeEvent::Role { role: Role::Leader, term, .. } => Some((e.node.clone(), *term)),
+            NodeEvent::Role {
+                role: Role::Leader,
+                term,
+                ..
+            } => Some((e.node.clone(), *term)),
             _ => None,
         })
         .expect("an election after the crash");
@@ -128,19 +145,29 @@ fn criteria_7_8_killing_the_leader_elects_the_next_and_the_sequence_continues() 
     let n1 = &delivered(&history)["n1"];
     assert!(n1.len() > 100, "{} delivered", n1.len());
     let seqs: Vec<u64> = n1.iter().map(|(s, _)| *s).collect();
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "no gap, no reuse");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "no gap, no reuse"
+    );
     let sequenced_after: Vec<u64> = events(&history)
-        .filter(|(e, ev)| e.t > crash.t && e.node == "n4" && matches!(ev, NodeEvent::Sequenced { .. }))
+        .filter(|(e, ev)| {
+            e.t > crash.t && e.node == "n4" && matches!(ev, NodeEvent::Sequenced { .. })
+        })
         .filter_map(|(_, ev)| match ev {
             NodeEvent::Sequenced { seq, .. } => Some(*seq),
             _ => None,
         })
         .collect();
     let delivered_before_crash = events(&history)
-        .filter(|(e, ev)| e.t <= crash.t && e.node == "n1" && matches!(ev, NodeEvent::Delivered { .. }))
+        .filter(|(e, ev)| {
+            e.t <= crash.t && e.node == "n1" && matches!(ev, NodeEvent::Delivered { .. })
+        })
         .count() as u64;
     assert!(
-        sequenced_after.first().is_some_and(|&s| s > delivered_before_crash),
+        sequenced_after
+            .first()
+            .is_some_and(|&s| s > delivered_before_crash),
         "n4 continues after seq {delivered_before_crash}: {:?}",
         &sequenced_after[..sequenced_after.len().min(3)]
     );

@@ -7,6 +7,7 @@
 
 pub mod chat;
 pub mod election;
+pub mod linearizable;
 pub mod view;
 
 use crate::history::Entry;
@@ -54,6 +55,7 @@ pub fn run_all(scenario: &Scenario, history: &[Entry]) -> Vec<CheckResult> {
                 }
                 CheckKind::TotalOrder => chat::total_order(history),
                 CheckKind::Delivered => chat::delivered(history),
+                CheckKind::Linearizable => linearizable::linearizable(history),
                 other => CheckResult::new(
                     other,
                     false,

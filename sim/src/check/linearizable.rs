@@ -1,0 +1,210 @@
+//! `linearizable`: the clients' register-like operations, checked key by key against a
+//! register model with [`crate::linearizability`].
+//!
+//! Our history becomes a Jepsen history: each client operation's invoke and completion
+//! (matched by client and operation id) give its call and return times; `put`/`write` are
+//! register writes, `get`/`read` register reads, `cas` takes `[expected, new]`; a chat
+//! `send` is an `append` to the one key `chat`. A write that definitely failed is left
+//! out; an `info` stays open to the end with any outcome. The search has a step budget,
+//! so the verdict is deterministic; an exhausted budget is reported as "unknown", which
+//! does not pass.
+
+use super::CheckResult;
+use crate::history::{Entry, OpType, What};
+use crate::linearizability::{
+    check, Budget, Input, JepsenOperation, Output, Register, Value, Verdict,
+};
+use crate::scenario::CheckKind;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Search steps allowed per key before the verdict is "unknown".
+pub const STEP_BUDGET: u64 = 20_000_000;
+
+fn value_of(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Nil,
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map(Value::Int)
+            .unwrap_or_else(|| Value::str(&n.to_string())),
+        serde_json::Value::String(s) => Value::str(s),
+        other => Value::str(&other.to_string()),
+    }
+}
+
+/// The client operations of a history in Jepsen's vocabulary (see the module doc).
+pub fn client_operations(history: &[Entry]) -> Vec<JepsenOperation> {
+    // (client, op id) -> index in `operations`
+    let mut open: BTreeMap<(String, u64), usize> = BTreeMap::new();
+    let mut operations: Vec<Option<JepsenOperation>> = Vec::new();
+    for entry in history {
+        let What::Op { op } = &entry.what else {
+            continue;
+        };
+        let client: u64 = entry.node.trim_start_matches('c').parse().unwrap_or(0);
+        let key: Option<Arc<str>> = op.key.as_deref().map(Arc::from);
+        let value = op.value.as_ref().map(value_of).unwrap_or(Value::Nil);
+        match op.kind {
+            OpType::Invoke => {
+                let input = match op.f.as_str() {
+                    "read" | "get" => Input::Read { key },
+                    "write" | "put" => Input::Write { key, value },
+                    "cas" => {
+                        let pair = op
+                            .value
+                            .as_ref()
+                            .and_then(|v| v.as_array().cloned())
+                            .unwrap_or_default();
+                        let expected = pair.first().map(value_of).unwrap_or(Value::Nil);
+                        let new = pair.get(1).map(value_of).unwrap_or(Value::Nil);
+                        Input::Cas { key, expected, new }
+                    }
+                    "send" => Input::Append {
+                        key: Arc::from("chat"),
+                        value: Arc::from(format!("{} ", value_as_text(&value)).as_str()),
+                    },
+                    _ => continue,
+                };
+                open.insert((entry.node.clone(), op.id), operations.len());
+                operations.push(Some(JepsenOperation {
+                    client,
+                    input,
+                    output: None,
+                    call: entry.t,
+                    ret: None,
+                }));
+            }
+            kind => {
+                let Some(index) = open.remove(&(entry.node.clone(), op.id)) else {
+                    continue;
+                };
+                let Some(operation) = operations[index].as_mut() else {
+                    continue;
+                };
+                let is_read = matches!(operation.input, Input::Read { .. });
+                match kind {
+                    OpType::Ok => {
+                        operation.ret = Some(entry.t);
+                        operation.output = Some(match &operation.input {
+                            Input::Read { .. } => Output::Value(value),
+                            Input::Cas { .. } => Output::Cas(true),
+                            _ => Output::Done,
+                        });
+                    }
+                    OpType::Fail if is_read => operation.ret = Some(entry.t),
+                    OpType::Fail if matches!(operation.input, Input::Cas { .. }) => {
+                        operation.ret = Some(entry.t);
+                        operation.output = Some(Output::Cas(false));
+                    }
+                    // A write that definitely did not happen is not part of the history.
+                    OpType::Fail => operations[index] = None,
+                    // Unknown: stays open to the end with any outcome.
+                    OpType::Info | OpType::Invoke => {}
+                }
+            }
+        }
+    }
+    operations.into_iter().flatten().collect()
+}
+
+fn value_as_text(value: &Value) -> String {
+    match value {
+        Value::Str(s) => s.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// The `linearizable` check.
+pub fn linearizable(history: &[Entry]) -> CheckResult {
+    let operations = client_operations(history);
+    if operations.is_empty() {
+        return CheckResult::new(
+            CheckKind::Linearizable,
+            true,
+            "no register operations in the history (nothing to check)",
+        );
+    }
+    let budget = Budget::steps(STEP_BUDGET).with_threads(1);
+    let has_appends = operations
+        .iter()
+        .any(|o| matches!(o.input, Input::Append { .. }));
+    let outcome = if has_appends {
+        check(&crate::linearizability::Kv, &operations, budget)
+    } else {
+        check(&Register::default(), &operations, budget)
+    };
+    match outcome.verdict {
+        Verdict::Linearizable => CheckResult::new(
+            CheckKind::Linearizable,
+            true,
+            format!(
+                "{} operations on {} keys have a linearization ({} search steps)",
+                operations.len(),
+                outcome.stats.partitions,
+                outcome.stats.steps
+            ),
+        ),
+        Verdict::NotLinearizable(evidence) => {
+            CheckResult::new(CheckKind::Linearizable, false, evidence.to_string())
+        }
+        Verdict::Unknown { reason } => CheckResult::new(
+            CheckKind::Linearizable,
+            false,
+            format!("unknown, not a pass: {reason}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::OpEvent;
+
+    fn op(t: u64, client: &str, id: u64, kind: OpType, f: &str, value: Option<&str>) -> Entry {
+        Entry {
+            t,
+            node: client.into(),
+            what: What::Op {
+                op: OpEvent {
+                    kind,
+                    f: f.into(),
+                    id,
+                    key: Some("k".into()),
+                    value: value.map(|v| serde_json::Value::String(v.into())),
+                    detail: None,
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn a_read_after_a_completed_write_must_see_it() {
+        let history = vec![
+            op(0, "c1", 0, OpType::Invoke, "put", Some("a")),
+            op(10, "c1", 0, OpType::Ok, "put", Some("a")),
+            op(20, "c2", 0, OpType::Invoke, "get", None),
+            op(30, "c2", 0, OpType::Ok, "get", Some("a")),
+        ];
+        assert!(linearizable(&history).passed);
+        let mut stale = history.clone();
+        stale[3] = op(30, "c2", 0, OpType::Ok, "get", None);
+        let result = linearizable(&stale);
+        assert!(!result.passed, "{}", result.detail);
+        assert!(result.detail.contains("k"), "{}", result.detail);
+    }
+
+    #[test]
+    fn an_unknown_write_may_explain_a_later_read_and_a_failed_one_may_not() {
+        let history = vec![
+            op(0, "c1", 0, OpType::Invoke, "put", Some("a")),
+            op(10, "c1", 0, OpType::Info, "put", Some("a")),
+            op(20, "c2", 0, OpType::Invoke, "get", None),
+            op(30, "c2", 0, OpType::Ok, "get", Some("a")),
+        ];
+        assert!(linearizable(&history).passed);
+        let mut failed = history.clone();
+        failed[1] = op(10, "c1", 0, OpType::Fail, "put", Some("a"));
+        assert!(!linearizable(&failed).passed);
+    }
+}
