@@ -119,12 +119,7 @@ async fn simulate(scenario: Scenario, seed: u64) -> Vec<Entry> {
         cluster.add(client);
     }
     let mut fault_rng = stream(seed, "faults");
-    let mut faults: Vec<_> = scenario
-        .faults
-        .iter()
-        .map(|f| f.get_ref().clone())
-        .collect();
-    faults.sort_by_key(|f| f.at);
+    let faults = fault_timeline(&scenario, seed);
     for fault in faults {
         tokio::time::sleep_until(recorder.start() + fault.at.0).await;
         let applied = fault::apply(&mut cluster, &fault, &recorder.snapshot(), &mut fault_rng);
@@ -132,6 +127,19 @@ async fn simulate(scenario: Scenario, seed: u64) -> Vec<Entry> {
     }
     tokio::time::sleep_until(recorder.start() + scenario.duration.0).await;
     recorder.snapshot()
+}
+
+/// Every fault of the run in time order: the scripted ones, then the nemesis's draws for
+/// this seed (scripted first among equal times).
+pub fn fault_timeline(scenario: &Scenario, seed: u64) -> Vec<crate::scenario::Fault> {
+    let mut faults: Vec<_> = scenario
+        .faults
+        .iter()
+        .map(|f| f.get_ref().clone())
+        .collect();
+    faults.extend(crate::nemesis::schedule(scenario, seed));
+    faults.sort_by_key(|f| f.at);
+    faults
 }
 
 fn start_server(scenario: &Scenario, index: usize, recorder: &Recorder) -> SimNode {

@@ -20,6 +20,7 @@ macro_rules! say_raw {
         let _ = write!(std::io::stdout(), $($arg)*);
     }};
 }
+use sim::fuzz::{fuzz, headline, SeedPlan};
 use sim::history::{to_json_lines, Entry};
 use sim::run::run_scenario;
 use sim::scenario::{self, Scenario};
@@ -85,6 +86,38 @@ enum Command {
         #[arg(long)]
         max_steps: Option<u64>,
     },
+    /// Run many seeds (with the scenario's nemesis, if any); print every failing seed with
+    /// the command that reproduces it. Exit 1 if any seed failed.
+    Fuzz {
+        /// Scenario file.
+        scenario: PathBuf,
+        /// Seed range, `A..B` (B excluded) or `A..=B`.
+        #[arg(long, default_value = "1..101", value_parser = SeedPlan::parse_range)]
+        seeds: (u64, u64),
+        /// Parallel runs on this machine (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Only seeds with `seed % N == K`, written `K/N`.
+        #[arg(long, value_parser = SeedPlan::parse_shard)]
+        shard: Option<(u64, u64)>,
+        /// One JSON object per seed, one per line.
+        #[arg(long)]
+        json: bool,
+        /// Stop after this many failing seeds.
+        #[arg(long)]
+        max_failures: Option<usize>,
+    },
+    /// Minimize a failing seed to a standalone scenario with an explicit fault timeline.
+    Shrink {
+        /// Scenario file.
+        scenario: PathBuf,
+        /// The failing seed.
+        #[arg(long)]
+        seed: u64,
+        /// Where to write the shrunk scenario (default: stdout).
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
     /// Parse and validate scenarios only.
     Validate {
         /// Scenario files.
@@ -131,6 +164,28 @@ fn main() -> ExitCode {
             timeout,
             max_steps,
         } => check_history(&file, model, whole_map, timeout, max_steps),
+        Command::Fuzz {
+            scenario,
+            seeds,
+            jobs,
+            shard,
+            json,
+            max_failures,
+        } => {
+            let plan = SeedPlan {
+                start: seeds.0,
+                end: seeds.1,
+                shard,
+            };
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            run_fuzz(&scenario, plan, jobs, json, max_failures)
+        }
+        Command::Shrink {
+            scenario,
+            seed,
+            output,
+        } => run_shrink(&scenario, seed, output.as_deref()),
         Command::Validate { scenarios } => validate(&scenarios),
         Command::CheckDeterminism {
             scenario,
@@ -357,4 +412,127 @@ fn check_history(
             ExitCode::from(3)
         }
     }
+}
+
+fn run_fuzz(
+    path: &Path,
+    plan: SeedPlan,
+    jobs: usize,
+    json: bool,
+    max_failures: Option<usize>,
+) -> ExitCode {
+    use std::io::IsTerminal;
+    let scenarios = match load_all(&[path.to_path_buf()]) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (file, scenario) = &scenarios[0];
+    let seeds = plan.seeds();
+    let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(seeds.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {per_sec}  {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let started = std::time::Instant::now();
+    let mut failed = 0usize;
+    let mut sim_ms = 0u64;
+    let result = fuzz(scenario, file, &seeds, jobs, max_failures, |r| {
+        sim_ms += r.report.sim_ms;
+        if json {
+            say!("{}", r.report.to_json());
+        }
+        if !r.report.passed() {
+            failed += 1;
+            let line = format!(
+                "seed {} FAILED {}\n  reproduce: {}",
+                r.seed,
+                headline(&r.report),
+                r.report.reproduce
+            );
+            match &bar {
+                Some(bar) => bar.println(line),
+                None if !json => say!("{line}"),
+                None => {}
+            }
+        }
+        if let Some(bar) = &bar {
+            bar.inc(1);
+            bar.set_message(format!("{failed} failed"));
+        }
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let results = match result {
+        Ok(r) => r,
+        Err(why) => {
+            eprintln!("error: {file}: {why}");
+            return ExitCode::from(2);
+        }
+    };
+    let wall = started.elapsed().as_secs_f64();
+    let summary = format!(
+        "{} seeds run ({} jobs{}), {} failed, {:.1} seeds/s, simulated time {:.0}x wall time",
+        results.len(),
+        jobs,
+        plan.shard
+            .map(|(k, n)| format!(", shard {k}/{n}"))
+            .unwrap_or_default(),
+        failed,
+        results.len() as f64 / wall.max(1e-9),
+        sim_ms as f64 / 1e3 / wall.max(1e-9)
+    );
+    if json {
+        eprintln!("{summary}");
+    } else {
+        say!("{summary}");
+    }
+    if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn run_shrink(path: &Path, seed: u64, output: Option<&Path>) -> ExitCode {
+    let scenarios = match load_all(&[path.to_path_buf()]) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (file, scenario) = &scenarios[0];
+    let shrunk = match sim::shrink::shrink(scenario, file, seed) {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("error: {file} seed {seed}: {why}");
+            return ExitCode::from(2);
+        }
+    };
+    match output {
+        Some(out) => {
+            if let Err(code) = write_file(out, shrunk.text.clone()) {
+                return code;
+            }
+            say!(
+                "wrote {}: check `{}` still fails with {} of {} faults ({} runs)\n  {}\n  reproduce: cargo run -p sim -- run {} --seed {seed}",
+                out.display(),
+                shrunk.check,
+                shrunk.faults_after,
+                shrunk.faults_before,
+                shrunk.runs,
+                shrunk.evidence,
+                out.display()
+            );
+        }
+        None => {
+            say_raw!("{}", shrunk.text);
+            eprintln!(
+                "check `{}` still fails with {} of {} faults ({} runs)",
+                shrunk.check, shrunk.faults_after, shrunk.faults_before, shrunk.runs
+            );
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -108,6 +108,21 @@ impl Happened {
                     if let Some(to) = &fault.to {
                         line.push_str(&format!("->{to}"));
                     }
+                    if let Some(rate) = fault.rate {
+                        line.push_str(&format!(" rate={rate}"));
+                    }
+                    if let Some([low, high]) = fault.range_ms {
+                        line.push_str(&format!(" range={low}-{high}ms"));
+                    }
+                    if let Some(offset) = fault.offset_ms {
+                        line.push_str(&format!(" offset={offset:+}ms"));
+                    }
+                    if let Some(drift) = fault.drift {
+                        line.push_str(&format!(" drift={drift:+.3}"));
+                    }
+                    if let Some(mode) = &fault.mode {
+                        line.push_str(&format!(" mode={mode}"));
+                    }
                     if !fault.groups.is_empty() {
                         let groups: Vec<String> =
                             fault.groups.iter().map(|g| g.join(",")).collect();

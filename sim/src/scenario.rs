@@ -316,6 +316,48 @@ pub struct Fault {
     pub mode: Option<Spanned<DiskMode>>,
 }
 
+impl Fault {
+    /// A fault with no parameters yet (for faults made by code: the nemesis, the shrinker).
+    pub fn new(at: Duration, action: Action) -> Fault {
+        Fault {
+            at: Dur(at),
+            action: Spanned::new(0..0, action),
+            node: None,
+            groups: None,
+            from: None,
+            to: None,
+            offset: None,
+            drift: None,
+            rate: None,
+            range: None,
+            mode: None,
+        }
+    }
+
+    /// Sets the target node.
+    pub fn node(mut self, node: &str) -> Fault {
+        self.node = Some(Spanned::new(0..0, node.to_string()));
+        self
+    }
+
+    /// Sets the link (`clog`, `unclog`, per-link `loss`).
+    pub fn link(mut self, from: &str, to: &str) -> Fault {
+        self.from = Some(Spanned::new(0..0, from.to_string()));
+        self.to = Some(Spanned::new(0..0, to.to_string()));
+        self
+    }
+
+    /// Sets partition groups.
+    pub fn groups(mut self, groups: Vec<Vec<String>>) -> Fault {
+        let groups = groups
+            .into_iter()
+            .map(|g| g.into_iter().map(|n| Spanned::new(0..0, n)).collect())
+            .collect();
+        self.groups = Some(Spanned::new(0..0, groups));
+        self
+    }
+}
+
 /// `[nemesis]`: seeded random faults.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,0 +1,207 @@
+//! Writes a [`Scenario`] back as a scenario file (used by `sim shrink`), in the contract's
+//! format, so the result is a file a person can read, edit and commit.
+
+use crate::scenario::{Commit, DiskMode, Dur, Fault, Scenario, Versioning};
+use nodes::duration::format as duration;
+use std::fmt::Write;
+
+fn quoted(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}
+
+fn dur(d: Dur) -> String {
+    quoted(&duration(d.0))
+}
+
+fn range(r: &[Dur; 2]) -> String {
+    format!("[{}, {}]", dur(r[0]), dur(r[1]))
+}
+
+/// The scenario as TOML, preceded by `header` lines as comments.
+pub fn to_toml(s: &Scenario, header: &[String]) -> String {
+    let mut out = String::new();
+    for line in header {
+        let _ = writeln!(out, "# {line}");
+    }
+    let _ = writeln!(out, "name = {}", quoted(&s.name));
+    let _ = writeln!(out, "system = {}", quoted(&s.system.to_string()));
+    let _ = writeln!(out, "nodes = {}", s.server_count());
+    let _ = writeln!(out, "duration = {}", dur(s.duration));
+    if let Some(d) = &s.description {
+        let _ = writeln!(out, "description = {}", quoted(d));
+    }
+    if let Some(seed) = s.seed {
+        let _ = writeln!(out, "seed = {seed}");
+    }
+    let _ = writeln!(out, "expect = {}", quoted(&s.expect.to_string()));
+    if s.buggify {
+        let _ = writeln!(out, "buggify = true");
+    }
+    if s.network.latency.is_some() || s.network.loss.is_some() {
+        let _ = writeln!(out, "\n[network]");
+        if let Some(l) = &s.network.latency {
+            let _ = writeln!(out, "latency = {}", range(l.get_ref()));
+        }
+        if let Some(l) = &s.network.loss {
+            let _ = writeln!(out, "loss = {}", l.get_ref());
+        }
+    }
+    let k = &s.config;
+    let mut config = String::new();
+    let mut knob = |name: &str, value: Option<String>| {
+        if let Some(v) = value {
+            let _ = writeln!(config, "{name} = {v}");
+        }
+    };
+    knob(
+        "heartbeat_interval",
+        k.heartbeat_interval.as_ref().map(|v| dur(*v.get_ref())),
+    );
+    knob(
+        "election_timeout",
+        k.election_timeout.as_ref().map(|v| dur(*v.get_ref())),
+    );
+    knob("quorum", k.quorum.as_ref().map(|v| v.get_ref().to_string()));
+    knob(
+        "commit",
+        k.commit.as_ref().map(|v| {
+            quoted(match v.get_ref() {
+                Commit::Majority => "majority",
+                Commit::Leader => "leader",
+            })
+        }),
+    );
+    knob(
+        "replication_factor",
+        k.replication_factor
+            .as_ref()
+            .map(|v| v.get_ref().to_string()),
+    );
+    knob(
+        "virtual_nodes",
+        k.virtual_nodes.as_ref().map(|v| v.get_ref().to_string()),
+    );
+    knob(
+        "write_quorum",
+        k.write_quorum.as_ref().map(|v| v.get_ref().to_string()),
+    );
+    knob(
+        "versioning",
+        k.versioning.as_ref().map(|v| {
+            quoted(match v.get_ref() {
+                Versioning::Lamport => "lamport",
+                Versioning::NodeCounter => "node_counter",
+                Versioning::WallClock => "wall_clock",
+            })
+        }),
+    );
+    knob(
+        "gossip_interval",
+        k.gossip_interval.as_ref().map(|v| dur(*v.get_ref())),
+    );
+    knob(
+        "registry_heartbeat",
+        k.registry_heartbeat.as_ref().map(|v| dur(*v.get_ref())),
+    );
+    knob(
+        "rate_limit",
+        k.rate_limit.as_ref().map(|v| v.get_ref().to_string()),
+    );
+    knob(
+        "backpressure",
+        k.backpressure.as_ref().map(|v| v.get_ref().to_string()),
+    );
+    knob(
+        "circuit_breaker",
+        k.circuit_breaker.as_ref().map(|v| v.get_ref().to_string()),
+    );
+    if !config.is_empty() {
+        let _ = write!(out, "\n[config]\n{config}");
+    }
+    if let Some(w) = &s.workload {
+        let _ = writeln!(out, "\n[workload]");
+        let _ = writeln!(out, "clients = {}", w.clients.get_ref());
+        let _ = writeln!(out, "ops = {}", w.ops);
+        let rate = w.rate.0;
+        let rate = if rate.fract() == 0.0 {
+            format!("{rate}/s")
+        } else {
+            format!("{rate:.3}/s")
+        };
+        let _ = writeln!(out, "rate = {}", quoted(&rate));
+        if let Some(keys) = &w.keys {
+            let _ = writeln!(out, "keys = {}", keys.get_ref());
+        }
+        if let Some(r) = &w.read_ratio {
+            let _ = writeln!(out, "read_ratio = {}", r.get_ref());
+        }
+        if let Some(stop) = &w.stop {
+            let _ = writeln!(out, "stop = {}", dur(*stop.get_ref()));
+        }
+    }
+    for fault in &s.faults {
+        out.push_str(&fault_toml(fault.get_ref()));
+    }
+    for check in &s.checks {
+        let check = check.get_ref();
+        let _ = writeln!(out, "\n[[check]]\nkind = {}", quoted(check.kind.name()));
+        if let Some(within) = &check.within {
+            let _ = writeln!(out, "within = {}", dur(*within.get_ref()));
+        }
+    }
+    out
+}
+
+fn fault_toml(f: &Fault) -> String {
+    let mut out = String::from("\n[[fault]]\n");
+    let _ = writeln!(out, "at = {}", dur(f.at));
+    let action = f.action.get_ref();
+    let _ = writeln!(out, "action = {}", quoted(&action.to_string()));
+    if let Some(node) = &f.node {
+        let _ = writeln!(out, "node = {}", quoted(node.get_ref()));
+    }
+    if let Some(groups) = &f.groups {
+        let groups: Vec<String> = groups
+            .get_ref()
+            .iter()
+            .map(|g| {
+                format!(
+                    "[{}]",
+                    g.iter()
+                        .map(|n| quoted(n.get_ref()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "groups = [{}]", groups.join(", "));
+    }
+    if let Some(from) = &f.from {
+        let _ = writeln!(out, "from = {}", quoted(from.get_ref()));
+    }
+    if let Some(to) = &f.to {
+        let _ = writeln!(out, "to = {}", quoted(to.get_ref()));
+    }
+    if let Some(offset) = &f.offset {
+        let ms = offset.get_ref().0;
+        let sign = if ms < 0 { "-" } else { "+" };
+        let _ = writeln!(out, "offset = {}", quoted(&format!("{sign}{}ms", ms.abs())));
+    }
+    if let Some(drift) = &f.drift {
+        let _ = writeln!(out, "drift = {}", drift.get_ref());
+    }
+    if let Some(rate) = &f.rate {
+        let _ = writeln!(out, "rate = {}", rate.get_ref());
+    }
+    if let Some(r) = &f.range {
+        let _ = writeln!(out, "range = {}", range(r.get_ref()));
+    }
+    if let Some(mode) = &f.mode {
+        let mode = match mode.get_ref() {
+            DiskMode::Tear => "tear",
+            DiskMode::Corrupt => "corrupt",
+        };
+        let _ = writeln!(out, "mode = {}", quoted(mode));
+    }
+    out
+}

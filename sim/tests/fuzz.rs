@@ -1,0 +1,201 @@
+//! The fuzzer has teeth, the safe configurations survive it, and its outputs replay.
+
+use sim::fuzz::{fuzz, SeedPlan};
+use sim::run::run_scenario;
+use sim::scenario::{parse, Scenario};
+use std::path::Path;
+
+const CHAT_UNSAFE: &str = r#"
+name = "fuzz-chat-unsafe"
+system = "chat"
+nodes = 5
+duration = "50s"
+[config]
+quorum = false
+commit = "leader"
+[workload]
+clients = 3
+ops = 300
+rate = "10/s"
+stop = "35s"
+[nemesis]
+kinds = ["crash", "partition"]
+interval = ["2s", "6s"]
+heal_after = ["2s", "6s"]
+until = "35s"
+[[check]]
+kind = "total_order"
+[[check]]
+kind = "delivered"
+"#;
+
+fn load(file: &str) -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+    sim::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn failures(scenario: &Scenario, file: &str, seeds: std::ops::Range<u64>) -> Vec<u64> {
+    let seeds: Vec<u64> = seeds.collect();
+    fuzz(scenario, file, &seeds, 2, None, |_| {})
+        .expect("runnable")
+        .into_iter()
+        .filter(|r| !r.report.passed())
+        .map(|r| r.seed)
+        .collect()
+}
+
+#[test]
+fn safe_chat_survives_the_nemesis_on_every_seed() {
+    let file = "scenarios/fuzz/chat-safe.toml";
+    assert_eq!(failures(&load(file), file, 1..25), Vec::<u64>::new());
+}
+
+#[test]
+fn safe_election_survives_the_nemesis_on_every_seed() {
+    let file = "scenarios/fuzz/election-safe.toml";
+    assert_eq!(failures(&load(file), file, 1..25), Vec::<u64>::new());
+}
+
+#[test]
+fn the_seeds_chat_fails_within_ten_seeds_and_shrinks_to_fewer_faults() {
+    let scenario = parse("chat-unsafe.toml", CHAT_UNSAFE).unwrap();
+    let failing = failures(&scenario, "chat-unsafe.toml", 1..11);
+    let Some(&seed) = failing.first() else {
+        panic!("no failure in 10 seeds: the fuzzer has no teeth");
+    };
+    let shrunk = sim::shrink::shrink(&scenario, "chat-unsafe.toml", seed).expect("shrinks");
+    assert!(
+        shrunk.faults_after < shrunk.faults_before,
+        "{} of {} faults",
+        shrunk.faults_after,
+        shrunk.faults_before
+    );
+    assert!(shrunk.scenario.nemesis.is_none());
+    assert!(
+        shrunk.text.contains(&format!("seed {seed}")),
+        "{}",
+        shrunk.text
+    );
+    // The written file replays the failure on its own.
+    let again = parse("shrunk.toml", &shrunk.text).unwrap();
+    let report = run_scenario(&again, "shrunk.toml", seed).unwrap().report;
+    assert!(!report.passed());
+    assert!(report
+        .checks
+        .iter()
+        .any(|c| c.kind == shrunk.check && !c.passed));
+}
+
+#[test]
+fn a_fuzzed_seed_replays_exactly_with_run() {
+    let file = "scenarios/fuzz/chat-safe.toml";
+    let scenario = load(file);
+    let from_fuzz = fuzz(&scenario, file, &[7], 1, None, |_| {}).unwrap();
+    let from_run = run_scenario(&scenario, file, 7).unwrap();
+    assert_eq!(from_fuzz[0].report.trace_hash, from_run.report.trace_hash);
+}
+
+#[test]
+fn the_nemesis_keeps_a_majority_up_and_heals_everything_by_until() {
+    let scenario = load("scenarios/fuzz/chat-safe.toml");
+    for seed in 1..40 {
+        let faults = sim::nemesis::schedule(&scenario, seed);
+        assert!(!faults.is_empty(), "seed {seed}: no faults");
+        let mut down: std::collections::BTreeSet<String> = Default::default();
+        let mut cut: Vec<String> = Vec::new();
+        for fault in &faults {
+            let node = fault.node.as_ref().map(|n| n.get_ref().clone());
+            match fault.action.get_ref().to_string().as_str() {
+                "crash" | "pause" | "shutdown" => {
+                    down.insert(node.unwrap());
+                }
+                "restart" | "resume" => {
+                    if let Some(node) = node {
+                        down.remove(&node);
+                    }
+                }
+                "isolate" => cut = vec![node.unwrap()],
+                "partition" => {
+                    let groups = fault.groups.as_ref().unwrap().get_ref();
+                    cut = groups[0].iter().map(|n| n.get_ref().clone()).collect();
+                }
+                "heal" => cut.clear(),
+                _ => {}
+            }
+            let mut out: std::collections::BTreeSet<String> = down.clone();
+            out.extend(cut.iter().cloned());
+            assert!(
+                out.len() <= 2,
+                "seed {seed} at {:?}: {out:?} down at once",
+                fault.at
+            );
+            assert!(fault.at.0 <= std::time::Duration::from_secs(40));
+        }
+        assert!(
+            down.is_empty() && cut.is_empty(),
+            "seed {seed}: left broken: {down:?} {cut:?}"
+        );
+    }
+}
+
+#[test]
+fn swarm_testing_varies_the_fault_mix_per_seed() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/fuzz/chat-safe.toml"),
+    )
+    .unwrap()
+    .replace("until = \"40s\"", "until = \"40s\"\nswarm = true");
+    let scenario = parse("swarm.toml", &text).unwrap();
+    let mixes: std::collections::BTreeSet<Vec<String>> = (1..20)
+        .map(|seed| {
+            let mut kinds: Vec<String> = sim::nemesis::schedule(&scenario, seed)
+                .iter()
+                .map(|f| f.action.get_ref().to_string())
+                .collect();
+            kinds.sort();
+            kinds.dedup();
+            kinds
+        })
+        .collect();
+    assert!(
+        mixes.len() >= 5,
+        "only {} distinct fault mixes in 19 seeds",
+        mixes.len()
+    );
+}
+
+#[test]
+fn seed_ranges_and_shards_split_without_overlap() {
+    assert_eq!(SeedPlan::parse_range("1..5"), Ok((1, 5)));
+    assert_eq!(SeedPlan::parse_range("1..=5"), Ok((1, 6)));
+    assert!(SeedPlan::parse_range("5..1").is_err());
+    assert!(SeedPlan::parse_shard("4/4").is_err());
+    let all: Vec<u64> = (0..4)
+        .flat_map(|k| {
+            SeedPlan {
+                start: 1,
+                end: 101,
+                shard: Some((k, 4)),
+            }
+            .seeds()
+        })
+        .collect();
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(sorted, (1..101).collect::<Vec<_>>());
+}
+
+#[test]
+fn the_scale_out_examples_parse() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for file in [
+        ".github/workflows/fuzz.yml",
+        ".ci/k8s/fuzz-indexed-job.yaml",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let docs =
+            yaml_rust2::YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(docs.len(), 1, "{file}");
+        assert!(text.contains("--shard"), "{file} must split seeds by shard");
+    }
+}
