@@ -9,7 +9,7 @@ use crate::report::RunReport;
 use crate::run::run_scenario;
 use crate::scenario::Scenario;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 
 /// Which seeds to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,7 +81,8 @@ pub fn fuzz(
     max_failures: Option<usize>,
     mut on_result: impl FnMut(&SeedResult),
 ) -> Result<Vec<SeedResult>, String> {
-    let queue = Arc::new(Mutex::new(seeds.to_vec().into_iter()));
+    let queue: Arc<Vec<u64>> = Arc::new(seeds.to_vec());
+    let next_index = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(AtomicU64::new(0));
     let (tx, rx) = mpsc::channel::<Result<SeedResult, String>>();
@@ -94,8 +95,10 @@ pub fn fuzz(
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-                let Some(seed) = next else { return };
+                let index = next_index.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(&seed) = queue.get(index) else {
+                    return;
+                };
                 let result = run_scenario(&scenario, &file, seed).map(|finished| SeedResult {
                     seed,
                     report: finished.report,

@@ -27,6 +27,8 @@ pub struct RunOutput {
     pub sim_ms: u64,
     /// Wall-clock time the run took, ms.
     pub wall_ms: u64,
+    /// Messages the simulated network delivered (madsim's count), for benchmarks.
+    pub net_messages: u64,
 }
 
 /// Why a run produced no history.
@@ -98,15 +100,16 @@ fn run_here(scenario: &Scenario, seed: u64) -> RunOutput {
     }
     let runtime = Runtime::with_seed_and_config(seed, config);
     let wall = Instant::now();
-    let history = runtime.block_on(simulate(scenario.clone(), seed));
+    let (history, net_messages) = runtime.block_on(simulate(scenario.clone(), seed));
     RunOutput {
         history,
+        net_messages,
         sim_ms: scenario.duration.0.as_millis() as u64,
         wall_ms: wall.elapsed().as_millis() as u64,
     }
 }
 
-async fn simulate(scenario: Scenario, seed: u64) -> Vec<Entry> {
+async fn simulate(scenario: Scenario, seed: u64) -> (Vec<Entry>, u64) {
     if scenario.buggify {
         madsim::buggify::enable();
     }
@@ -126,7 +129,8 @@ async fn simulate(scenario: Scenario, seed: u64) -> Vec<Entry> {
         recorder.record("harness", What::Fault { fault: applied });
     }
     tokio::time::sleep_until(recorder.start() + scenario.duration.0).await;
-    recorder.snapshot()
+    let messages = madsim::net::NetSim::current().stat().msg_count;
+    (recorder.snapshot(), messages)
 }
 
 /// Every fault of the run in time order: the scripted ones, then the nemesis's draws for

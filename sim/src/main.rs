@@ -118,6 +118,13 @@ enum Command {
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
     },
+    /// Measure fuzz throughput, overhead against raw madsim, seeds to first failure and
+    /// peak memory (use a release build: `cargo run --release -p sim -- bench`).
+    Bench {
+        /// Seeds per fuzz measurement.
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+    },
     /// Parse and validate scenarios only.
     Validate {
         /// Scenario files.
@@ -186,6 +193,19 @@ fn main() -> ExitCode {
             seed,
             output,
         } => run_shrink(&scenario, seed, output.as_deref()),
+        Command::Bench { seeds } => {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            match sim::bench::bench(&root, seeds) {
+                Ok(report) => {
+                    say_raw!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(why) => {
+                    eprintln!("error: {why}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Validate { scenarios } => validate(&scenarios),
         Command::CheckDeterminism {
             scenario,

@@ -12,6 +12,8 @@ pub struct Finished {
     pub report: RunReport,
     /// The recorded trace (empty when the run crashed).
     pub history: Vec<Entry>,
+    /// Messages the simulated network delivered.
+    pub net_messages: u64,
 }
 
 /// Runs a scenario at a seed. `Err` only for scenarios the testbed cannot run yet.
@@ -31,12 +33,14 @@ pub fn run_scenario(scenario: &Scenario, file: &str, seed: u64) -> Result<Finish
             Ok(Finished {
                 report,
                 history: output.history,
+                net_messages: output.net_messages,
             })
         }
         Err(RunError::Unsupported(why)) => Err(why),
         Err(RunError::Panicked(why)) => Ok(Finished {
             report: RunReport::crashed(scenario, file, seed, why),
             history: Vec::new(),
+            net_messages: 0,
         }),
     }
 }

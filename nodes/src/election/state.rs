@@ -14,7 +14,9 @@
 //! Quorum mode (`quorum = true`): a candidate first asks PRE_VOTE (would a majority vote
 //! for the next term?) without raising its term, then COORDINATOR becomes a request for votes. A node grants
 //! at most one vote per term (persisted), and only when it has not heard a live leader
-//! for an election timeout, so a candidate needs a majority to lead. A leader keeps a
+//! for an election timeout nor voted for another candidate within one (a vote promises
+//! that window, and a node just started assumes it promised), so a candidate needs a
+//! majority to lead. A leader keeps a
 //! lease: it acts only while a majority acknowledged a heartbeat it sent less than
 //! `lease` ago, and steps down the moment the lease runs out. Because a follower waits a
 //! whole election timeout (longer than the lease) before voting again, the old leader has
@@ -90,6 +92,10 @@ pub struct Election {
     heartbeat_due: Duration,
     /// Leader (quorum mode): last instant it may still act as leader.
     lease_until: Duration,
+    /// Quorum mode: a vote is also a promise not to help elect anyone else for an election
+    /// timeout (the candidate's lease may start from its request). `None` as candidate
+    /// means "nobody": a node just (re)started does not know whom it promised.
+    promise: Option<(Option<u64>, Duration)>,
     /// Leader: acknowledgers of each recent heartbeat, keyed by its send time.
     acks: BTreeMap<u64, BTreeSet<u64>>,
     /// Last role reported, to emit only changes.
@@ -115,6 +121,7 @@ impl Election {
             election_deadline,
             heartbeat_due: now,
             lease_until: now,
+            promise: Some((None, election_deadline)),
             acks: BTreeMap::new(),
             reported: None,
             out: Vec::new(),
@@ -232,7 +239,8 @@ impl Election {
             Message::PreVote { from, term } => {
                 let granted = term > self.term
                     && self.phase != Phase::Leader
-                    && !(self.leader_alive(now) && self.leader != Some(from));
+                    && !(self.leader_alive(now) && self.leader != Some(from))
+                    && !self.promised_elsewhere(now, from);
                 let current = self.term;
                 self.send(
                     from,
@@ -343,7 +351,7 @@ impl Election {
             Phase::Leader => true,
             _ => self.leader_alive(now) && self.leader != Some(from),
         };
-        if leader_alive {
+        if leader_alive || self.promised_elsewhere(now, from) {
             return reject(self);
         }
         self.set_term(term);
@@ -351,6 +359,7 @@ impl Election {
         self.persist();
         self.become_follower(now, None);
         self.last_leader_contact = Some(now);
+        self.promise = Some((Some(from), now + self.config.election_timeout));
         self.send(
             from,
             Message::Grant {
@@ -523,8 +532,22 @@ impl Election {
         self.broadcast(announcement);
     }
 
+    /// True while a vote given to someone other than `candidate` still binds.
+    fn promised_elsewhere(&self, now: Duration, candidate: u64) -> bool {
+        self.promise
+            .is_some_and(|(to, until)| now < until && to != Some(candidate))
+    }
+
     /// Quorum mode, step 1: ask whether a majority would vote, without raising the term.
     fn pre_vote(&mut self, now: Duration) {
+        if self.promised_elsewhere(now, self.config.id) {
+            // Our own vote is promised to another candidate: wait, then try again.
+            self.become_follower(now, None);
+            if let Some((_, until)) = self.promise {
+                self.election_deadline = until;
+            }
+            return;
+        }
         self.phase = Phase::PreVoting {
             grants: BTreeSet::from([self.config.id]),
             deadline: now + self.config.election_timeout,

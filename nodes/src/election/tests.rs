@@ -314,3 +314,64 @@ fn quorum_follower_with_live_leader_refuses_to_vote() {
     )));
     assert_eq!(node.term(), 1, "a refused candidate's term is not adopted");
 }
+
+#[test]
+fn quorum_a_vote_binds_for_an_election_timeout_even_against_a_higher_term() {
+    // n1 votes for n2 in term 2; n5 asks for term 3 soon after. Were n1 to agree, n5
+    // could lead while n2 still holds a lease started from its own request.
+    let mut node = Election::new(config(1, 5, true), Persisted::default(), Duration::ZERO);
+    let t = Duration::from_secs(3);
+    let ask = |from, term| Message::Coordinator {
+        from,
+        term,
+        sent_at: 0,
+    };
+    let granted = |commands: &[Command]| {
+        commands.iter().any(|c| {
+            matches!(
+                c,
+                Command::Send {
+                    message: Message::Grant { granted: true, .. },
+                    ..
+                }
+            )
+        })
+    };
+    assert!(granted(&node.on_message(t, ask(2, 2))));
+    assert!(!granted(
+        &node.on_message(t + Duration::from_millis(800), ask(5, 3))
+    ));
+    assert!(granted(
+        &node.on_message(t + Duration::from_millis(2600), ask(5, 3))
+    ));
+}
+
+#[test]
+fn quorum_a_restarted_node_does_not_vote_until_an_election_timeout_passed() {
+    let persisted = Persisted {
+        term: 4,
+        voted_for: Some(2),
+    };
+    let mut node = Election::new(config(1, 3, true), persisted, Duration::from_secs(10));
+    let ask = Message::Coordinator {
+        from: 3,
+        term: 5,
+        sent_at: 0,
+    };
+    let commands = node.on_message(Duration::from_secs(11), ask.clone());
+    assert!(commands.iter().any(|c| matches!(
+        c,
+        Command::Send {
+            message: Message::Grant { granted: false, .. },
+            ..
+        }
+    )));
+    let commands = node.on_message(Duration::from_secs(13), ask);
+    assert!(commands.iter().any(|c| matches!(
+        c,
+        Command::Send {
+            message: Message::Grant { granted: true, .. },
+            ..
+        }
+    )));
+}
