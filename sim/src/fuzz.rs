@@ -91,6 +91,7 @@ pub fn fuzz(
             let (queue, stop, failures, tx) =
                 (queue.clone(), stop.clone(), failures.clone(), tx.clone());
             let (scenario, file) = (scenario.clone(), file.to_string());
+            let next_index = next_index.clone();
             std::thread::spawn(move || loop {
                 if stop.load(Ordering::Relaxed) {
                     return;
