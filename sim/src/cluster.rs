@@ -271,6 +271,14 @@ impl Cluster {
         Ok(self.get(name).ok_or("no such node")?.disk.clone())
     }
 
+    /// Kills every node (end of run).
+    pub fn kill_all(&mut self) {
+        for node in &mut self.nodes {
+            self.handle.kill(node.id);
+            node.status = Status::Crashed;
+        }
+    }
+
     /// Names of every node.
     pub fn names(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.name.clone()).collect()

@@ -130,6 +130,9 @@ async fn simulate(scenario: Scenario, seed: u64) -> (Vec<Entry>, u64) {
     }
     tokio::time::sleep_until(recorder.start() + scenario.duration.0).await;
     let messages = madsim::net::NetSim::current().stat().msg_count;
+    // Kill every node so its tasks are dropped now: tasks left pending when the runtime
+    // is dropped keep each other (and the run's memory) alive.
+    cluster.kill_all();
     (recorder.snapshot(), messages)
 }
 
