@@ -17,5 +17,7 @@
 pub mod chat;
 pub mod duration;
 pub mod election;
+pub mod http;
+pub mod kv;
 pub mod real;
 pub mod runtime;

@@ -61,12 +61,6 @@ pub fn stream(seed: u64, name: &str) -> ChaCha8Rng {
 
 /// Runs `scenario` with `seed` on a fresh thread and returns its history.
 pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
-    if scenario.system == System::Kv {
-        return Err(RunError::Unsupported(format!(
-            "system \"{}\" is not implemented yet (election and chat run so far)",
-            scenario.system
-        )));
-    }
     let scenario = scenario.clone();
     let thread = std::thread::Builder::new()
         .name(format!("sim-{}-{seed}", scenario.name))
@@ -115,6 +109,9 @@ async fn simulate(scenario: Scenario, seed: u64) -> (Vec<Entry>, u64) {
     }
     let recorder = Recorder::new();
     let mut cluster = Cluster::new();
+    if scenario.system == System::Kv {
+        cluster.add(start_registry(&scenario, &recorder));
+    }
     for index in 1..=scenario.server_count() {
         cluster.add(start_server(&scenario, index, &recorder));
     }
@@ -129,6 +126,24 @@ async fn simulate(scenario: Scenario, seed: u64) -> (Vec<Entry>, u64) {
         recorder.record("harness", What::Fault { fault: applied });
     }
     tokio::time::sleep_until(recorder.start() + scenario.duration.0).await;
+    if scenario.system == System::Kv {
+        let live: Vec<usize> = cluster
+            .nodes()
+            .iter()
+            .filter(|n| n.kind == Kind::Server && n.status == Status::Up)
+            .filter_map(|n| n.name[1..].parse().ok())
+            .collect();
+        // The supervisor has no address on the simulated network: read from a node that does.
+        let reader = Handle::current()
+            .create_node()
+            .name("final")
+            .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 3, 1)))
+            .build();
+        let (keys, recorder) = (systems::kv::keys(&scenario), recorder.clone());
+        let _ = reader
+            .spawn(async move { crate::workload::kv::final_reads(&live, &keys, &recorder).await })
+            .await;
+    }
     let messages = madsim::net::NetSim::current().stat().msg_count;
     // Kill every node so its tasks are dropped now: tasks left pending when the runtime
     // is dropped keep each other (and the run's memory) alive.
@@ -147,6 +162,53 @@ pub fn fault_timeline(scenario: &Scenario, seed: u64) -> Vec<crate::scenario::Fa
     faults.extend(crate::nemesis::schedule(scenario, seed));
     faults.sort_by_key(|f| f.at);
     faults
+}
+
+/// The KV registry, node `registry` at 10.0.2.1.
+fn start_registry(scenario: &Scenario, recorder: &Recorder) -> SimNode {
+    let clock = Clock::new();
+    let config = systems::kv::registry_config(scenario);
+    let init = {
+        let (clock, recorder) = (clock.clone(), recorder.clone());
+        move || {
+            let sink = {
+                let recorder = recorder.clone();
+                EventSink::new(move |event| {
+                    recorder.record("registry", What::Event { data: event })
+                })
+            };
+            let env = NodeEnv {
+                clock: clock.clone(),
+                storage: Box::new(nodes::runtime::storage::Nowhere),
+                events: sink,
+            };
+            let (config, recorder) = (config.clone(), recorder.clone());
+            async move {
+                if let Err(e) = nodes::kv::registry::run(config, env).await {
+                    recorder.record(
+                        "registry",
+                        What::Error {
+                            message: e.to_string(),
+                        },
+                    );
+                }
+            }
+        }
+    };
+    let handle = Handle::current()
+        .create_node()
+        .name("registry")
+        .ip(systems::kv::registry_addr().ip())
+        .init(init)
+        .build();
+    SimNode {
+        name: "registry".into(),
+        id: handle.id(),
+        kind: Kind::Registry,
+        status: Status::Up,
+        clock,
+        disk: SimDisk::default(),
+    }
 }
 
 fn start_server(scenario: &Scenario, index: usize, recorder: &Recorder) -> SimNode {
@@ -209,7 +271,10 @@ fn server_entry(scenario: &Scenario, index: usize, env: NodeEnv) -> BoxFuture<st
             systems::chat::node_config(scenario, index),
             env,
         )),
-        System::Kv => Box::pin(async { Err(std::io::Error::other("kv is not implemented yet")) }),
+        System::Kv => Box::pin(nodes::kv::run(
+            systems::kv::node_config(scenario, index),
+            env,
+        )),
     }
 }
 
@@ -241,7 +306,13 @@ fn start_clients(scenario: &Scenario, seed: u64, recorder: &Recorder) -> Vec<Sim
                         j, workload, servers, recorder, rng, stop,
                     ));
                 }
-                System::Election | System::Kv => {}
+                System::Kv => {
+                    let keys = systems::kv::keys(scenario);
+                    handle.spawn(crate::workload::kv::client(
+                        j, workload, servers, keys, recorder, rng, stop,
+                    ));
+                }
+                System::Election => {}
             }
             SimNode {
                 name,

@@ -65,6 +65,8 @@ pub struct Happened {
     pub damaged_recoveries: usize,
     /// Client operations by outcome: `invoke`, `ok`, `fail`, `info`.
     pub ops: BTreeMap<String, usize>,
+    /// KV: the harness's final reads (operation events of the pseudo-client `final`).
+    pub final_reads: usize,
     /// Chat: messages delivered per server.
     pub delivered: BTreeMap<String, usize>,
 }
@@ -136,6 +138,7 @@ impl Happened {
                         None => h.faults_applied.push(line),
                     }
                 }
+                What::Op { .. } if entry.node == "final" => h.final_reads += 1,
                 What::Op { op } => {
                     let kind = serde_json::to_value(op.kind)
                         .ok()

@@ -85,6 +85,11 @@ pub enum NodeEvent {
         /// The next sequence number it will assign.
         next_seq: u64,
     },
+    /// KV: the membership this node (or the registry) now sees.
+    Members {
+        /// Member ids, sorted.
+        members: Vec<String>,
+    },
     /// A leader gave up leadership.
     SteppedDown {
         /// The term it led.

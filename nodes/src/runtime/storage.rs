@@ -70,3 +70,25 @@ impl Storage for FileStorage {
         self.file.sync_data()
     }
 }
+
+/// Storage for nodes that keep nothing durable (the KV store and registry are in-memory,
+/// as in the seed): appends succeed and are forgotten.
+pub struct Nowhere;
+
+impl Storage for Nowhere {
+    fn read_all(&mut self) -> io::Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+
+    fn append(&mut self, _bytes: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn truncate(&mut self, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+}

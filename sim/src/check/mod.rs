@@ -7,6 +7,7 @@
 
 pub mod chat;
 pub mod election;
+pub mod kv;
 pub mod linearizable;
 pub mod view;
 
@@ -56,11 +57,8 @@ pub fn run_all(scenario: &Scenario, history: &[Entry]) -> Vec<CheckResult> {
                 CheckKind::TotalOrder => chat::total_order(history),
                 CheckKind::Delivered => chat::delivered(history),
                 CheckKind::Linearizable => linearizable::linearizable(history),
-                other => CheckResult::new(
-                    other,
-                    false,
-                    format!("check `{}` is not implemented yet", other.name()),
-                ),
+                CheckKind::Converged => kv::converged(history),
+                CheckKind::NoLostWrites => kv::no_lost_writes(history),
             }
         })
         .collect()

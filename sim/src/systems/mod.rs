@@ -6,6 +6,7 @@
 
 pub mod chat;
 pub mod election;
+pub mod kv;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 

@@ -3,6 +3,7 @@
 //! Jepsen-style invoke / ok / fail / info events in the history.
 
 pub mod chat;
+pub mod kv;
 
 use crate::scenario::Workload;
 use std::time::Duration;

@@ -1,0 +1,207 @@
+//! HTTP on the transport seam: an axum router served by hyper over `tokio::net`, and a
+//! small JSON client — the same code on real sockets and in the simulator.
+//!
+//! Two things make hyper behave under madsim (see MADSIM_NOTES): a hand-written accept
+//! loop instead of `axum::serve` (which needs real tokio), and [`NoEmptyFlush`], because
+//! hyper flushes on every poll and an empty flush on a simulated TCP stream sends a packet:
+//! two idle peers would ping-pong empty flushes forever. Turning an empty flush into a
+//! no-op is harmless on real sockets.
+
+use axum::Router;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A stream whose `flush` does nothing unless something was written since the last one.
+pub struct NoEmptyFlush<S> {
+    inner: S,
+    dirty: bool,
+}
+
+impl<S> NoEmptyFlush<S> {
+    /// Wraps a stream.
+    pub fn new(inner: S) -> Self {
+        NoEmptyFlush {
+            inner,
+            dirty: false,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for NoEmptyFlush<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for NoEmptyFlush<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            this.dirty = true;
+        }
+        result
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.dirty {
+            return Poll::Ready(Ok(()));
+        }
+        let result = Pin::new(&mut this.inner).poll_flush(cx);
+        if result.is_ready() {
+            this.dirty = false;
+        }
+        result
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Serves `router` on `listener` forever, one task per connection.
+pub async fn serve(listener: TcpListener, router: Router) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let io = TokioIo::new(NoEmptyFlush::new(stream));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+/// Why an HTTP call did not return a 2xx answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// Could not connect: the request was never sent.
+    Unreachable(String),
+    /// Sent, but no complete answer in time (or the connection broke): unknown outcome.
+    NoAnswer(String),
+    /// The server answered with this non-2xx status and body.
+    Status(u16, String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Unreachable(why) => write!(f, "unreachable: {why}"),
+            CallError::NoAnswer(why) => write!(f, "no answer: {why}"),
+            CallError::Status(code, body) => write!(f, "HTTP {code}: {body}"),
+        }
+    }
+}
+
+/// One JSON request on a fresh connection, bounded by `timeout`. `body = None` sends a GET.
+pub async fn call<B: Serialize, R: DeserializeOwned>(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    body: Option<&B>,
+    timeout: Duration,
+) -> Result<R, CallError> {
+    let connect = tokio::time::timeout(timeout, TcpStream::connect(addr));
+    let stream = match connect.await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(CallError::Unreachable(e.to_string())),
+        Err(_) => return Err(CallError::Unreachable("connect timed out".into())),
+    };
+    let bytes = match body {
+        Some(body) => {
+            serde_json::to_vec(body).map_err(|e| CallError::Unreachable(e.to_string()))?
+        }
+        None => Vec::new(),
+    };
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string())
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(bytes)))
+        .map_err(|e| CallError::Unreachable(e.to_string()))?;
+    let exchange = async {
+        let io = TokioIo::new(NoEmptyFlush::new(stream));
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| CallError::Unreachable(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| CallError::NoAnswer(e.to_string()))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| CallError::NoAnswer(e.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(CallError::Status(
+                status.as_u16(),
+                String::from_utf8_lossy(&body).into_owned(),
+            ));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| CallError::NoAnswer(format!("bad JSON answer: {e}")))
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(result) => result,
+        Err(_) => Err(CallError::NoAnswer(format!(
+            "no answer within {} ms",
+            timeout.as_millis()
+        ))),
+    }
+}
+
+/// A JSON error body with a status, for handlers.
+pub fn error(
+    status: StatusCode,
+    message: impl Into<String>,
+) -> (StatusCode, axum::Json<serde_json::Value>) {
+    (
+        status,
+        axum::Json(serde_json::json!({ "error": message.into() })),
+    )
+}
+
+/// Parses a JSON request body whatever its `Content-Type` says (the seed's walkthrough
+/// posts JSON with curl's default form type); a bad body is a 400 with a JSON error.
+#[allow(clippy::result_large_err)]
+pub fn json_body<T: DeserializeOwned>(
+    body: &[u8],
+) -> Result<T, (StatusCode, axum::Json<serde_json::Value>)> {
+    serde_json::from_slice(body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
+}

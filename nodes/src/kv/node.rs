@@ -1,0 +1,450 @@
+//! The KV node (seed 000's "resilient node"): an HTTP/JSON store that registers with the
+//! registry, places keys on a consistent-hash ring of the live members, stores a write
+//! locally and replicates it to the key's replicas (acknowledging after `write_quorum`
+//! copies), and repairs the rest by gossip anti-entropy with a random peer.
+//!
+//! Routes (the seed's curl walkthrough works verbatim): `POST /data {"key","value"}`
+//! (optionally `"context"`: the version the client last saw, so its write is ordered
+//! after it), `GET /data/{key}` (`?local=true`: this node's copy only), `GET /health`,
+//! `GET /peers`; internal `POST /replicate` and `POST /gossip`. Bad requests get a 4xx
+//! with a JSON error and the node keeps serving.
+
+use super::registry::{Member, NodeId, Nodes};
+use super::ring::Ring;
+use super::version::{wins, Version, VersionSource, Versioning};
+use crate::http::{call, error, json_body, serve, CallError};
+use crate::runtime::{Clock, EventSink, NodeEnv, NodeEvent};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{Method, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// KV node settings (flags of `kv-node`, knobs of `[config]`).
+#[derive(Clone, Debug)]
+pub struct KvConfig {
+    /// Node id, e.g. `node-1`.
+    pub id: String,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// The address other nodes and the registry use for this node.
+    pub advertise: String,
+    /// Registry address, if any.
+    pub registry: Option<SocketAddr>,
+    /// Copies of each key (seed: 3).
+    pub replication_factor: usize,
+    /// Ring points per member (seed 002: 150).
+    pub virtual_nodes: u32,
+    /// Copies stored before the client's ack, this node's included (seed: 1).
+    pub write_quorum: usize,
+    /// Version source.
+    pub versioning: Versioning,
+    /// Anti-entropy period (seed: 3 s).
+    pub gossip_interval: Duration,
+    /// Registry heartbeat period (seed: 2 s).
+    pub registry_heartbeat: Duration,
+    /// Timeout of one node-to-node call.
+    pub peer_timeout: Duration,
+}
+
+/// A stored value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// The key.
+    pub key: String,
+    /// Its value.
+    pub value: String,
+    /// Its version.
+    pub version: Version,
+}
+
+/// `POST /data` body.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Put {
+    /// The key (non-empty).
+    pub key: String,
+    /// The value.
+    pub value: String,
+    /// The version the client last saw or wrote for this key.
+    #[serde(default)]
+    pub context: Option<Version>,
+}
+
+/// `POST /gossip` body and answer: one side's whole store.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Digest {
+    /// Sender id.
+    pub from: String,
+    /// Every item the sender holds.
+    pub items: Vec<Item>,
+}
+
+struct Node {
+    config: KvConfig,
+    clock: Clock,
+    events: EventSink,
+    store: BTreeMap<String, Item>,
+    versions: VersionSource,
+    /// id -> address, this node included.
+    members: BTreeMap<String, String>,
+    ring: Ring,
+}
+
+type Shared = Arc<Mutex<Node>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Node> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Node {
+    /// Applies an item if its version wins; true if it did.
+    fn merge(&mut self, item: Item) -> bool {
+        self.versions.observe(&item.version);
+        let current = self.store.get(&item.key).map(|i| &i.version);
+        if wins(&item.version, current) {
+            self.store.insert(item.key.clone(), item);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn set_members(&mut self, members: BTreeMap<String, String>) {
+        if members != self.members {
+            self.ring = Ring::new(
+                members.keys().map(String::as_str),
+                self.config.virtual_nodes,
+            );
+            self.members = members;
+            let ids = self.members.keys().cloned().collect();
+            self.events.emit(NodeEvent::Members { members: ids });
+        }
+    }
+
+    /// Other replicas of `key` and their addresses.
+    fn other_replicas(&self, key: &str) -> Vec<(String, String)> {
+        self.ring
+            .replicas(key, self.config.replication_factor)
+            .into_iter()
+            .filter(|id| *id != self.config.id)
+            .filter_map(|id| self.members.get(&id).map(|a| (id.clone(), a.clone())))
+            .collect()
+    }
+}
+
+fn resolve(address: &str) -> Option<SocketAddr> {
+    address.parse().ok()
+}
+
+type Reply = (StatusCode, Json<serde_json::Value>);
+
+async fn put(State(shared): State<Shared>, body: Bytes) -> Reply {
+    let put: Put = match json_body(&body) {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
+    if put.key.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "key must not be empty");
+    }
+    let (item, replicas, quorum, timeout) = {
+        let mut node = lock(&shared);
+        let wall_ms = node.clock.wall_ms();
+        let current = node.store.get(&put.key).map(|i| i.version.clone());
+        let version = node
+            .versions
+            .next(current.as_ref(), put.context.as_ref(), wall_ms);
+        let item = Item {
+            key: put.key.clone(),
+            value: put.value,
+            version,
+        };
+        node.merge(item.clone());
+        let quorum = node.config.write_quorum.max(1);
+        (
+            item,
+            node.other_replicas(&put.key),
+            quorum,
+            node.config.peer_timeout,
+        )
+    };
+    // Replicate to every other replica; answer once `quorum` copies exist (ours counts).
+    let (tx, mut rx) = mpsc::channel(replicas.len().max(1));
+    for (_, address) in &replicas {
+        let (tx, item) = (tx.clone(), item.clone());
+        let Some(addr) = resolve(address) else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let result: Result<serde_json::Value, CallError> =
+                call(addr, Method::POST, "/replicate", Some(&item), timeout).await;
+            let _ = tx.send(result.is_ok()).await;
+        });
+    }
+    drop(tx);
+    let mut acked = 1;
+    while acked < quorum {
+        match rx.recv().await {
+            Some(true) => acked += 1,
+            Some(false) => {}
+            None => break,
+        }
+    }
+    let body = serde_json::json!({
+        "key": item.key,
+        "value": item.value,
+        "version": item.version,
+        "replicas": replicas.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+        "acked": acked,
+    });
+    if acked < quorum {
+        let mut body = body;
+        body["error"] =
+            format!("only {acked} of {quorum} copies confirmed; stored here, outcome unknown")
+                .into();
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body));
+    }
+    (StatusCode::OK, Json(body))
+}
+
+#[derive(Deserialize)]
+struct ReadOptions {
+    #[serde(default)]
+    local: bool,
+}
+
+async fn get_data(
+    State(shared): State<Shared>,
+    Path(key): Path<String>,
+    Query(options): Query<ReadOptions>,
+) -> Reply {
+    let (local, replicas, timeout) = {
+        let node = lock(&shared);
+        (
+            node.store.get(&key).cloned(),
+            node.other_replicas(&key),
+            node.config.peer_timeout,
+        )
+    };
+    if let Some(item) = local {
+        return (StatusCode::OK, Json(serde_json::json!(item)));
+    }
+    if !options.local {
+        // Not here (yet): ask the key's replicas.
+        for (_, address) in replicas {
+            let Some(addr) = resolve(&address) else {
+                continue;
+            };
+            let path = format!("/data/{key}?local=true");
+            if let Ok(item) = call::<(), Item>(addr, Method::GET, &path, None, timeout).await {
+                lock(&shared).merge(item.clone());
+                return (StatusCode::OK, Json(serde_json::json!(item)));
+            }
+        }
+    }
+    error(StatusCode::NOT_FOUND, format!("key \"{key}\" not found"))
+}
+
+async fn replicate(State(shared): State<Shared>, body: Bytes) -> Reply {
+    let item: Item = match json_body(&body) {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
+    let accepted = lock(&shared).merge(item);
+    (
+        StatusCode::OK,
+        Json(serde_json::json!({ "accepted": accepted })),
+    )
+}
+
+async fn gossip(State(shared): State<Shared>, body: Bytes) -> Result<Json<Digest>, Reply> {
+    let digest: Digest = json_body(&body)?;
+    let mut node = lock(&shared);
+    for item in digest.items {
+        node.merge(item);
+    }
+    Ok(Json(Digest {
+        from: node.config.id.clone(),
+        items: node.store.values().cloned().collect(),
+    }))
+}
+
+async fn health(State(shared): State<Shared>) -> Json<serde_json::Value> {
+    let node = lock(&shared);
+    Json(serde_json::json!({
+        "status": "ok",
+        "id": node.config.id,
+        "keys": node.store.len(),
+        "members": node.members.len(),
+    }))
+}
+
+async fn peers(State(shared): State<Shared>) -> Json<serde_json::Value> {
+    let node = lock(&shared);
+    let peers: Vec<Member> = node
+        .members
+        .iter()
+        .filter(|(id, _)| **id != node.config.id)
+        .map(|(id, address)| Member {
+            id: id.clone(),
+            address: address.clone(),
+        })
+        .collect();
+    Json(serde_json::json!({ "id": node.config.id, "peers": peers }))
+}
+
+/// Registers, then heartbeats and refreshes membership; keeps the last view when the
+/// registry is unreachable.
+async fn membership(shared: Shared, registry: SocketAddr) {
+    let (me, address, every, timeout) = {
+        let node = lock(&shared);
+        (
+            node.config.id.clone(),
+            node.config.advertise.clone(),
+            node.config.registry_heartbeat,
+            node.config.peer_timeout,
+        )
+    };
+    let member = Member {
+        id: me.clone(),
+        address: address.clone(),
+    };
+    let mut registered = false;
+    loop {
+        if !registered {
+            registered = call::<_, serde_json::Value>(
+                registry,
+                Method::POST,
+                "/register",
+                Some(&member),
+                timeout,
+            )
+            .await
+            .is_ok();
+        } else {
+            let beat = NodeId { id: me.clone() };
+            if let Err(CallError::Status(404, _)) = call::<_, serde_json::Value>(
+                registry,
+                Method::POST,
+                "/heartbeat",
+                Some(&beat),
+                timeout,
+            )
+            .await
+            {
+                registered = false; // the registry forgot us (restarted, or we were slow)
+                continue;
+            }
+        }
+        if let Ok(nodes) = call::<(), Nodes>(registry, Method::GET, "/nodes", None, timeout).await {
+            let mut members: BTreeMap<String, String> =
+                nodes.nodes.into_iter().map(|m| (m.id, m.address)).collect();
+            members.insert(me.clone(), address.clone());
+            lock(&shared).set_members(members);
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Anti-entropy: every interval, exchange whole stores with one random peer.
+async fn anti_entropy(shared: Shared) {
+    loop {
+        let (every, clock) = {
+            let node = lock(&shared);
+            (node.config.gossip_interval, node.clock.clone())
+        };
+        clock.sleep(every).await;
+        let (peer, digest, timeout) = {
+            let node = lock(&shared);
+            let peers: Vec<&String> = node
+                .members
+                .iter()
+                .filter(|(id, _)| **id != node.config.id)
+                .map(|(_, address)| address)
+                .collect();
+            if peers.is_empty() {
+                continue;
+            }
+            let pick = madsim::rand::thread_rng().gen_range(0..peers.len());
+            let digest = Digest {
+                from: node.config.id.clone(),
+                items: node.store.values().cloned().collect(),
+            };
+            (peers[pick].clone(), digest, node.config.peer_timeout)
+        };
+        let Some(addr) = resolve(&peer) else { continue };
+        if let Ok(answer) =
+            call::<_, Digest>(addr, Method::POST, "/gossip", Some(&digest), timeout).await
+        {
+            let mut node = lock(&shared);
+            for item in answer.items {
+                node.merge(item);
+            }
+        }
+    }
+}
+
+/// Runs one KV node until ctrl-c, then deregisters and stops gossiping.
+pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
+    let NodeEnv { clock, events, .. } = env;
+    events.emit(NodeEvent::Started {
+        recovered_records: 0,
+        damage: None,
+    });
+    let me = config.id.clone();
+    let mut members = BTreeMap::new();
+    members.insert(me.clone(), config.advertise.clone());
+    let ring = Ring::new([me.as_str()], config.virtual_nodes);
+    let registry = config.registry;
+    let timeout = config.peer_timeout;
+    let shared: Shared = Arc::new(Mutex::new(Node {
+        versions: VersionSource::new(config.versioning, &config.id),
+        config: config.clone(),
+        clock,
+        events: events.clone(),
+        store: BTreeMap::new(),
+        members,
+        ring,
+    }));
+    let router = Router::new()
+        .route("/data", post(put))
+        .route("/data/{key}", get(get_data))
+        .route("/replicate", post(replicate))
+        .route("/gossip", post(gossip))
+        .route("/health", get(health))
+        .route("/peers", get(peers))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(shared.clone());
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let server = tokio::spawn(serve(listener, router));
+    let gossiper = tokio::spawn(anti_entropy(shared.clone()));
+    let member = registry.map(|r| tokio::spawn(membership(shared.clone(), r)));
+    let _ = tokio::signal::ctrl_c().await;
+    // Graceful shutdown: stop gossip and membership, deregister, stop serving.
+    gossiper.abort();
+    if let Some(member) = member {
+        member.abort();
+    }
+    if let Some(registry) = registry {
+        let id = NodeId { id: me };
+        let _ =
+            call::<_, serde_json::Value>(registry, Method::POST, "/deregister", Some(&id), timeout)
+                .await;
+    }
+    server.abort();
+    events.emit(NodeEvent::Stopped {
+        reason: "ctrl-c".into(),
+    });
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! The registry (seed 000's `registry.py`): nodes register, heartbeat every couple of
+//! seconds, deregister on shutdown; a node silent for a TTL is dropped. It is only a
+//! directory: nodes keep serving, with their last known membership, when it is down.
+//!
+//! Routes: `POST /register {"id","address"}`, `POST /heartbeat {"id"}`,
+//! `POST /deregister {"id"}`, `GET /nodes`, `GET /health`.
+
+use crate::http::{error, json_body, serve};
+use crate::runtime::{Clock, NodeEnv, NodeEvent};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One registered node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Node id (`node-1`).
+    pub id: String,
+    /// Where its HTTP API answers (`host:port`).
+    pub address: String,
+}
+
+/// `POST /heartbeat` and `POST /deregister` bodies.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeId {
+    /// Node id.
+    pub id: String,
+}
+
+/// `GET /nodes` answer.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Nodes {
+    /// Live nodes, by id.
+    pub nodes: Vec<Member>,
+}
+
+/// Registry settings.
+#[derive(Clone, Debug)]
+pub struct RegistryConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Silence after which a node is dropped.
+    pub ttl: Duration,
+}
+
+struct Registry {
+    clock: Clock,
+    ttl: Duration,
+    /// id -> (address, last heard on the local clock)
+    members: BTreeMap<String, (String, Duration)>,
+    events: crate::runtime::EventSink,
+}
+
+type Shared = Arc<Mutex<Registry>>;
+
+impl Registry {
+    fn expire(&mut self) {
+        let now = self.clock.now();
+        let ttl = self.ttl;
+        let before = self.members.len();
+        self.members
+            .retain(|_, (_, seen)| now.saturating_sub(*seen) < ttl);
+        if self.members.len() != before {
+            self.report();
+        }
+    }
+
+    fn report(&self) {
+        let members = self.members.keys().cloned().collect();
+        self.events.emit(NodeEvent::Members { members });
+    }
+
+    fn list(&self) -> Nodes {
+        Nodes {
+            nodes: self
+                .members
+                .iter()
+                .map(|(id, (address, _))| Member {
+                    id: id.clone(),
+                    address: address.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Registry> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+type Reply = (StatusCode, Json<serde_json::Value>);
+
+async fn register(State(shared): State<Shared>, body: Bytes) -> Reply {
+    let member: Member = match json_body(&body) {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
+    if member.id.is_empty() || member.address.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "id and address must not be empty");
+    }
+    let mut registry = lock(&shared);
+    let now = registry.clock.now();
+    let changed = registry
+        .members
+        .insert(member.id.clone(), (member.address.clone(), now))
+        .is_none_or(|(address, _)| address != member.address);
+    if changed {
+        registry.report();
+    }
+    (
+        StatusCode::OK,
+        Json(serde_json::json!({ "registered": member.id })),
+    )
+}
+
+async fn heartbeat(State(shared): State<Shared>, body: Bytes) -> Reply {
+    let node: NodeId = match json_body(&body) {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
+    let mut registry = lock(&shared);
+    registry.expire();
+    let now = registry.clock.now();
+    match registry.members.get_mut(&node.id) {
+        Some((_, seen)) => {
+            *seen = now;
+            (StatusCode::OK, Json(serde_json::json!({ "ok": true })))
+        }
+        None => error(StatusCode::NOT_FOUND, "unknown node: register first"),
+    }
+}
+
+async fn deregister(State(shared): State<Shared>, body: Bytes) -> Reply {
+    let node: NodeId = match json_body(&body) {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
+    let mut registry = lock(&shared);
+    if registry.members.remove(&node.id).is_some() {
+        registry.report();
+    }
+    (
+        StatusCode::OK,
+        Json(serde_json::json!({ "deregistered": node.id })),
+    )
+}
+
+async fn nodes(State(shared): State<Shared>) -> Json<Nodes> {
+    let mut registry = lock(&shared);
+    registry.expire();
+    Json(registry.list())
+}
+
+/// Runs the registry until ctrl-c.
+pub async fn run(config: RegistryConfig, env: NodeEnv) -> io::Result<()> {
+    let NodeEnv { clock, events, .. } = env;
+    events.emit(NodeEvent::Started {
+        recovered_records: 0,
+        damage: None,
+    });
+    let shared: Shared = Arc::new(Mutex::new(Registry {
+        clock,
+        ttl: config.ttl,
+        members: BTreeMap::new(),
+        events: events.clone(),
+    }));
+    let router = Router::new()
+        .route("/register", post(register))
+        .route("/heartbeat", post(heartbeat))
+        .route("/deregister", post(deregister))
+        .route("/nodes", get(nodes))
+        .route(
+            "/health",
+            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
+        .with_state(shared.clone());
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let server = tokio::spawn(serve(listener, router));
+    let expiry = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                lock(&shared).expire();
+            }
+        })
+    };
+    let _ = tokio::signal::ctrl_c().await;
+    server.abort();
+    expiry.abort();
+    events.emit(NodeEvent::Stopped {
+        reason: "ctrl-c".into(),
+    });
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! KV servers and the registry in the simulation: the scenario's knobs become the same
+//! [`KvConfig`] that `kv-node`'s flags build; the registry is node `registry` at 10.0.2.1.
+
+use super::server_ip;
+use crate::scenario::{self, Scenario};
+use nodes::kv::registry::RegistryConfig;
+use nodes::kv::{KvConfig, Versioning};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// The port of every KV node's HTTP API (seed: 5001..).
+pub const KV_PORT: u16 = 5001;
+/// The registry's port (seed: 5000).
+pub const REGISTRY_PORT: u16 = 5000;
+
+/// The registry's address.
+pub fn registry_addr() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 1)), REGISTRY_PORT)
+}
+
+/// The HTTP address of server `n{index}`.
+pub fn node_addr(index: usize) -> SocketAddr {
+    SocketAddr::new(server_ip(index), KV_PORT)
+}
+
+/// The registry's configuration: a TTL of three heartbeats.
+pub fn registry_config(scenario: &Scenario) -> RegistryConfig {
+    RegistryConfig {
+        listen: registry_addr(),
+        ttl: heartbeat(scenario) * 3,
+    }
+}
+
+fn heartbeat(scenario: &Scenario) -> Duration {
+    scenario
+        .config
+        .registry_heartbeat
+        .as_ref()
+        .map_or(Duration::from_secs(2), |d| d.get_ref().0)
+}
+
+/// Configuration of KV server `n{index}` (defaults: the seed's, with Lamport versions).
+pub fn node_config(scenario: &Scenario, index: usize) -> KvConfig {
+    let k = &scenario.config;
+    let versioning = match k.versioning.as_ref().map(|v| *v.get_ref()) {
+        Some(scenario::Versioning::NodeCounter) => Versioning::NodeCounter,
+        Some(scenario::Versioning::WallClock) => Versioning::WallClock,
+        _ => Versioning::Lamport,
+    };
+    KvConfig {
+        id: format!("n{index}"),
+        listen: node_addr(index),
+        advertise: node_addr(index).to_string(),
+        registry: Some(registry_addr()),
+        replication_factor: k
+            .replication_factor
+            .as_ref()
+            .map_or(3, |v| *v.get_ref() as usize),
+        virtual_nodes: k.virtual_nodes.as_ref().map_or(150, |v| *v.get_ref()),
+        write_quorum: k.write_quorum.as_ref().map_or(1, |v| *v.get_ref() as usize),
+        versioning,
+        gossip_interval: k
+            .gossip_interval
+            .as_ref()
+            .map_or(Duration::from_secs(3), |d| d.get_ref().0),
+        registry_heartbeat: heartbeat(scenario),
+        peer_timeout: Duration::from_secs(1),
+    }
+}
+
+/// The workload's keys: `k0`, `k1`, ...
+pub fn keys(scenario: &Scenario) -> Vec<String> {
+    let count = scenario
+        .workload
+        .as_ref()
+        .and_then(|w| w.keys.as_ref().map(|k| *k.get_ref()))
+        .unwrap_or(5);
+    (0..count).map(|i| format!("k{i}")).collect()
+}
