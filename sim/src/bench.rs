@@ -45,6 +45,30 @@ kind = "total_order"
 kind = "delivered"
 "#;
 
+/// The known-bad KV: last writer wins on wall clocks, under a skew nemesis.
+pub const KV_WALL_CLOCK: &str = r#"
+name = "bench-kv-wall-clock"
+system = "kv"
+nodes = 3
+duration = "40s"
+[config]
+versioning = "wall_clock"
+[workload]
+clients = 3
+ops = 300
+rate = "10/s"
+keys = 3
+read_ratio = 0.3
+stop = "30s"
+[nemesis]
+kinds = ["skew"]
+interval = ["1s", "4s"]
+heal_after = ["3s", "10s"]
+until = "30s"
+[[check]]
+kind = "no_lost_writes"
+"#;
+
 const STEADY_ELECTION: &str = r#"
 name = "bench-election-steady"
 system = "election"
@@ -138,31 +162,38 @@ pub fn bench(root: &std::path::Path, seeds: u64) -> Result<String, String> {
         runs as f64 / udp_wall
     );
 
-    // Seeds to first failure of the known-bad chat.
-    let unsafe_chat =
-        scenario::parse("bench-chat-unsafe", CHAT_UNSAFE).map_err(|e| e.to_string())?;
-    let mut firsts = Vec::new();
-    for range in 0..10u64 {
-        let start = range * 1000 + 1;
-        let mut count = None;
-        for (i, seed) in (start..start + 200).enumerate() {
-            let finished = run_scenario(&unsafe_chat, "bench-chat-unsafe", seed)?;
-            if !finished.report.passed() {
-                count = Some(i as u64 + 1);
-                break;
+    // Seeds to first failure of the known-bad configurations.
+    for (name, text) in [
+        (
+            "chat with plain bully + leader commit under crash/partition nemesis",
+            CHAT_UNSAFE,
+        ),
+        (
+            "kv with wall_clock versions under skew nemesis",
+            KV_WALL_CLOCK,
+        ),
+    ] {
+        let scenario = scenario::parse(name, text).map_err(|e| e.to_string())?;
+        let mut firsts = Vec::new();
+        for range in 0..10u64 {
+            let start = range * 1000 + 1;
+            let mut count = None;
+            for (i, seed) in (start..start + 200).enumerate() {
+                let finished = run_scenario(&scenario, name, seed)?;
+                if !finished.report.passed() {
+                    count = Some(i as u64 + 1);
+                    break;
+                }
             }
+            firsts.push(count.unwrap_or(u64::MAX));
         }
-        firsts.push(count.unwrap_or(u64::MAX));
+        firsts.sort();
+        let _ = writeln!(
+            out,
+            "seeds to first failure, {name}: median {} over 10 ranges ({firsts:?})",
+            firsts[firsts.len() / 2]
+        );
     }
-    firsts.sort();
-    let _ = writeln!(
-        out,
-        "\nseeds to first failure, chat with plain bully + leader commit under crash/partition nemesis: \
-         median {} over 10 ranges ({:?})",
-        firsts[firsts.len() / 2],
-        firsts
-    );
-    let _ = writeln!(out, "known-bad kv (wall_clock versioning under skew): not measured, the KV store is not built yet");
     let _ = writeln!(
         out,
         "\npeak resident memory of this process: {}",

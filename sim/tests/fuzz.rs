@@ -29,6 +29,29 @@ kind = "total_order"
 kind = "delivered"
 "#;
 
+const KV_WALL_CLOCK: &str = r#"
+name = "fuzz-kv-wall-clock"
+system = "kv"
+nodes = 3
+duration = "40s"
+[config]
+versioning = "wall_clock"
+[workload]
+clients = 3
+ops = 300
+rate = "10/s"
+keys = 3
+read_ratio = 0.3
+stop = "30s"
+[nemesis]
+kinds = ["skew"]
+interval = ["1s", "4s"]
+heal_after = ["3s", "10s"]
+until = "30s"
+[[check]]
+kind = "no_lost_writes"
+"#;
+
 fn load(file: &str) -> Scenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
     sim::scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
@@ -57,13 +80,28 @@ fn safe_election_survives_the_nemesis_on_every_seed() {
 }
 
 #[test]
+fn safe_kv_survives_the_nemesis_on_every_seed() {
+    let file = "scenarios/fuzz/kv-safe.toml";
+    assert_eq!(failures(&load(file), file, 1..25), Vec::<u64>::new());
+}
+
+#[test]
 fn the_seeds_chat_fails_within_ten_seeds_and_shrinks_to_fewer_faults() {
-    let scenario = parse("chat-unsafe.toml", CHAT_UNSAFE).unwrap();
-    let failing = failures(&scenario, "chat-unsafe.toml", 1..11);
+    has_teeth(CHAT_UNSAFE);
+}
+
+#[test]
+fn wall_clock_kv_under_skew_fails_within_ten_seeds_and_shrinks_to_fewer_faults() {
+    has_teeth(KV_WALL_CLOCK);
+}
+
+fn has_teeth(text: &str) {
+    let scenario = parse("known-bad.toml", text).unwrap();
+    let failing = failures(&scenario, "known-bad.toml", 1..11);
     let Some(&seed) = failing.first() else {
         panic!("no failure in 10 seeds: the fuzzer has no teeth");
     };
-    let shrunk = sim::shrink::shrink(&scenario, "chat-unsafe.toml", seed).expect("shrinks");
+    let shrunk = sim::shrink::shrink(&scenario, "known-bad.toml", seed).expect("shrinks");
     assert!(
         shrunk.faults_after < shrunk.faults_before,
         "{} of {} faults",

@@ -7,22 +7,51 @@ use hyper::Method;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Writes `value` under `key`, ordered after `context`; returns the stored version.
+/// What became of a write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Acknowledged with this version.
+    Acked(Version),
+    /// Maybe stored: too few copies confirmed (the version is known) or no answer.
+    Unknown(Option<Version>, String),
+    /// Definitely not stored (never sent, or refused as a bad request).
+    Refused(String),
+}
+
+fn version_in(answer: &serde_json::Value) -> Option<Version> {
+    serde_json::from_value(answer["version"].clone()).ok()
+}
+
+/// Writes `value` under `key`, ordered after `context`.
 pub async fn put(
     node: SocketAddr,
     key: &str,
     value: &str,
     context: Option<Version>,
     timeout: Duration,
-) -> Result<Version, CallError> {
+) -> PutOutcome {
     let body = Put {
         key: key.to_string(),
         value: value.to_string(),
         context,
     };
-    let answer: serde_json::Value = call(node, Method::POST, "/data", Some(&body), timeout).await?;
-    serde_json::from_value(answer["version"].clone())
-        .map_err(|e| CallError::NoAnswer(e.to_string()))
+    match call::<_, serde_json::Value>(node, Method::POST, "/data", Some(&body), timeout).await {
+        Ok(answer) => match version_in(&answer) {
+            Some(version) => PutOutcome::Acked(version),
+            None => PutOutcome::Unknown(None, format!("answer without a version: {answer}")),
+        },
+        Err(CallError::Unreachable(why)) => PutOutcome::Refused(why),
+        Err(CallError::Status(503, text)) => {
+            let version = serde_json::from_str(&text)
+                .ok()
+                .and_then(|a| version_in(&a));
+            PutOutcome::Unknown(version, format!("HTTP 503: {text}"))
+        }
+        Err(CallError::Status(code, text)) if (400..500).contains(&code) => {
+            PutOutcome::Refused(format!("HTTP {code}: {text}"))
+        }
+        Err(e) => PutOutcome::Unknown(None, e.to_string()),
+    }
 }
 
 /// Reads `key`: `Ok(None)` when the node says it does not exist. `local` reads only
