@@ -23,6 +23,15 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
+/// HTTP requests served by this process, for benchmarks only (never read by node logic,
+/// so it cannot affect a simulated run).
+static REQUESTS_SERVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// HTTP requests served by this process so far (all nodes, all runs).
+pub fn requests_served() -> u64 {
+    REQUESTS_SERVED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A stream whose `flush` does nothing unless something was written since the last one.
 pub struct NoEmptyFlush<S> {
     inner: S,
@@ -90,7 +99,10 @@ pub async fn serve(listener: TcpListener, router: Router) {
                 continue;
             }
         };
-        let service = TowerToHyperService::new(router.clone());
+        let counted = router
+            .clone()
+            .layer(axum::middleware::from_fn(count_request));
+        let service = TowerToHyperService::new(counted);
         tokio::spawn(async move {
             let io = TokioIo::new(NoEmptyFlush::new(stream));
             let _ = hyper::server::conn::http1::Builder::new()
@@ -204,4 +216,12 @@ pub fn json_body<T: DeserializeOwned>(
 ) -> Result<T, (StatusCode, axum::Json<serde_json::Value>)> {
     serde_json::from_slice(body)
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
+}
+
+async fn count_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    REQUESTS_SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    next.run(request).await
 }

@@ -116,6 +116,23 @@ pub fn bench(root: &std::path::Path, seeds: u64) -> Result<String, String> {
         );
     }
 
+    // HTTP throughput of the KV store in simulation.
+    let partition = load(root, "scenarios/kv/partition-heal.toml")?;
+    let before = nodes::http::requests_served();
+    let started = Instant::now();
+    let runs_kv = 10u64;
+    for seed in 1..=runs_kv {
+        run_scenario(&partition, "scenarios/kv/partition-heal.toml", seed)?;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let requests = nodes::http::requests_served() - before;
+    let _ = writeln!(
+        out,
+        "\nkv partition-heal (5 nodes, 60 s), {runs_kv} seeds: {requests} HTTP requests served in {:.2} s wall = {:.0} requests/wall-s",
+        wall,
+        requests as f64 / wall
+    );
+
     // Overhead per delivered message against raw madsim with the same pattern.
     let steady =
         scenario::parse("bench-election-steady", STEADY_ELECTION).map_err(|e| e.to_string())?;

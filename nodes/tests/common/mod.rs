@@ -89,6 +89,20 @@ impl Running {
         self.lines.lock().unwrap().clone()
     }
 
+    /// Sends ctrl-c (SIGINT) and waits up to 10 s for a clean exit; true if it exited 0.
+    pub fn interrupt(&mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// Kills the process (SIGKILL: a crash, not a shutdown).
     pub fn kill(&mut self) {
         let _ = self.child.kill();

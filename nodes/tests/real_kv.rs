@@ -1,0 +1,106 @@
+//! Real mode, loopback only: the seed's curl walkthrough against a registry and three
+//! kv-nodes, with an HTTP client. Write to one node, read from all three; ctrl-c one node
+//! (it deregisters), write again, restart it, and see the data arrive by gossip. Bad
+//! requests get a 4xx with a JSON error and the node keeps serving. Bounded in time.
+
+mod common;
+
+use common::{free_port, real_binary, wait_for, Running};
+use std::time::Duration;
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(3))
+        .build()
+}
+
+fn get(url: &str) -> Option<serde_json::Value> {
+    agent().get(url).call().ok()?.into_json().ok()
+}
+
+fn post(url: &str, body: &str) -> Result<serde_json::Value, (u16, serde_json::Value)> {
+    // Like `curl -d`: no JSON content type, as in the seed's walkthrough.
+    match agent()
+        .post(url)
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_string(body)
+    {
+        Ok(response) => Ok(response.into_json().unwrap_or_default()),
+        Err(ureq::Error::Status(code, response)) => {
+            Err((code, response.into_json().unwrap_or_default()))
+        }
+        Err(e) => Err((0, serde_json::json!({ "transport": e.to_string() }))),
+    }
+}
+
+fn kv_node(id: usize, port: u16, registry: u16) -> Running {
+    let args = vec![
+        format!("--port={port}"),
+        format!("--id=node-{id}"),
+        format!("--registry=http://localhost:{registry}"),
+        "--gossip-interval=500ms".into(),
+        "--registry-heartbeat=300ms".into(),
+    ];
+    Running::start(&format!("node-{id}"), &real_binary("kv-node"), &args)
+}
+
+#[test]
+fn the_seeds_walkthrough_on_three_real_kv_nodes() {
+    let registry_port = free_port();
+    let _registry = Running::start(
+        "registry",
+        &real_binary("registry"),
+        &[format!("--port={registry_port}"), "--ttl=2s".into()],
+    );
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let url = |i: usize, path: &str| format!("http://127.0.0.1:{}{path}", ports[i]);
+    let mut nodes: Vec<Running> = (0..3)
+        .map(|i| kv_node(i + 1, ports[i], registry_port))
+        .collect();
+    let registry_url = format!("http://127.0.0.1:{registry_port}/nodes");
+    wait_for("three registered nodes", Duration::from_secs(15), || {
+        get(&registry_url).is_some_and(|v| v["nodes"].as_array().is_some_and(|n| n.len() == 3))
+    });
+
+    // Step 3 and 4: write to any node, read it from all three.
+    let written =
+        post(&url(0, "/data"), r#"{"key": "user:1", "value": "Alice"}"#).expect("write accepted");
+    assert_eq!(written["value"], "Alice");
+    for i in 0..3 {
+        wait_for("user:1 on every node", Duration::from_secs(10), || {
+            get(&url(i, "/data/user:1?local=true")).is_some_and(|v| v["value"] == "Alice")
+        });
+    }
+
+    // Bad requests: 4xx with a JSON error, and the node keeps serving.
+    let (code, body) = post(&url(0, "/data"), r#"{"key": "broken""#).unwrap_err();
+    assert_eq!(code, 400);
+    assert!(body["error"].is_string(), "{body}");
+    let (code, _) = post(&url(0, "/data"), r#"{"value": "no key"}"#).unwrap_err();
+    assert_eq!(code, 400);
+    let (code, _) = post(&url(0, "/data"), r#"{"key": "", "value": "empty key"}"#).unwrap_err();
+    assert_eq!(code, 400);
+    let huge = format!(r#"{{"key": "big", "value": "{}"}}"#, "x".repeat(70_000));
+    let (code, _) = post(&url(0, "/data"), &huge).unwrap_err();
+    assert_eq!(code, 413);
+    let missing = agent().get(&url(0, "/no/such/route")).call();
+    assert!(matches!(missing, Err(ureq::Error::Status(404, _))));
+    assert_eq!(get(&url(0, "/health")).unwrap()["status"], "ok");
+    assert_eq!(get(&url(1, "/data/user:1")).unwrap()["value"], "Alice");
+
+    // Ctrl-c on node-3: it deregisters and exits cleanly.
+    assert!(nodes[2].interrupt(), "node-3 exits cleanly on ctrl-c");
+    wait_for("node-3 deregistered", Duration::from_secs(5), || {
+        get(&registry_url).is_some_and(|v| v["nodes"].as_array().is_some_and(|n| n.len() == 2))
+    });
+    post(&url(0, "/data"), r#"{"key":"test","value":"hello"}"#).expect("write with node-3 gone");
+    assert_eq!(get(&url(1, "/data/test")).unwrap()["value"], "hello");
+
+    // Restart node-3: the data arrives by gossip.
+    nodes[2] = kv_node(3, ports[2], registry_port);
+    wait_for(
+        "test on the restarted node-3",
+        Duration::from_secs(15),
+        || get(&url(2, "/data/test?local=true")).is_some_and(|v| v["value"] == "hello"),
+    );
+}
