@@ -89,6 +89,7 @@ pub fn bench(root: &std::path::Path, seeds: u64) -> Result<String, String> {
     for file in [
         "scenarios/fuzz/election-safe.toml",
         "scenarios/fuzz/chat-safe.toml",
+        "scenarios/fuzz/kv-safe.toml",
     ] {
         let scenario = load(root, file)?;
         let list: Vec<u64> = (1..=seeds).collect();
