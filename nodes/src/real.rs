@@ -34,3 +34,15 @@ pub fn block_on<F: Future<Output = Result<(), String>>>(binary: &str, main: impl
         }
     }
 }
+
+/// Parses a `--peers` entry, `id=host:port`.
+pub fn parse_peer(text: &str) -> Result<(u64, std::net::SocketAddr), String> {
+    let (id, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected id=host:port, got \"{text}\""))?;
+    let id = id.parse().map_err(|_| format!("bad peer id \"{id}\""))?;
+    let addr = addr
+        .parse()
+        .map_err(|_| format!("bad address \"{addr}\""))?;
+    Ok((id, addr))
+}

@@ -5,52 +5,7 @@ use sim::run::run_scenario;
 use sim::scenario::{parse, Scenario};
 use std::path::Path;
 
-const CHAT_UNSAFE: &str = r#"
-name = "fuzz-chat-unsafe"
-system = "chat"
-nodes = 5
-duration = "50s"
-[config]
-quorum = false
-commit = "leader"
-[workload]
-clients = 3
-ops = 300
-rate = "10/s"
-stop = "35s"
-[nemesis]
-kinds = ["crash", "partition"]
-interval = ["2s", "6s"]
-heal_after = ["2s", "6s"]
-until = "35s"
-[[check]]
-kind = "total_order"
-[[check]]
-kind = "delivered"
-"#;
-
-const KV_WALL_CLOCK: &str = r#"
-name = "fuzz-kv-wall-clock"
-system = "kv"
-nodes = 3
-duration = "40s"
-[config]
-versioning = "wall_clock"
-[workload]
-clients = 3
-ops = 300
-rate = "10/s"
-keys = 3
-read_ratio = 0.3
-stop = "30s"
-[nemesis]
-kinds = ["skew"]
-interval = ["1s", "4s"]
-heal_after = ["3s", "10s"]
-until = "30s"
-[[check]]
-kind = "no_lost_writes"
-"#;
+use sim::bench::{CHAT_UNSAFE, KV_WALL_CLOCK};
 
 fn load(file: &str) -> Scenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);

@@ -29,7 +29,7 @@ struct Args {
     #[arg(long)]
     listen: SocketAddr,
     /// Peers as `id=host:port`, comma separated.
-    #[arg(long, value_delimiter = ',', value_parser = parse_peer)]
+    #[arg(long, value_delimiter = ',', value_parser = nodes::real::parse_peer)]
     peers: Vec<(u64, SocketAddr)>,
     /// Leader heartbeat period.
     #[arg(long, default_value = "800ms", value_parser = nodes::duration::parse)]
@@ -43,17 +43,6 @@ struct Args {
     /// Directory for the durable term/vote log.
     #[arg(long, default_value = "data")]
     data_dir: PathBuf,
-}
-
-fn parse_peer(text: &str) -> Result<(u64, SocketAddr), String> {
-    let (id, addr) = text
-        .split_once('=')
-        .ok_or_else(|| format!("expected id=host:port, got \"{text}\""))?;
-    let id = id.parse().map_err(|_| format!("bad peer id \"{id}\""))?;
-    let addr = addr
-        .parse()
-        .map_err(|_| format!("bad address \"{addr}\""))?;
-    Ok((id, addr))
 }
 
 fn main() {
