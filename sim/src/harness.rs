@@ -61,6 +61,9 @@ pub fn stream(seed: u64, name: &str) -> ChaCha8Rng {
 
 /// Runs `scenario` with `seed` on a fresh thread and returns its history.
 pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
+    if let Some(why) = scenario.unsupported() {
+        return Err(RunError::Unsupported(why));
+    }
     let scenario = scenario.clone();
     let thread = std::thread::Builder::new()
         .name(format!("sim-{}-{seed}", scenario.name))

@@ -235,3 +235,16 @@ fn a_history_written_by_run_is_read_by_check_history() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn valid_but_unsupported_scenarios_validate_and_run_exits_two() {
+    let text = "name = \"x\"\nsystem = \"kv\"\nnodes = 3\nduration = \"10s\"\n[config]\nrate_limit = 10\n[[check]]\nkind = \"converged\"\n";
+    let path = temp_file("middleware.toml", text);
+    assert_eq!(
+        sim(&["validate", path.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    let out = sim(&["run", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
+}
