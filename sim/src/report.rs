@@ -254,16 +254,26 @@ impl RunReport {
         } else {
             let h = &self.happened;
             push(&mut out, "what happened:".into());
-            push(
-                &mut out,
-                format!(
-                    "  {} trace entries; {} elections started; leaders by term: {}; highest term {}",
-                    h.events,
-                    h.elections_started,
-                    if h.leaders.is_empty() { "none".to_string() } else { h.leaders.join(" ") },
-                    h.max_term
-                ),
-            );
+            if scenario.system == crate::scenario::System::Kv {
+                push(
+                    &mut out,
+                    format!(
+                        "  {} trace entries; {} final reads",
+                        h.events, h.final_reads
+                    ),
+                );
+            } else {
+                push(
+                    &mut out,
+                    format!(
+                        "  {} trace entries; {} elections started; leaders by term: {}; highest term {}",
+                        h.events,
+                        h.elections_started,
+                        if h.leaders.is_empty() { "none".to_string() } else { h.leaders.join(" ") },
+                        h.max_term
+                    ),
+                );
+            }
             if !h.ops.is_empty() {
                 let count = |k: &str| h.ops.get(k).copied().unwrap_or(0);
                 push(

@@ -15,7 +15,7 @@ use crate::scenario::Scenario;
 const COLUMNS: u64 = 100;
 
 /// Renders the picture; `L` leader, `-` follower, `c` candidate, `?` no leader known,
-/// `X` down, `P` paused.
+/// `X` down, `P` paused, `.` up (a node without roles, e.g. KV).
 pub fn render(scenario: &Scenario, history: &[Entry]) -> String {
     let end = (scenario.duration.0.as_nanos() as u64).max(1);
     let bucket = end.div_ceil(COLUMNS);
@@ -82,7 +82,7 @@ pub fn render(scenario: &Scenario, history: &[Entry]) -> String {
     let faults_line = format!("faults{}", faults_row.iter().collect::<String>());
     out.push_str(faults_line.trim_end());
     out.push('\n');
-    out.push_str("\nL leader  - follower  c candidate  ? no leader known  X down  P paused\n");
+    out.push_str("\nL leader  - follower  c candidate  ? no leader known  X down  P paused  . up (no role)\n");
     for line in legend {
         out.push_str(&line);
         out.push('\n');

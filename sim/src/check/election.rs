@@ -34,6 +34,8 @@ pub(crate) struct Replay<'a> {
     at: usize,
     view: ClusterView,
     beliefs: BTreeMap<String, Belief>,
+    /// Servers that reported `started`.
+    started: std::collections::BTreeSet<String>,
     /// Resumed after a pause and not yet acted on or revised their old belief.
     stale: std::collections::BTreeSet<String>,
     servers: Vec<String>,
@@ -59,6 +61,7 @@ impl<'a> Replay<'a> {
             view: ClusterView::new(history),
             beliefs: BTreeMap::new(),
             stale: Default::default(),
+            started: Default::default(),
             servers,
         }
     }
@@ -80,6 +83,11 @@ impl<'a> Replay<'a> {
                     };
                     self.beliefs.insert(entry.node.clone(), belief);
                     self.stale.remove(&entry.node);
+                }
+                What::Event {
+                    data: NodeEvent::Started { .. },
+                } => {
+                    self.started.insert(entry.node.clone());
                 }
                 What::Event {
                     data: NodeEvent::HeartbeatSent { .. } | NodeEvent::Sequenced { .. },
@@ -129,11 +137,13 @@ impl<'a> Replay<'a> {
     }
 
     /// One character for a server's state: `L` leader, `-` following, `c` candidate,
-    /// `?` no leader known, `X` down, `P` paused, blank before its first role.
+    /// `?` no leader known, `X` down, `P` paused, `.` up with no role (a KV node), blank
+    /// before it started.
     pub(crate) fn glyph(&self, server: &str) -> char {
         match (self.view.liveness(server), self.beliefs.get(server)) {
             (Liveness::Down, _) => 'X',
             (Liveness::Paused, _) => 'P',
+            (_, None) if self.started.contains(server) => '.',
             (_, None) => ' ',
             (_, Some(b)) => match (b.role, b.leader) {
                 (Role::Leader, _) => 'L',
