@@ -28,6 +28,10 @@ use tokio::time::Instant;
 
 /// Timeout of one request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Timeout of one final read, and how many times it is tried.
+pub const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(8);
+/// Attempts per final read.
+pub const FINAL_READ_ATTEMPTS: usize = 3;
 
 /// Runs client `c{j}` to completion.
 #[allow(clippy::too_many_arguments)]
@@ -144,7 +148,15 @@ pub async fn final_reads(live: &[usize], keys: &[String], recorder: &Recorder) {
                 "final",
                 op(OpType::Invoke, None, format!("n{server} local copy")),
             );
-            let event = match get(node_addr(server), key, true, REQUEST_TIMEOUT).await {
+            // Patient: a slow answer (buggify delays connects by seconds) is not divergence.
+            let mut answer = get(node_addr(server), key, true, FINAL_READ_TIMEOUT).await;
+            for _ in 1..FINAL_READ_ATTEMPTS {
+                if answer.is_ok() {
+                    break;
+                }
+                answer = get(node_addr(server), key, true, FINAL_READ_TIMEOUT).await;
+            }
+            let event = match answer {
                 Ok(Some(item)) => op(
                     OpType::Ok,
                     Some(item.value),
