@@ -46,3 +46,29 @@ pub fn parse_peer(text: &str) -> Result<(u64, std::net::SocketAddr), String> {
         .map_err(|_| format!("bad address \"{addr}\""))?;
     Ok((id, addr))
 }
+
+/// A real node's environment: the system clock, a durable log in `data_dir/file` (created
+/// with its directory), and events printed as JSON lines tagged `node`.
+pub fn env_with_log(
+    data_dir: &std::path::Path,
+    file: &str,
+    node: &str,
+) -> Result<crate::runtime::NodeEnv, String> {
+    let path = data_dir.join(file);
+    let storage = crate::runtime::storage::FileStorage::open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(crate::runtime::NodeEnv {
+        clock: crate::runtime::Clock::new(),
+        storage: Box::new(storage),
+        events: crate::runtime::EventSink::stdout(node),
+    })
+}
+
+/// A real node's environment without durable state (the KV nodes and the registry).
+pub fn env_in_memory(node: &str) -> crate::runtime::NodeEnv {
+    crate::runtime::NodeEnv {
+        clock: crate::runtime::Clock::new(),
+        storage: Box::new(crate::runtime::storage::Nowhere),
+        events: crate::runtime::EventSink::stdout(node),
+    }
+}

@@ -10,8 +10,6 @@
 use clap::Parser;
 use nodes::chat::{self, ChatConfig, ChatNodeConfig, Commit};
 use nodes::election::ElectionConfig;
-use nodes::runtime::storage::FileStorage;
-use nodes::runtime::{Clock, EventSink, NodeEnv};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -82,13 +80,8 @@ fn main() {
             client_listen: args.client_listen,
             peers,
         };
-        let path = args.data_dir.join(format!("chat-{}.log", args.id));
-        let storage = FileStorage::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let env = NodeEnv {
-            clock: Clock::new(),
-            storage: Box::new(storage),
-            events: EventSink::stdout(format!("n{}", args.id)),
-        };
+        let log = format!("chat-{}.log", args.id);
+        let env = nodes::real::env_with_log(&args.data_dir, &log, &format!("n{}", args.id))?;
         chat::run(config, env).await.map_err(|e| e.to_string())
     });
 }

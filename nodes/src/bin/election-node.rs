@@ -8,8 +8,6 @@
 
 use clap::Parser;
 use nodes::election::{self, ElectionConfig, ElectionNodeConfig};
-use nodes::runtime::storage::FileStorage;
-use nodes::runtime::{Clock, EventSink, NodeEnv};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,13 +58,8 @@ fn main() {
             listen: args.listen,
             peers,
         };
-        let path = args.data_dir.join(format!("election-{}.log", args.id));
-        let storage = FileStorage::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let env = NodeEnv {
-            clock: Clock::new(),
-            storage: Box::new(storage),
-            events: EventSink::stdout(format!("n{}", args.id)),
-        };
+        let log = format!("election-{}.log", args.id);
+        let env = nodes::real::env_with_log(&args.data_dir, &log, &format!("n{}", args.id))?;
         election::run(config, env).await.map_err(|e| e.to_string())
     });
 }

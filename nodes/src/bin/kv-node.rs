@@ -9,7 +9,6 @@
 
 use clap::Parser;
 use nodes::kv::{self, KvConfig, Versioning};
-use nodes::runtime::{Clock, EventSink, NodeEnv};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
@@ -79,11 +78,7 @@ fn main() {
             registry_heartbeat: args.registry_heartbeat,
             peer_timeout: Duration::from_secs(1),
         };
-        let env = NodeEnv {
-            clock: Clock::new(),
-            storage: Box::new(nodes::runtime::storage::Nowhere),
-            events: EventSink::stdout(args.id),
-        };
+        let env = nodes::real::env_in_memory(&args.id);
         kv::run(config, env).await.map_err(|e| e.to_string())
     });
 }

@@ -6,7 +6,6 @@
 
 use clap::Parser;
 use nodes::kv::registry::{self, RegistryConfig};
-use nodes::runtime::{Clock, EventSink, NodeEnv};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -34,11 +33,7 @@ fn main() {
             listen: SocketAddr::new(args.host, args.port),
             ttl: args.ttl,
         };
-        let env = NodeEnv {
-            clock: Clock::new(),
-            storage: Box::new(nodes::runtime::storage::Nowhere),
-            events: EventSink::stdout("registry"),
-        };
+        let env = nodes::real::env_in_memory("registry");
         registry::run(config, env).await.map_err(|e| e.to_string())
     });
 }

@@ -4,7 +4,7 @@
 //! number, `fail` when every attempt was definitely refused, and `info` when any attempt's
 //! fate is unknown (a timeout, a lost connection, a leader that changed mid-way).
 
-use super::{interval, ops_for_client};
+use super::{ops_for_client, Pacer};
 use crate::history::{OpEvent, OpType, Recorder, What};
 use crate::scenario::Workload;
 use crate::systems::chat::client_addr;
@@ -31,15 +31,11 @@ pub async fn client(
     stop: Option<Instant>,
 ) {
     let name = format!("c{j}");
-    let every = interval(&workload);
-    // Spread the clients' first sends over one interval.
-    let mut due = recorder.start() + every.mul_f64(rng.gen_range(0.0..1.0));
+    let mut pacer = Pacer::new(&workload, recorder.start(), stop, &mut rng);
     for k in 0..ops_for_client(&workload, j) {
-        tokio::time::sleep_until(due).await;
-        if stop.is_some_and(|stop| Instant::now() >= stop) {
+        if !pacer.next().await {
             break;
         }
-        due += every;
         let message = format!("c{j}-{k}");
         let op = |kind, detail: Option<String>| What::Op {
             op: OpEvent {

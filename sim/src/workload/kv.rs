@@ -14,7 +14,7 @@
 //! nobody told the client, and can beat the client's next write. The safe fuzz
 //! configuration leaves out the faults that hold client requests (pause, isolate).
 
-use super::{interval, ops_for_client};
+use super::{ops_for_client, Pacer};
 use crate::history::{OpEvent, OpType, Recorder, What};
 use crate::scenario::Workload;
 use crate::systems::kv::node_addr;
@@ -46,15 +46,12 @@ pub async fn client(
 ) {
     let name = format!("c{j}");
     let read_ratio = workload.read_ratio.as_ref().map_or(0.5, |r| *r.get_ref());
-    let every = interval(&workload);
     let mut context: BTreeMap<String, Version> = BTreeMap::new();
-    let mut due = recorder.start() + every.mul_f64(rng.gen_range(0.0..1.0));
+    let mut pacer = Pacer::new(&workload, recorder.start(), stop, &mut rng);
     for k in 0..ops_for_client(&workload, j) {
-        tokio::time::sleep_until(due).await;
-        if stop.is_some_and(|stop| Instant::now() >= stop) {
+        if !pacer.next().await {
             break;
         }
-        due += every;
         let key = keys[rng.gen_range(0..keys.len())].clone();
         let server = rng.gen_range(1..=servers);
         let read = rng.gen_bool(read_ratio.clamp(0.0, 1.0));

@@ -6,7 +6,10 @@ pub mod chat;
 pub mod kv;
 
 use crate::scenario::Workload;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// How many operations client `j` (1-based) of `clients` performs.
 pub fn ops_for_client(workload: &Workload, j: usize) -> usize {
@@ -25,4 +28,36 @@ pub fn ops_for_client(workload: &Workload, j: usize) -> usize {
 pub fn interval(workload: &Workload) -> Duration {
     let clients = (*workload.clients.get_ref()).max(1) as f64;
     Duration::from_secs_f64(clients / workload.rate.0)
+}
+
+/// Paces one client: its first operation at a random point of the first interval (so
+/// clients do not fire in lockstep), then one every interval, none after `stop`.
+pub struct Pacer {
+    due: Instant,
+    every: Duration,
+    stop: Option<Instant>,
+}
+
+impl Pacer {
+    /// A pacer for one client of `workload`, starting at `start`.
+    pub fn new(
+        workload: &Workload,
+        start: Instant,
+        stop: Option<Instant>,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let every = interval(workload);
+        Pacer {
+            due: start + every.mul_f64(rng.gen_range(0.0..1.0)),
+            every,
+            stop,
+        }
+    }
+
+    /// Waits for the next operation's turn; false once `stop` has passed.
+    pub async fn next(&mut self) -> bool {
+        tokio::time::sleep_until(self.due).await;
+        self.due += self.every;
+        self.stop.is_none_or(|stop| Instant::now() < stop)
+    }
 }
