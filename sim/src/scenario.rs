@@ -692,11 +692,11 @@ fn validate_knobs(s: &Scenario) -> Result<(), Invalid> {
 }
 
 fn validate_workload(system: System, w: &Workload) -> Result<(), Invalid> {
-    if *w.clients.get_ref() == 0 || *w.clients.get_ref() > 256 {
+    if *w.clients.get_ref() == 0 || *w.clients.get_ref() > 250 {
         return Err((
             w.clients.span(),
             "clients",
-            "expected 1 to 256 clients".into(),
+            "expected 1 to 250 clients".into(),
         ));
     }
     if system != System::Kv {
