@@ -72,3 +72,59 @@ pub fn env_in_memory(node: &str) -> crate::runtime::NodeEnv {
         events: crate::runtime::EventSink::stdout(node),
     }
 }
+
+/// The flags every election participant takes (`election-node`, `chat-node`); they mirror
+/// the scenario knobs `heartbeat_interval`, `election_timeout` and `quorum`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ElectionArgs {
+    /// This node's id; the highest live id leads.
+    #[arg(long)]
+    pub id: u64,
+    /// Address for peer traffic.
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+    /// Peers as `id=host:port` (their peer addresses), comma separated.
+    #[arg(long, value_delimiter = ',', value_parser = parse_peer)]
+    pub peers: Vec<(u64, std::net::SocketAddr)>,
+    /// Leader heartbeat period.
+    #[arg(long, default_value = "800ms", value_parser = crate::duration::parse)]
+    pub heartbeat_interval: std::time::Duration,
+    /// Silence after which the leader is suspected.
+    #[arg(long, default_value = "2500ms", value_parser = crate::duration::parse)]
+    pub election_timeout: std::time::Duration,
+    /// `true`: majority votes and a leader lease; `false`: plain bully as in the seed.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub quorum: bool,
+    /// Directory for the durable log.
+    #[arg(long, default_value = "data")]
+    pub data_dir: std::path::PathBuf,
+}
+
+impl ElectionArgs {
+    /// The election knobs and the peer address book.
+    pub fn config(
+        &self,
+    ) -> (
+        crate::election::ElectionConfig,
+        std::collections::BTreeMap<u64, std::net::SocketAddr>,
+    ) {
+        let peers: std::collections::BTreeMap<_, _> = self.peers.iter().copied().collect();
+        let election = crate::election::ElectionConfig {
+            id: self.id,
+            peers: peers.keys().copied().collect(),
+            heartbeat_interval: self.heartbeat_interval,
+            election_timeout: self.election_timeout,
+            quorum: self.quorum,
+        };
+        (election, peers)
+    }
+
+    /// The environment with the durable log `{prefix}-{id}.log` in `--data-dir`.
+    pub fn env(&self, prefix: &str) -> Result<crate::runtime::NodeEnv, String> {
+        env_with_log(
+            &self.data_dir,
+            &format!("{prefix}-{}.log", self.id),
+            &format!("n{}", self.id),
+        )
+    }
+}

@@ -9,11 +9,8 @@
 
 use clap::Parser;
 use nodes::chat::{self, ChatConfig, ChatNodeConfig, Commit};
-use nodes::election::ElectionConfig;
-use std::collections::BTreeMap;
+use nodes::real::ElectionArgs;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::Duration;
 
 /// Flags mirror the scenario `[config]` knobs.
 #[derive(Parser, Debug)]
@@ -22,33 +19,14 @@ use std::time::Duration;
     about = "Total-order chat node (seed 004): sequencer, bully election, durable log"
 )]
 struct Args {
-    /// This node's id; the highest live id leads.
-    #[arg(long)]
-    id: u64,
-    /// Address for peer traffic.
-    #[arg(long)]
-    listen: SocketAddr,
+    #[command(flatten)]
+    election: ElectionArgs,
     /// Address clients connect to.
     #[arg(long)]
     client_listen: SocketAddr,
-    /// Peers as `id=host:port` (their peer addresses), comma separated.
-    #[arg(long, value_delimiter = ',', value_parser = nodes::real::parse_peer)]
-    peers: Vec<(u64, SocketAddr)>,
-    /// Leader heartbeat period.
-    #[arg(long, default_value = "800ms", value_parser = nodes::duration::parse)]
-    heartbeat_interval: Duration,
-    /// Silence after which the leader is suspected.
-    #[arg(long, default_value = "2500ms", value_parser = nodes::duration::parse)]
-    election_timeout: Duration,
-    /// `true`: majority votes and a leader lease; `false`: plain bully as in the seed.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    quorum: bool,
     /// `majority`: acknowledge once a majority stored it; `leader`: once sequenced (seed).
     #[arg(long, default_value = "majority", value_parser = parse_commit)]
     commit: Commit,
-    /// Directory for the durable log.
-    #[arg(long, default_value = "data")]
-    data_dir: PathBuf,
 }
 
 fn parse_commit(text: &str) -> Result<Commit, String> {
@@ -64,24 +42,17 @@ fn parse_commit(text: &str) -> Result<Commit, String> {
 fn main() {
     let args = Args::parse();
     nodes::real::block_on("chat-node", || async move {
-        let peers: BTreeMap<u64, SocketAddr> = args.peers.into_iter().collect();
+        let (election, peers) = args.election.config();
         let config = ChatNodeConfig {
             chat: ChatConfig {
-                election: ElectionConfig {
-                    id: args.id,
-                    peers: peers.keys().copied().collect(),
-                    heartbeat_interval: args.heartbeat_interval,
-                    election_timeout: args.election_timeout,
-                    quorum: args.quorum,
-                },
+                election,
                 commit: args.commit,
             },
-            listen: args.listen,
+            listen: args.election.listen,
             client_listen: args.client_listen,
             peers,
         };
-        let log = format!("chat-{}.log", args.id);
-        let env = nodes::real::env_with_log(&args.data_dir, &log, &format!("n{}", args.id))?;
+        let env = args.election.env("chat")?;
         chat::run(config, env).await.map_err(|e| e.to_string())
     });
 }

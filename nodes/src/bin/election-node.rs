@@ -7,11 +7,8 @@
 //! Role changes are printed as JSON lines on stdout.
 
 use clap::Parser;
-use nodes::election::{self, ElectionConfig, ElectionNodeConfig};
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::Duration;
+use nodes::election::{self, ElectionNodeConfig};
+use nodes::real::ElectionArgs;
 
 /// Flags mirror the scenario `[config]` knobs.
 #[derive(Parser, Debug)]
@@ -20,46 +17,20 @@ use std::time::Duration;
     about = "Bully leader election node (seed 004), plain or quorum"
 )]
 struct Args {
-    /// This node's id; the highest live id wins.
-    #[arg(long)]
-    id: u64,
-    /// Address to listen on for peers.
-    #[arg(long)]
-    listen: SocketAddr,
-    /// Peers as `id=host:port`, comma separated.
-    #[arg(long, value_delimiter = ',', value_parser = nodes::real::parse_peer)]
-    peers: Vec<(u64, SocketAddr)>,
-    /// Leader heartbeat period.
-    #[arg(long, default_value = "800ms", value_parser = nodes::duration::parse)]
-    heartbeat_interval: Duration,
-    /// Silence after which the leader is suspected.
-    #[arg(long, default_value = "2500ms", value_parser = nodes::duration::parse)]
-    election_timeout: Duration,
-    /// `true`: majority votes and a leader lease; `false`: plain bully as in the seed.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    quorum: bool,
-    /// Directory for the durable term/vote log.
-    #[arg(long, default_value = "data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    election: ElectionArgs,
 }
 
 fn main() {
-    let args = Args::parse();
+    let Args { election: args } = Args::parse();
     nodes::real::block_on("election-node", || async move {
-        let peers: BTreeMap<u64, SocketAddr> = args.peers.into_iter().collect();
+        let (election, peers) = args.config();
         let config = ElectionNodeConfig {
-            election: ElectionConfig {
-                id: args.id,
-                peers: peers.keys().copied().collect(),
-                heartbeat_interval: args.heartbeat_interval,
-                election_timeout: args.election_timeout,
-                quorum: args.quorum,
-            },
+            election,
             listen: args.listen,
             peers,
         };
-        let log = format!("election-{}.log", args.id);
-        let env = nodes::real::env_with_log(&args.data_dir, &log, &format!("n{}", args.id))?;
+        let env = args.env("election")?;
         election::run(config, env).await.map_err(|e| e.to_string())
     });
 }

@@ -633,28 +633,20 @@ impl Chat {
         self.promise(term);
         let seq = entry.seq;
         if seq <= self.delivered.len() as u64 {
-            if self.delivered[(seq - 1) as usize].id == entry.id {
-                self.send(
-                    from,
-                    Message::Stored {
-                        from: self.me(),
-                        term,
-                        seq,
-                    },
-                );
+            // Already delivered here: confirm only if it is the same message.
+            if self.delivered[(seq - 1) as usize].id != entry.id {
+                return;
             }
-            return;
+        } else {
+            self.stored.insert(seq, entry.clone());
+            self.out.push(Action::Persist(Record::Stored(entry)));
         }
-        self.stored.insert(seq, entry.clone());
-        self.out.push(Action::Persist(Record::Stored(entry)));
-        self.send(
-            from,
-            Message::Stored {
-                from: self.me(),
-                term,
-                seq,
-            },
-        );
+        let stored = Message::Stored {
+            from: self.me(),
+            term,
+            seq,
+        };
+        self.send(from, stored);
     }
 
     /// Majority commit, new leader: once a majority replied, adopt what they hold.
