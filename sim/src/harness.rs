@@ -10,6 +10,7 @@ use crate::cluster::{Cluster, Kind, SimNode, Status};
 use crate::disk::SimDisk;
 use crate::fault;
 use crate::history::{Entry, Recorder, What};
+use crate::probe;
 use crate::scenario::{Scenario, System};
 use crate::systems;
 use madsim::runtime::{Handle, Runtime};
@@ -123,12 +124,28 @@ async fn simulate(scenario: Scenario, seed: u64) -> (Vec<Entry>, u64) {
     }
     let mut fault_rng = stream(seed, "faults");
     let faults = fault_timeline(&scenario, seed);
-    for fault in faults {
+    let mut rounds = probe::rounds(&scenario, &faults)
+        .into_iter()
+        .enumerate()
+        .peekable();
+    let mut probes = Vec::new();
+    for fault in &faults {
+        // A round starts after every fault at or before its start has been applied.
+        while let Some((i, (start, within))) = rounds.next_if(|(_, (s, _))| *s < fault.at.0) {
+            probes.extend(start_probes(&scenario, &cluster, &recorder, i, start, within).await);
+        }
         tokio::time::sleep_until(recorder.start() + fault.at.0).await;
-        let applied = fault::apply(&mut cluster, &fault, &recorder.snapshot(), &mut fault_rng);
+        let applied = fault::apply(&mut cluster, fault, &recorder.snapshot(), &mut fault_rng);
         recorder.record("harness", What::Fault { fault: applied });
     }
+    for (i, (start, within)) in rounds {
+        probes.extend(start_probes(&scenario, &cluster, &recorder, i, start, within).await);
+    }
     tokio::time::sleep_until(recorder.start() + scenario.duration.0).await;
+    // A round that started late may still be probing: it ends by its own deadline.
+    for task in probes {
+        let _ = task.await;
+    }
     if scenario.system == System::Kv {
         let live: Vec<usize> = cluster
             .nodes()
@@ -152,6 +169,47 @@ async fn simulate(scenario: Scenario, seed: u64) -> (Vec<Entry>, u64) {
     // is dropped keep each other (and the run's memory) alive.
     cluster.kill_all();
     (recorder.snapshot(), messages)
+}
+
+/// Starts one round of liveness probes at `start` (chat and kv; the election has none)
+/// through the servers that are up then, from a node of its own (`10.0.3.(2 + index)`).
+async fn start_probes(
+    scenario: &Scenario,
+    cluster: &Cluster,
+    recorder: &Recorder,
+    index: usize,
+    start: Duration,
+    within: Duration,
+) -> Option<madsim::task::JoinHandle<()>> {
+    if scenario.system == System::Election {
+        return None;
+    }
+    tokio::time::sleep_until(recorder.start() + start).await;
+    let servers = cluster
+        .live_servers()
+        .iter()
+        .filter_map(|name| name[1..].parse().ok())
+        .collect();
+    let round = probe::Round {
+        start,
+        servers,
+        deadline: recorder.start() + start + within,
+    };
+    let node = Handle::current()
+        .create_node()
+        .name(format!("probe-{}", start.as_millis()))
+        .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+            10,
+            0,
+            3,
+            2 + (index % 250) as u8,
+        )))
+        .build();
+    let recorder = recorder.clone();
+    Some(match scenario.system {
+        System::Chat => node.spawn(probe::chat(round, recorder)),
+        _ => node.spawn(probe::kv(round, recorder)),
+    })
 }
 
 /// Every fault of the run in time order: the scripted ones, then the nemesis's draws for

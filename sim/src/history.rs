@@ -5,6 +5,7 @@
 //! Checkers read only this, never node internals, so they could judge a real cluster's logs
 //! as well. The trace hash is a SHA-256 over the JSON lines: same seed, same hash.
 
+use nodes::kv::Version;
 use nodes::runtime::NodeEvent;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -103,6 +104,24 @@ pub enum OpType {
     Info,
 }
 
+/// Who ran an operation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    /// A workload client: what the client-history checks (`linearizable`, ...) judge.
+    #[default]
+    Client,
+    /// The harness itself (final reads, liveness probes): evidence for the checks that
+    /// ask for it, never part of the clients' history.
+    Harness,
+}
+
+impl Actor {
+    fn is_client(&self) -> bool {
+        *self == Actor::Client
+    }
+}
+
 /// One client operation event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OpEvent {
@@ -112,15 +131,92 @@ pub struct OpEvent {
     pub f: String,
     /// Client-unique operation id; the completion repeats the invoke's.
     pub id: u64,
+    /// A workload client's operation, or the harness's.
+    #[serde(default, skip_serializing_if = "Actor::is_client")]
+    pub actor: Actor,
     /// Key, for keyed operations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// Value written or read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<serde_json::Value>,
-    /// Extra detail (error text, which node served it, ...).
+    /// The server the operation went to (the one that answered, on a completion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// kv: the version the server reported for the value written or read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
+    /// chat: the sequence number the client was told its message got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Extra detail for people (error text, ...); checkers never parse it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+impl OpEvent {
+    /// An operation event with only its kind, name and id set.
+    pub fn new(kind: OpType, f: &str, id: u64) -> Self {
+        OpEvent {
+            kind,
+            f: f.to_string(),
+            id,
+            actor: Actor::Client,
+            key: None,
+            value: None,
+            server: None,
+            version: None,
+            seq: None,
+            detail: None,
+        }
+    }
+
+    /// Marks it as the harness's own operation.
+    pub fn by_harness(mut self) -> Self {
+        self.actor = Actor::Harness;
+        self
+    }
+
+    /// Sets the key.
+    pub fn key(mut self, key: &str) -> Self {
+        self.key = Some(key.to_string());
+        self
+    }
+
+    /// Sets a string value (or none).
+    pub fn value(mut self, value: Option<&str>) -> Self {
+        self.value = value.map(|v| serde_json::Value::String(v.to_string()));
+        self
+    }
+
+    /// Sets the server.
+    pub fn server(mut self, server: &str) -> Self {
+        self.server = Some(server.to_string());
+        self
+    }
+
+    /// Sets the version.
+    pub fn version(mut self, version: Version) -> Self {
+        self.version = Some(version);
+        self
+    }
+
+    /// Sets the sequence number.
+    pub fn seq(mut self, seq: u64) -> Self {
+        self.seq = Some(seq);
+        self
+    }
+
+    /// Sets the human detail.
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// The value as a string, if it is one.
+    pub fn value_str(&self) -> Option<&str> {
+        self.value.as_ref().and_then(|v| v.as_str())
+    }
 }
 
 /// A shared, append-only recorder; clones record into the same history.

@@ -16,6 +16,7 @@ pub mod harness;
 pub mod history;
 pub mod linearizability;
 pub mod nemesis;
+pub mod probe;
 pub mod report;
 pub mod run;
 pub mod scenario;

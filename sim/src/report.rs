@@ -5,8 +5,8 @@
 //! with its evidence, the verdict against `expect`, the trace hash and the exact command
 //! that reproduces the run. `--json` prints the same as one JSON object per run.
 
-use crate::check::CheckResult;
-use crate::history::{fmt_time, trace_hash, Entry, What};
+use crate::check::{CheckResult, Status};
+use crate::history::{fmt_time, trace_hash, Actor, Entry, OpType, What};
 use crate::scenario::{Expect, Scenario};
 use nodes::runtime::{NodeEvent, Role};
 use serde::Serialize;
@@ -31,10 +31,13 @@ pub struct RunReport {
     pub checks: Vec<CheckResult>,
     /// What the scenario expects.
     pub expect: String,
-    /// `"pass"` when every check passed, `"violation"` otherwise.
+    /// `"pass"` when every check passed, `"violation"` when some check found one,
+    /// `"vacuous"` when none did but some check had nothing to judge (and may not).
     pub outcome: String,
     /// `"pass"` when the outcome matches `expect`, else `"fail"`.
     pub verdict: String,
+    /// Why the verdict is what it is, in plain words.
+    pub reason: String,
     /// What actually happened in the run.
     pub happened: Happened,
     /// The command that replays this run.
@@ -67,8 +70,12 @@ pub struct Happened {
     pub ops: BTreeMap<String, usize>,
     /// KV: the harness's final reads (operation events of the pseudo-client `final`).
     pub final_reads: usize,
+    /// Liveness probe operations the harness invoked.
+    pub probes: usize,
     /// Chat: messages delivered per server.
     pub delivered: BTreeMap<String, usize>,
+    /// Nodes whose entry point returned an error, as `time node: error`.
+    pub node_errors: Vec<String>,
 }
 
 impl Happened {
@@ -138,7 +145,12 @@ impl Happened {
                         None => h.faults_applied.push(line),
                     }
                 }
-                What::Op { .. } if entry.node == "final" => h.final_reads += 1,
+                What::Op { .. } if entry.node == crate::check::kv::FINAL => h.final_reads += 1,
+                What::Op { op } if op.actor == Actor::Harness => {
+                    if op.kind == OpType::Invoke {
+                        h.probes += 1;
+                    }
+                }
                 What::Op { op } => {
                     let kind = serde_json::to_value(op.kind)
                         .ok()
@@ -146,7 +158,10 @@ impl Happened {
                         .unwrap_or_default();
                     *h.ops.entry(kind).or_default() += 1;
                 }
-                What::Error { .. } => {}
+                What::Error { message } => {
+                    h.node_errors
+                        .push(format!("{} {}: {message}", fmt_time(entry.t), entry.node))
+                }
             }
         }
         h.leaders = leaders.iter().map(|(t, n)| format!("{t}:{n}")).collect();
@@ -171,12 +186,12 @@ impl RunReport {
         sim_ms: u64,
         wall_ms: u64,
     ) -> Self {
-        let all_passed = checks.iter().all(|c| c.passed);
-        let outcome = if all_passed {
-            Expect::Pass
-        } else {
-            Expect::Violation
-        };
+        let happened = Happened::of(history);
+        let judged = judge(
+            &scenario.expect.get_ref().clone(),
+            &checks,
+            &happened.node_errors,
+        );
         RunReport {
             scenario: scenario.name.clone(),
             file: file.to_string(),
@@ -185,15 +200,11 @@ impl RunReport {
             sim_ms,
             wall_ms,
             checks,
-            expect: scenario.expect.to_string(),
-            outcome: outcome.to_string(),
-            verdict: if outcome == scenario.expect {
-                "pass"
-            } else {
-                "fail"
-            }
-            .to_string(),
-            happened: Happened::of(history),
+            expect: scenario.expect.get_ref().to_string(),
+            outcome: judged.outcome.into(),
+            verdict: if judged.ok { "pass" } else { "fail" }.into(),
+            reason: judged.reason,
+            happened,
             reproduce: reproduce_command(file, seed),
             error: None,
         }
@@ -209,9 +220,10 @@ impl RunReport {
             sim_ms: 0,
             wall_ms: 0,
             checks: Vec::new(),
-            expect: scenario.expect.to_string(),
+            expect: scenario.expect.get_ref().to_string(),
             outcome: "crash".into(),
             verdict: "fail".into(),
+            reason: "the run crashed before it finished".into(),
             happened: Happened::default(),
             reproduce: reproduce_command(file, seed),
             error: Some(error),
@@ -316,9 +328,17 @@ impl RunReport {
             for fault in &h.faults_skipped {
                 push(&mut out, format!("  fault SKIPPED {fault}"));
             }
+            for error in &h.node_errors {
+                push(&mut out, format!("  NODE ERROR {error}"));
+            }
             push(&mut out, "checks:".into());
             for check in &self.checks {
-                let mark = if check.passed { "ok  " } else { "FAIL" };
+                let mark = match (check.status, check.passed) {
+                    (Status::Pass, _) => "ok  ",
+                    (Status::Vacuous, true) => "vac ",
+                    (Status::Vacuous, false) => "VAC!",
+                    (Status::Violation, _) => "FAIL",
+                };
                 push(
                     &mut out,
                     format!("  {mark} {:<16} {}", check.kind, check.detail),
@@ -334,6 +354,9 @@ impl RunReport {
                 self.verdict.to_uppercase()
             ),
         );
+        if !self.passed() {
+            push(&mut out, format!("why: {}", self.reason));
+        }
         if !self.trace_hash.is_empty() {
             push(
                 &mut out,
@@ -345,5 +368,151 @@ impl RunReport {
         }
         push(&mut out, format!("reproduce: {}", self.reproduce));
         out
+    }
+}
+
+/// The outcome of a run's checks against its expectation.
+struct Judged {
+    outcome: &'static str,
+    ok: bool,
+    reason: String,
+}
+
+/// Judges the checks against `expect`: a disallowed vacuous check or a node error fails
+/// the run whatever was expected; `Checks` wants exactly the named kinds violated.
+fn judge(expect: &Expect, checks: &[CheckResult], node_errors: &[String]) -> Judged {
+    let violated: Vec<&CheckResult> = checks
+        .iter()
+        .filter(|c| c.status == Status::Violation)
+        .collect();
+    let empty: Vec<&CheckResult> = checks
+        .iter()
+        .filter(|c| c.status == Status::Vacuous && !c.passed)
+        .collect();
+    let outcome = match (violated.is_empty(), empty.is_empty()) {
+        (false, _) => "violation",
+        (true, false) => "vacuous",
+        (true, true) => "pass",
+    };
+    let names = |list: &[&CheckResult]| -> String {
+        list.iter()
+            .map(|c| c.kind.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let fail = |reason: String| Judged {
+        outcome,
+        ok: false,
+        reason,
+    };
+    if let Some(error) = node_errors.first() {
+        return fail(format!("a node's entry point returned an error: {error}"));
+    }
+    if let Some(check) = empty.first() {
+        return fail(format!(
+            "check {} had nothing to judge: {} (a check that judged nothing proves nothing; \
+             add `allow_vacuous = true` to that [[check]] if this is expected)",
+            check.kind, check.detail
+        ));
+    }
+    match expect {
+        Expect::Pass if violated.is_empty() => Judged {
+            outcome,
+            ok: true,
+            reason: "every check passed, as expected".into(),
+        },
+        Expect::Pass => fail(format!(
+            "expected every check to pass, but {} found a violation",
+            names(&violated)
+        )),
+        Expect::Violation if violated.is_empty() => fail(
+            "expected a violation, but every check passed (the failure this scenario shows did not happen)"
+                .into(),
+        ),
+        Expect::Violation => Judged {
+            outcome,
+            ok: true,
+            reason: format!("{} found the expected violation", names(&violated)),
+        },
+        Expect::Checks(kinds) => {
+            let kind_of = |c: &&CheckResult| c.kind.clone();
+            let wanted: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+            let unexpected: Vec<&CheckResult> = violated
+                .iter()
+                .filter(|c| !wanted.contains(&c.kind.as_str()))
+                .copied()
+                .collect();
+            let held: Vec<&CheckResult> = checks
+                .iter()
+                .filter(|c| wanted.contains(&c.kind.as_str()) && c.status != Status::Violation)
+                .collect();
+            if !unexpected.is_empty() {
+                fail(format!(
+                    "expected only {} to fail, but {} failed too",
+                    wanted.join(", "),
+                    names(&unexpected)
+                ))
+            } else if !held.is_empty() {
+                fail(format!(
+                    "expected {} to fail, but it held",
+                    held.iter().map(kind_of).collect::<Vec<_>>().join(", ")
+                ))
+            } else {
+                Judged {
+                    outcome,
+                    ok: true,
+                    reason: format!("exactly the expected checks failed: {}", names(&violated)),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checks(statuses: &[(&str, Status, bool)]) -> Vec<CheckResult> {
+        statuses
+            .iter()
+            .map(|(kind, status, passed)| CheckResult {
+                kind: kind.to_string(),
+                status: *status,
+                passed: *passed,
+                detail: String::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_node_that_could_not_run_fails_the_run_even_when_every_check_passes() {
+        let history = vec![Entry {
+            t: 5,
+            node: "n2".into(),
+            what: What::Error {
+                message: "cannot bind 10.0.0.2:7000: address in use".into(),
+            },
+        }];
+        let happened = Happened::of(&history);
+        assert_eq!(happened.node_errors.len(), 1);
+        let passing = checks(&[("total_order", Status::Pass, true)]);
+        let judged = judge(&Expect::Pass, &passing, &happened.node_errors);
+        assert!(!judged.ok);
+        assert!(judged.reason.contains("n2"), "{}", judged.reason);
+        assert!(judge(&Expect::Pass, &passing, &[]).ok);
+    }
+
+    #[test]
+    fn a_disallowed_vacuous_check_fails_whatever_was_expected() {
+        let list = checks(&[
+            ("total_order", Status::Violation, false),
+            ("delivered", Status::Vacuous, false),
+        ]);
+        assert!(!judge(&Expect::Violation, &list, &[]).ok);
+        let allowed = checks(&[
+            ("total_order", Status::Violation, false),
+            ("delivered", Status::Vacuous, true),
+        ]);
+        assert!(judge(&Expect::Violation, &allowed, &[]).ok);
     }
 }

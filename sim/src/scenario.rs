@@ -32,8 +32,8 @@ pub struct Scenario {
     #[serde(default)]
     pub seed: Option<u64>,
     /// Expected outcome.
-    #[serde(default)]
-    pub expect: Expect,
+    #[serde(default = "default_expect")]
+    pub expect: Spanned<Expect>,
     /// Turns on madsim's buggify points.
     #[serde(default)]
     pub buggify: bool,
@@ -80,22 +80,67 @@ impl fmt::Display for System {
 }
 
 /// What the scenario's author expects the checks to find.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Expect {
     /// Every check passes.
     #[default]
     Pass,
     /// At least one check finds a violation.
     Violation,
+    /// Exactly these checks find a violation and every other check passes
+    /// (`expect = { violation = ["total_order"] }`).
+    Checks(Vec<CheckKind>),
 }
 
 impl fmt::Display for Expect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Expect::Pass => "pass",
-            Expect::Violation => "violation",
-        })
+        match self {
+            Expect::Pass => f.write_str("pass"),
+            Expect::Violation => f.write_str("violation"),
+            Expect::Checks(kinds) => {
+                let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+                write!(f, "violation of {}", names.join(", "))
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Expect {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = Expect;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"pass\", \"violation\", or { violation = [\"check_kind\", ...] }")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Expect, E> {
+                match text {
+                    "pass" => Ok(Expect::Pass),
+                    "violation" => Ok(Expect::Violation),
+                    _ => Err(E::custom(format!(
+                        "expected \"pass\", \"violation\" or {{ violation = [...] }}, got \"{text}\""
+                    ))),
+                }
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Expect, A::Error> {
+                let mut kinds: Option<Vec<CheckKind>> = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "violation" || kinds.is_some() {
+                        return Err(de::Error::custom(format!(
+                            "expected only `violation = [...]` in `expect`, got `{key}`"
+                        )));
+                    }
+                    kinds = Some(map.next_value()?);
+                }
+                match kinds {
+                    Some(kinds) if !kinds.is_empty() => Ok(Expect::Checks(kinds)),
+                    _ => Err(de::Error::custom(
+                        "`expect = { violation = [...] }` needs at least one check kind",
+                    )),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -239,6 +284,10 @@ pub struct Workload {
     /// No new operations after this time.
     #[serde(default)]
     pub stop: Option<Spanned<Dur>>,
+}
+
+fn default_expect() -> Spanned<Expect> {
+    Spanned::new(0..0, Expect::Pass)
 }
 
 fn default_clients() -> Spanned<usize> {
@@ -422,6 +471,7 @@ pub enum CheckKind {
     Converged,
     NoLostWrites,
     Linearizable,
+    Liveness,
 }
 
 impl CheckKind {
@@ -436,6 +486,7 @@ impl CheckKind {
             CheckKind::Converged => "converged",
             CheckKind::NoLostWrites => "no_lost_writes",
             CheckKind::Linearizable => "linearizable",
+            CheckKind::Liveness => "liveness",
         }
     }
 
@@ -448,6 +499,7 @@ impl CheckKind {
             CheckKind::Converged | CheckKind::NoLostWrites | CheckKind::Linearizable => {
                 &[System::Kv]
             }
+            CheckKind::Liveness => &[System::Election, System::Chat, System::Kv],
         }
     }
 }
@@ -458,9 +510,15 @@ impl CheckKind {
 pub struct Check {
     /// Which invariant.
     pub kind: CheckKind,
-    /// `leader_elected`: deadline after the last fault.
+    /// `leader_elected`, `liveness`: deadline after the last fault (or `after`).
     #[serde(default)]
     pub within: Option<Spanned<Dur>>,
+    /// `liveness`: probe from this time instead of from the last fault.
+    #[serde(default)]
+    pub after: Option<Spanned<Dur>>,
+    /// A vacuous verdict (nothing to judge) passes instead of failing the run.
+    #[serde(default)]
+    pub allow_vacuous: bool,
 }
 
 /// A scenario error with its position in the file.
@@ -603,12 +661,49 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
             ));
         }
         if let Some(within) = &check.get_ref().within {
-            if kind != CheckKind::LeaderElected {
+            if !matches!(kind, CheckKind::LeaderElected | CheckKind::Liveness) {
                 return Err((
                     within.span(),
                     "within",
                     format!(
-                        "`within` applies to check leader_elected, not {}",
+                        "`within` applies to checks leader_elected and liveness, not {}",
+                        kind.name()
+                    ),
+                ));
+            }
+            if within.get_ref().0.is_zero() {
+                return Err((
+                    within.span(),
+                    "within",
+                    "expected a duration above 0s".into(),
+                ));
+            }
+        }
+        if let Some(after) = &check.get_ref().after {
+            if kind != CheckKind::Liveness {
+                return Err((
+                    after.span(),
+                    "after",
+                    format!("`after` applies to check liveness, not {}", kind.name()),
+                ));
+            }
+            if *after.get_ref() > s.duration {
+                return Err((
+                    after.span(),
+                    "after",
+                    "expected a time within the run's duration".into(),
+                ));
+            }
+        }
+    }
+    if let Expect::Checks(named) = s.expect.get_ref() {
+        for kind in named {
+            if !s.checks.iter().any(|c| c.get_ref().kind == *kind) {
+                return Err((
+                    s.expect.span(),
+                    "expect",
+                    format!(
+                        "expects check `{}` to fail, but the scenario has no such [[check]]",
                         kind.name()
                     ),
                 ));

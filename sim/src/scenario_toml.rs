@@ -1,7 +1,7 @@
 //! Writes a [`Scenario`] back as a scenario file (used by `sim shrink`), in the contract's
 //! format, so the result is a file a person can read, edit and commit.
 
-use crate::scenario::{Commit, DiskMode, Dur, Fault, Scenario, Versioning};
+use crate::scenario::{Commit, DiskMode, Dur, Expect, Fault, Scenario, Versioning};
 use nodes::duration::format as duration;
 use std::fmt::Write;
 
@@ -33,7 +33,14 @@ pub fn to_toml(s: &Scenario, header: &[String]) -> String {
     if let Some(seed) = s.seed {
         let _ = writeln!(out, "seed = {seed}");
     }
-    let _ = writeln!(out, "expect = {}", quoted(&s.expect.to_string()));
+    let expect = match s.expect.get_ref() {
+        Expect::Checks(kinds) => {
+            let names: Vec<String> = kinds.iter().map(|k| quoted(k.name())).collect();
+            format!("{{ violation = [{}] }}", names.join(", "))
+        }
+        other => quoted(&other.to_string()),
+    };
+    let _ = writeln!(out, "expect = {expect}");
     if s.buggify {
         let _ = writeln!(out, "buggify = true");
     }
@@ -145,6 +152,12 @@ pub fn to_toml(s: &Scenario, header: &[String]) -> String {
     for check in &s.checks {
         let check = check.get_ref();
         let _ = writeln!(out, "\n[[check]]\nkind = {}", quoted(check.kind.name()));
+        if let Some(after) = &check.after {
+            let _ = writeln!(out, "after = {}", dur(*after.get_ref()));
+        }
+        if check.allow_vacuous {
+            let _ = writeln!(out, "allow_vacuous = true");
+        }
         if let Some(within) = &check.within {
             let _ = writeln!(out, "within = {}", dur(*within.get_ref()));
         }

@@ -55,7 +55,10 @@ fn unexpected_violation_exits_one_and_prints_the_reproduce_command() {
             .join("../scenarios/election/leader-isolated-plain.toml"),
     )
     .unwrap()
-    .replace("expect = \"violation\"", "expect = \"pass\"");
+    .replace(
+        "expect = { violation = [\"single_leader\"] }",
+        "expect = \"pass\"",
+    );
     let path = temp_file("expects-pass.toml", &text);
     let out = sim(&["run", path.to_str().unwrap(), "--seed", "3"]);
     assert_eq!(out.status.code(), Some(1));

@@ -8,6 +8,7 @@
 //! `.snap.new` files).
 
 use libtest_mimic::{Arguments, Failed, Trial};
+use sim::check::Status;
 use sim::run::run_scenario;
 use sim::scenario;
 use std::path::{Path, PathBuf};
@@ -75,8 +76,16 @@ fn summary(report: &sim::report::RunReport) -> String {
     for fault in &h.faults_skipped {
         out.push_str(&format!("fault skipped: {fault}\n"));
     }
+    for error in &h.node_errors {
+        out.push_str(&format!("node error: {error}\n"));
+    }
     for check in &report.checks {
-        let mark = if check.passed { "ok" } else { "VIOLATED" };
+        let mark = match (check.status, check.passed) {
+            (Status::Pass, _) => "ok",
+            (Status::Violation, _) => "VIOLATED",
+            (Status::Vacuous, true) => "vacuous (allowed)",
+            (Status::Vacuous, false) => "VACUOUS",
+        };
         out.push_str(&format!("check {} {mark}: {}\n", check.kind, check.detail));
     }
     out

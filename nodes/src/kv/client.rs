@@ -22,18 +22,21 @@ fn version_in(answer: &serde_json::Value) -> Option<Version> {
     serde_json::from_value(answer["version"].clone()).ok()
 }
 
-/// Writes `value` under `key`, ordered after `context`.
+/// Writes `value` under `key`, ordered after `context`; `client` names a client that
+/// carries its own clock ([`super::version::ClientClock`]).
 pub async fn put(
     node: SocketAddr,
     key: &str,
     value: &str,
     context: Option<Version>,
+    client: Option<&str>,
     timeout: Duration,
 ) -> PutOutcome {
     let body = Put {
         key: key.to_string(),
         value: value.to_string(),
         context,
+        client: client.map(str::to_string),
     };
     match call::<_, serde_json::Value>(node, Method::POST, "/data", Some(&body), timeout).await {
         Ok(answer) => match version_in(&answer) {

@@ -5,7 +5,7 @@
 //!
 //! Routes (the seed's curl walkthrough works verbatim): `POST /data {"key","value"}`
 //! (optionally `"context"`: the version the client last saw, so its write is ordered
-//! after it), `GET /data/{key}` (`?local=true`: this node's copy only), `GET /health`,
+//! after it, and `"client"`: the client's name, so its own clock orders its writes), `GET /data/{key}` (`?local=true`: this node's copy only), `GET /health`,
 //! `GET /peers`; internal `POST /replicate` and `POST /gossip`. Bad requests get a 4xx
 //! with a JSON error and the node keeps serving.
 
@@ -79,7 +79,14 @@ pub struct Put {
     /// The version the client last saw or wrote for this key.
     #[serde(default)]
     pub context: Option<Version>,
+    /// The client's name: with a `context`, the write's version is `(context + 1,
+    /// client)`, ordered by the client's own clock (see [`super::version`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
+
+/// Longest client name accepted in a write.
+pub const MAX_CLIENT_NAME: usize = 64;
 
 /// `POST /gossip` body and answer: one side's whole store.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -157,13 +164,31 @@ async fn put(State(shared): State<Shared>, body: Bytes) -> Reply {
     if put.key.is_empty() {
         return error(StatusCode::BAD_REQUEST, "key must not be empty");
     }
+    if put
+        .client
+        .as_ref()
+        .is_some_and(|c| c.is_empty() || c.len() > MAX_CLIENT_NAME)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("client must be 1 to {MAX_CLIENT_NAME} bytes"),
+        );
+    }
     let (item, replicas, quorum, timeout) = {
         let mut node = lock(&shared);
         let wall_ms = node.clock.wall_ms();
         let current = node.store.get(&put.key).map(|i| i.version.clone());
-        let version = node
-            .versions
-            .next(current.as_ref(), put.context.as_ref(), wall_ms);
+        let Some(version) = node.versions.next(
+            current.as_ref(),
+            put.context.as_ref(),
+            put.client.as_deref(),
+            wall_ms,
+        ) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "the version counter cannot go past the context (it is at its maximum)",
+            );
+        };
         let item = Item {
             key: put.key.clone(),
             value: put.value,

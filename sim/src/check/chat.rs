@@ -3,7 +3,8 @@
 //! - `total_order`: every server's delivered sequence is a prefix of one common sequence:
 //!   no gap, no message at two positions, no two messages at one position.
 //! - `delivered`: every message acknowledged to a client is delivered by every server that
-//!   is live at the end, and nothing is delivered that no client sent.
+//!   is live at the end, at the position the client was told, and nothing is delivered
+//!   that no client sent.
 
 use super::view::{ClusterView, Liveness};
 use super::CheckResult;
@@ -11,6 +12,14 @@ use crate::history::{fmt_time, Entry, OpType, What};
 use crate::scenario::CheckKind;
 use nodes::runtime::NodeEvent;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// A message's acknowledgement, as the history recorded it.
+struct Ack {
+    client: String,
+    t: u64,
+    seq: Option<u64>,
+    server: Option<String>,
+}
 
 /// One server's deliveries: seq -> (message id, time).
 type Deliveries = BTreeMap<u64, (String, u64)>;
@@ -100,9 +109,8 @@ pub fn total_order(history: &[Entry]) -> CheckResult {
         }
     }
     for (id, seqs) in positions {
-        if seqs.len() > 1 {
+        if let Some(&first) = seqs.first().filter(|_| seqs.len() > 1) {
             let seqs: Vec<String> = seqs.iter().map(|s| s.to_string()).collect();
-            let first = seqs[0].parse().unwrap_or(0);
             problems.push((
                 first,
                 format!(
@@ -118,36 +126,40 @@ pub fn total_order(history: &[Entry]) -> CheckResult {
             1 => String::new(),
             n => format!(" ({} more problems)", n - 1),
         };
-        return CheckResult::new(CheckKind::TotalOrder, false, format!("{first}{more}"));
+        return CheckResult::violation(CheckKind::TotalOrder, format!("{first}{more}"));
+    }
+    if by_node.is_empty() {
+        return CheckResult::vacuous(
+            CheckKind::TotalOrder,
+            "no server delivered anything: there was nothing to order",
+        );
     }
     let counts: Vec<String> = by_node
         .iter()
         .map(|(node, log)| format!("{node} {}", log.len()))
         .collect();
-    let detail = if counts.is_empty() {
-        "no server delivered anything (nothing to order)".to_string()
-    } else {
+    CheckResult::pass(
+        CheckKind::TotalOrder,
         format!(
             "{} positions, every server a prefix of one sequence (delivered: {})",
             at_seq.len(),
             counts.join(", ")
-        )
-    };
-    CheckResult::new(CheckKind::TotalOrder, true, detail)
+        ),
+    )
 }
 
 /// Every acknowledged message reached every live server; nothing was invented.
 pub fn delivered(history: &[Entry]) -> CheckResult {
     let mut view = ClusterView::new(history);
     let mut sent: BTreeSet<String> = BTreeSet::new();
-    // message id -> (client, ack time, ack detail)
-    let mut acked: BTreeMap<String, (String, u64, String)> = BTreeMap::new();
+    // message id -> its acknowledgement
+    let mut acked: BTreeMap<String, Ack> = BTreeMap::new();
     let mut servers: BTreeSet<String> = BTreeSet::new();
     for entry in history {
         view.apply(entry);
         match &entry.what {
             What::Op { op } => {
-                let Some(id) = op.value.as_ref().and_then(|v| v.as_str()) else {
+                let Some(id) = op.value_str() else {
                     continue;
                 };
                 match op.kind {
@@ -155,8 +167,13 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
                         sent.insert(id.to_string());
                     }
                     OpType::Ok => {
-                        let detail = op.detail.clone().unwrap_or_default();
-                        acked.insert(id.to_string(), (entry.node.clone(), entry.t, detail));
+                        let ack = Ack {
+                            client: entry.node.clone(),
+                            t: entry.t,
+                            seq: op.seq,
+                            server: op.server.clone(),
+                        };
+                        acked.insert(id.to_string(), ack);
                     }
                     _ => {}
                 }
@@ -175,7 +192,33 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
         .filter(|s| view.liveness(s) == Liveness::Up)
         .collect();
     let mut missing: Vec<String> = Vec::new();
-    for (id, (client, t, detail)) in &acked {
+    let mut misplaced: Vec<String> = Vec::new();
+    for (id, ack) in &acked {
+        let told = match (ack.seq, &ack.server) {
+            (Some(seq), Some(server)) => format!("seq {seq} via {server}"),
+            (Some(seq), None) => format!("seq {seq}"),
+            _ => "no position".to_string(),
+        };
+        // Delivered, but not where the client was told.
+        if let Some(seq) = ack.seq {
+            for (server, log) in &by_node {
+                let at: Vec<u64> = log
+                    .iter()
+                    .filter(|(_, (d, _))| d == id)
+                    .map(|(s, _)| *s)
+                    .collect();
+                if let Some(&other) = at.iter().find(|&&s| s != seq) {
+                    let there = log
+                        .get(&seq)
+                        .map_or("nothing".to_string(), |(d, _)| d.clone());
+                    misplaced.push(format!(
+                        "{id}, acknowledged to {} at {} as {told}, was delivered by {server} at seq {other} (its seq {seq} holds {there})",
+                        ack.client,
+                        fmt_time(ack.t)
+                    ));
+                }
+            }
+        }
         let lacking: Vec<&str> = live
             .iter()
             .filter(|s| {
@@ -197,11 +240,19 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
                 })
                 .collect();
             missing.push(format!(
-                "{id}, acknowledged to {client} at {} ({detail}), is missing on {}",
-                fmt_time(*t),
+                "{id}, acknowledged to {} at {} ({told}), is missing on {}",
+                ack.client,
+                fmt_time(ack.t),
                 have.join(", ")
             ));
         }
+    }
+    if let Some(first) = misplaced.first() {
+        let more = match misplaced.len() {
+            1 => String::new(),
+            n => format!(" ({n} deliveries at another position in all)"),
+        };
+        return CheckResult::violation(CheckKind::Delivered, format!("{first}{more}"));
     }
     let invented: BTreeSet<&String> = by_node
         .values()
@@ -213,13 +264,21 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
             1 => String::new(),
             n => format!(" ({} acknowledged messages missing in all)", n),
         };
-        return CheckResult::new(CheckKind::Delivered, false, format!("{first}{more}"));
+        return CheckResult::violation(CheckKind::Delivered, format!("{first}{more}"));
     }
     if let Some(id) = invented.first() {
-        return CheckResult::new(
+        return CheckResult::violation(
             CheckKind::Delivered,
-            false,
             format!("{id} was delivered but no client ever sent it"),
+        );
+    }
+    if acked.is_empty() {
+        return CheckResult::vacuous(
+            CheckKind::Delivered,
+            format!(
+                "no message was acknowledged ({} sent): nothing had to be delivered",
+                sent.len()
+            ),
         );
     }
     let delivered_ids: BTreeSet<&String> = by_node
@@ -231,15 +290,99 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
         .filter(|id| !acked.contains_key(id.as_str()))
         .count();
     let live_names: Vec<&str> = live.iter().map(|s| s.as_str()).collect();
-    CheckResult::new(
+    CheckResult::pass(
         CheckKind::Delivered,
-        true,
         format!(
-            "all {} acknowledged messages delivered by every live server ({}); {} sent, {} delivered without an ack",
+            "all {} acknowledged messages delivered at their acknowledged position by every live server ({}); {} sent, {} delivered without an ack",
             acked.len(),
             live_names.join(","),
             sent.len(),
             unacked_delivered
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Status;
+    use crate::history::OpEvent;
+
+    fn at(t: u64, node: &str, what: What) -> Entry {
+        Entry {
+            t,
+            node: node.into(),
+            what,
+        }
+    }
+
+    fn started(t: u64, node: &str) -> Entry {
+        at(
+            t,
+            node,
+            What::Event {
+                data: NodeEvent::Started {
+                    recovered_records: 0,
+                    damage: None,
+                },
+            },
+        )
+    }
+
+    fn delivered_event(t: u64, node: &str, seq: u64, id: &str) -> Entry {
+        at(
+            t,
+            node,
+            What::Event {
+                data: NodeEvent::Delivered {
+                    seq,
+                    term: 1,
+                    id: id.into(),
+                },
+            },
+        )
+    }
+
+    fn send(t: u64, kind: OpType, seq: Option<u64>) -> Entry {
+        let mut op = OpEvent::new(kind, "send", 0).value(Some("c1-0"));
+        if let Some(seq) = seq {
+            op = op.seq(seq).server("n1");
+        }
+        at(t, "c1", What::Op { op })
+    }
+
+    #[test]
+    fn a_message_delivered_away_from_its_acknowledged_position_is_a_violation() {
+        let history = vec![
+            started(0, "n1"),
+            started(0, "n2"),
+            send(1, OpType::Invoke, None),
+            send(2, OpType::Ok, Some(1)),
+            at(
+                3,
+                "c2",
+                What::Op {
+                    op: OpEvent::new(OpType::Invoke, "send", 0).value(Some("c2-0")),
+                },
+            ),
+            delivered_event(4, "n1", 1, "c2-0"),
+            delivered_event(4, "n2", 1, "c2-0"),
+            delivered_event(5, "n1", 2, "c1-0"),
+            delivered_event(5, "n2", 2, "c1-0"),
+        ];
+        let result = delivered(&history);
+        assert_eq!(result.status, Status::Violation, "{}", result.detail);
+        assert!(result.detail.contains("at seq 2"), "{}", result.detail);
+    }
+
+    #[test]
+    fn delivery_at_the_acknowledged_position_passes() {
+        let history = vec![
+            started(0, "n1"),
+            send(1, OpType::Invoke, None),
+            send(2, OpType::Ok, Some(1)),
+            delivered_event(3, "n1", 1, "c1-0"),
+        ];
+        assert_eq!(delivered(&history).status, Status::Pass);
+    }
 }

@@ -7,7 +7,8 @@
 //!   a message as leader),
 //!   and not at all if it steps down first — which is what a lease makes it do.
 //! - `leader_elected`: within a deadline after the last fault there is a live leader that
-//!   every live server connected to it agrees on, and it stays so to the end.
+//!   every live server connected to it agrees on — a majority of the live servers, not a
+//!   leader alone in a minority — and it stays so to the end.
 
 use super::view::{ClusterView, Liveness};
 use super::CheckResult;
@@ -26,6 +27,16 @@ struct Belief {
     role: Role,
     term: u64,
     leader: Option<u64>,
+    /// When the server said so.
+    since: u64,
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Leader => "leader",
+        Role::Follower => "follower",
+        Role::Candidate => "candidate",
+    }
 }
 
 /// Replays role events and faults, one simulated instant at a time.
@@ -80,6 +91,7 @@ impl<'a> Replay<'a> {
                         role: *role,
                         term: *term,
                         leader: *leader,
+                        since: entry.t,
                     };
                     self.beliefs.insert(entry.node.clone(), belief);
                     self.stale.remove(&entry.node);
@@ -169,6 +181,40 @@ impl<'a> Replay<'a> {
             },
         }
     }
+
+    /// What `server` last said about its role and since when, for evidence:
+    /// "n3 knows no leader since 41.200s (candidate, term 7)".
+    pub(crate) fn knows(&self, server: &str) -> String {
+        match (self.view.liveness(server), self.beliefs.get(server)) {
+            (Liveness::Down, _) => format!("{server} is down"),
+            (Liveness::Paused, _) => format!("{server} is paused"),
+            (_, None) => format!("{server} has reported no role"),
+            (_, Some(b)) => match (b.role, b.leader) {
+                (Role::Leader, _) => format!(
+                    "{server} has led term {} since {}",
+                    b.term,
+                    fmt_time(b.since)
+                ),
+                (role, Some(l)) => format!(
+                    "{server} has followed n{l} since {} ({}, term {})",
+                    fmt_time(b.since),
+                    role_name(role),
+                    b.term
+                ),
+                (role, None) => format!(
+                    "{server} knows no leader since {} ({}, term {})",
+                    fmt_time(b.since),
+                    role_name(role),
+                    b.term
+                ),
+            },
+        }
+    }
+
+    /// Whether `server` is up (not crashed, shut down or paused) now.
+    pub(crate) fn is_up(&self, server: &str) -> bool {
+        self.view.liveness(server) == Liveness::Up
+    }
 }
 
 /// At most one leader per term.
@@ -204,9 +250,8 @@ pub fn election_safety(history: &[Entry]) -> CheckResult {
             1 => String::new(),
             n => format!(" (and {} more terms)", n - 1),
         };
-        return CheckResult::new(
+        return CheckResult::violation(
             CheckKind::ElectionSafety,
-            false,
             format!("{first_violation}{more}"),
         );
     }
@@ -214,16 +259,20 @@ pub fn election_safety(history: &[Entry]) -> CheckResult {
         .iter()
         .map(|(term, (node, _))| format!("{term}:{node}"))
         .collect();
-    let detail = if terms.is_empty() {
-        "no leader was ever elected (nothing to violate)".to_string()
-    } else {
+    if terms.is_empty() {
+        return CheckResult::vacuous(
+            CheckKind::ElectionSafety,
+            "no leader was ever elected: no term to judge",
+        );
+    }
+    CheckResult::pass(
+        CheckKind::ElectionSafety,
         format!(
             "{} terms, one leader each (term:leader {})",
             terms.len(),
             terms.join(" ")
-        )
-    };
-    CheckResult::new(CheckKind::ElectionSafety, true, detail)
+        ),
+    )
 }
 
 /// No two servers believe they lead at the same instant.
@@ -233,8 +282,10 @@ pub fn single_leader(history: &[Entry], end: u64) -> CheckResult {
     // (from, to, the leaders and their terms)
     type Overlap = (u64, u64, Vec<(String, u64)>);
     let mut overlaps: Vec<Overlap> = Vec::new();
+    let mut ever_led = false;
     while let Some(t) = replay.next_instant() {
         let leaders = replay.acting_leaders();
+        ever_led |= !leaders.is_empty();
         match (&open, leaders.len() >= 2) {
             (None, true) => open = Some((t, leaders)),
             (Some(_), false) => {
@@ -249,9 +300,14 @@ pub fn single_leader(history: &[Entry], end: u64) -> CheckResult {
         overlaps.push((start, end.max(start), who));
     }
     let Some((start, stop, who)) = overlaps.first() else {
-        return CheckResult::new(
+        if !ever_led {
+            return CheckResult::vacuous(
+                CheckKind::SingleLeader,
+                "no server ever acted as leader: no instant to judge",
+            );
+        }
+        return CheckResult::pass(
             CheckKind::SingleLeader,
-            true,
             "never two acting leaders at the same instant",
         );
     };
@@ -274,7 +330,7 @@ pub fn single_leader(history: &[Entry], end: u64) -> CheckResult {
             total / 1_000_000
         ));
     }
-    CheckResult::new(CheckKind::SingleLeader, false, detail)
+    CheckResult::violation(CheckKind::SingleLeader, detail)
 }
 
 /// Within `within` of the last fault, a live leader all connected live servers agree on,
@@ -342,16 +398,16 @@ pub fn leader_elected(history: &[Entry], end: u64, within: Duration) -> CheckRes
     }
 }
 
-/// The leader every up server connected to it agrees on, if there is one.
-fn agreed_leader(replay: &Replay<'_>) -> Option<(String, u64)> {
+/// The acting leader that the up servers connected to it all follow, provided they are
+/// a majority of the up servers (a leader alone in a minority does not count).
+pub(crate) fn agreed_leader(replay: &Replay<'_>) -> Option<(String, u64)> {
+    let up = replay.servers.iter().filter(|s| replay.is_up(s)).count();
     let leaders = replay.acting_leaders();
     leaders.into_iter().find(|(leader, term)| {
         let id: u64 = leader[1..].parse().unwrap_or(0);
-        replay
-            .view
-            .component(leader, &replay.servers)
-            .into_iter()
-            .all(|s| {
+        let component = replay.view.component(leader, &replay.servers);
+        component.len() * 2 > up
+            && component.into_iter().all(|s| {
                 replay
                     .beliefs
                     .get(s)

@@ -9,51 +9,40 @@
 //!   `linearizable` is the check that forbids it.
 
 use super::CheckResult;
-use crate::history::{fmt_time, Entry, OpType, What};
+use crate::history::{fmt_time, Actor, Entry, OpType, What};
 use crate::scenario::CheckKind;
-use std::collections::BTreeMap;
+use nodes::kv::Version;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The pseudo-client whose reads at the end are the final values.
+pub const FINAL: &str = "final";
 
 /// One server's final copy of one key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Copy {
     server: String,
     value: Option<String>,
-    version: String,
+    version: Option<Version>,
     answered: bool,
 }
 
-/// key -> copies, from the `final` pseudo-client's completed reads.
+/// key -> copies, from the harness's completed final reads (`final` pseudo-client).
 fn final_copies(history: &[Entry]) -> BTreeMap<String, Vec<Copy>> {
     let mut copies: BTreeMap<String, Vec<Copy>> = BTreeMap::new();
-    for entry in history.iter().filter(|e| e.node == "final") {
+    for entry in history.iter().filter(|e| e.node == FINAL) {
         let What::Op { op } = &entry.what else {
             continue;
         };
-        if op.kind == OpType::Invoke {
+        if op.kind == OpType::Invoke || op.actor != Actor::Harness {
             continue;
         }
-        let detail = op.detail.clone().unwrap_or_default();
-        let mut words = detail.split_whitespace();
-        let server = words
-            .next()
-            .unwrap_or_default()
-            .trim_end_matches(':')
-            .to_string();
-        let version = match (words.next(), words.next()) {
-            (Some("version"), Some(v)) => v.to_string(),
-            _ => String::new(),
-        };
         copies
             .entry(op.key.clone().unwrap_or_default())
             .or_default()
             .push(Copy {
-                server,
-                value: op
-                    .value
-                    .as_ref()
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string),
-                version,
+                server: op.server.clone().unwrap_or_default(),
+                value: op.value_str().map(str::to_string),
+                version: op.version.clone(),
                 answered: op.kind == OpType::Ok,
             });
     }
@@ -64,7 +53,13 @@ fn describe(copy: &Copy) -> String {
     match (&copy.value, copy.answered) {
         (_, false) => format!("{} did not answer", copy.server),
         (None, true) => format!("{} has no value", copy.server),
-        (Some(v), true) => format!("{} holds {v} (version {})", copy.server, copy.version),
+        (Some(v), true) => match &copy.version {
+            Some(version) => format!(
+                "{} holds {v} (version {}@{})",
+                copy.server, version.counter, version.node
+            ),
+            None => format!("{} holds {v} (no version)", copy.server),
+        },
     }
 }
 
@@ -72,10 +67,9 @@ fn describe(copy: &Copy) -> String {
 pub fn converged(history: &[Entry]) -> CheckResult {
     let copies = final_copies(history);
     if copies.is_empty() {
-        return CheckResult::new(
+        return CheckResult::vacuous(
             CheckKind::Converged,
-            false,
-            "no final reads were recorded (no live server?)",
+            "no final reads were recorded: no server was live at the end",
         );
     }
     let mut diverged = Vec::new();
@@ -94,13 +88,21 @@ pub fn converged(history: &[Entry]) -> CheckResult {
             1 => String::new(),
             n => format!(" ({n} keys diverge)"),
         };
-        return CheckResult::new(CheckKind::Converged, false, format!("{first}{more}"));
+        return CheckResult::violation(CheckKind::Converged, format!("{first}{more}"));
     }
     let servers = copies.values().next().map_or(0, |c| c.len());
     let written = copies.values().filter(|c| c[0].value.is_some()).count();
-    CheckResult::new(
+    if written == 0 {
+        return CheckResult::vacuous(
+            CheckKind::Converged,
+            format!(
+                "none of the {} keys holds a value on any of the {servers} live servers: nothing was written",
+                copies.len()
+            ),
+        );
+    }
+    CheckResult::pass(
         CheckKind::Converged,
-        true,
         format!(
             "all {servers} live servers agree on all {} keys ({written} written)",
             copies.len()
@@ -122,15 +124,14 @@ pub fn no_lost_writes(history: &[Entry]) -> CheckResult {
     let mut open: BTreeMap<(String, u64), usize> = BTreeMap::new();
     // client -> (value read, time the read completed)
     let mut reads: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
-    for entry in history.iter().filter(|e| e.node != "final") {
+    for entry in history {
         let What::Op { op } = &entry.what else {
             continue;
         };
-        let value = op
-            .value
-            .as_ref()
-            .and_then(|v| v.as_str())
-            .map(str::to_string);
+        if op.actor != Actor::Client {
+            continue;
+        }
+        let value = op.value_str().map(str::to_string);
         match (op.f.as_str(), op.kind) {
             ("put", OpType::Invoke) => {
                 open.insert((entry.node.clone(), op.id), writes.len());
@@ -204,23 +205,46 @@ pub fn no_lost_writes(history: &[Entry]) -> CheckResult {
             }
         }
     }
-    if copies.is_empty() && !acked.is_empty() {
-        return CheckResult::new(
-            CheckKind::NoLostWrites,
-            false,
-            "no final reads were recorded (no live server?)",
-        );
-    }
     if let Some(first) = lost.first() {
         let more = match lost.len() {
             1 => String::new(),
             n => format!(" ({n} lost copies in all)"),
         };
-        return CheckResult::new(CheckKind::NoLostWrites, false, format!("{first}{more}"));
+        return CheckResult::violation(CheckKind::NoLostWrites, format!("{first}{more}"));
     }
-    CheckResult::new(
+    if acked.is_empty() {
+        return CheckResult::vacuous(
+            CheckKind::NoLostWrites,
+            format!(
+                "no write was acknowledged ({} invoked): nothing could be lost",
+                writes.len()
+            ),
+        );
+    }
+    // A key with an acknowledged write must have been read back on every live replica;
+    // a copy that did not answer was not judged, and is not a pass.
+    let mut unjudged: Vec<String> = Vec::new();
+    for key in acked.iter().map(|w| &w.key).collect::<BTreeSet<_>>() {
+        let key_copies = copies.get(key).map(Vec::as_slice).unwrap_or_default();
+        if key_copies.is_empty() {
+            unjudged.push(format!("key {key}: no final read"));
+        }
+        for copy in key_copies.iter().filter(|c| !c.answered) {
+            unjudged.push(format!("key {key}: {}", describe(copy)));
+        }
+    }
+    if let Some(first) = unjudged.first() {
+        let more = match unjudged.len() {
+            1 => String::new(),
+            n => format!(" ({n} copies unread)"),
+        };
+        return CheckResult::vacuous(
+            CheckKind::NoLostWrites,
+            format!("acknowledged writes could not be judged: {first}{more}"),
+        );
+    }
+    CheckResult::pass(
         CheckKind::NoLostWrites,
-        true,
         format!(
             "{} acknowledged writes of {} on {} keys; no final value comes from a write they follow",
             acked.len(),
@@ -228,4 +252,78 @@ pub fn no_lost_writes(history: &[Entry]) -> CheckResult {
             copies.len()
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Status;
+    use crate::history::OpEvent;
+
+    fn op(t: u64, node: &str, op: OpEvent) -> Entry {
+        Entry {
+            t,
+            node: node.into(),
+            what: What::Op { op },
+        }
+    }
+
+    fn put(t: u64, kind: OpType) -> Entry {
+        op(
+            t,
+            "c1",
+            OpEvent::new(kind, "put", 0).key("k0").value(Some("c1-0")),
+        )
+    }
+
+    fn final_read(t: u64, server: &str, kind: OpType, value: Option<&str>) -> Entry {
+        let read = OpEvent::new(kind, "get", 0)
+            .by_harness()
+            .key("k0")
+            .server(server)
+            .value(value);
+        op(t, FINAL, read)
+    }
+
+    #[test]
+    fn a_final_read_that_did_not_answer_is_not_a_pass() {
+        let history = vec![
+            put(1, OpType::Invoke),
+            put(2, OpType::Ok),
+            final_read(10, "n1", OpType::Invoke, None),
+            final_read(11, "n1", OpType::Ok, Some("c1-0")),
+            final_read(12, "n2", OpType::Invoke, None),
+            final_read(13, "n2", OpType::Fail, None),
+        ];
+        let result = no_lost_writes(&history);
+        assert_eq!(result.status, Status::Vacuous, "{}", result.detail);
+        assert!(
+            result.detail.contains("n2 did not answer"),
+            "{}",
+            result.detail
+        );
+    }
+
+    #[test]
+    fn no_acknowledged_write_is_vacuous() {
+        let history = vec![
+            put(1, OpType::Invoke),
+            put(2, OpType::Info),
+            final_read(10, "n1", OpType::Invoke, None),
+            final_read(11, "n1", OpType::Ok, None),
+        ];
+        assert_eq!(no_lost_writes(&history).status, Status::Vacuous);
+        assert_eq!(converged(&history).status, Status::Vacuous);
+    }
+
+    #[test]
+    fn every_copy_answered_with_the_write_passes() {
+        let history = vec![
+            put(1, OpType::Invoke),
+            put(2, OpType::Ok),
+            final_read(10, "n1", OpType::Invoke, None),
+            final_read(11, "n1", OpType::Ok, Some("c1-0")),
+        ];
+        assert_eq!(no_lost_writes(&history).status, Status::Pass);
+    }
 }

@@ -1,37 +1,81 @@
 //! Checkers: invariants judged on the recorded history alone.
 //!
-//! One file per family: [`election`] (who led when), [`chat`] (what was delivered where). Each check returns a
-//! [`CheckResult`] whose `detail` is the minimal evidence a person needs — the two
-//! leaders of one term, the instant two servers both believed they led — or, when it
-//! passes, what it saw, so a vacuous pass shows.
+//! One file per family: [`election`] (who led when), [`chat`] (what was delivered where),
+//! [`kv`] (what the final reads found), [`linearizable`], [`liveness`] (did the probes
+//! after the last fault get through). Each check returns a [`CheckResult`] in one of three
+//! states — pass, violation, vacuous (nothing to judge) — whose `detail` is the minimal
+//! evidence a person needs: the two leaders of one term, the instant two servers both
+//! believed they led, the probe still pending; or, when it passes, what it judged.
 
 pub mod chat;
 pub mod election;
 pub mod kv;
 pub mod linearizable;
+pub mod liveness;
 pub mod view;
 
 use crate::history::Entry;
 use crate::scenario::{CheckKind, Scenario};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// The three states a check ends in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The invariant held, and there was something to judge.
+    Pass,
+    /// The invariant was broken; `detail` has the evidence.
+    Violation,
+    /// Nothing to judge (nothing delivered, no write acknowledged, never a leader, no
+    /// probe possible): fails the run unless the check says `allow_vacuous = true`.
+    Vacuous,
+}
 
 /// The verdict of one check on one run.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
     /// The check's name (`election_safety`, ...).
     pub kind: String,
-    /// Whether the invariant held.
+    /// Pass, violation or vacuous.
+    pub status: Status,
+    /// Whether the check counts as passed: `pass`, or `vacuous` when allowed.
     pub passed: bool,
-    /// Evidence of the violation, or what the check saw when it passed.
+    /// Evidence of the violation, what the check saw when it passed, or why there was
+    /// nothing to judge.
     pub detail: String,
 }
 
 impl CheckResult {
-    fn new(kind: CheckKind, passed: bool, detail: impl Into<String>) -> Self {
+    fn with(kind: CheckKind, status: Status, detail: impl Into<String>) -> Self {
         CheckResult {
             kind: kind.name().to_string(),
-            passed,
+            status,
+            passed: status == Status::Pass,
             detail: detail.into(),
+        }
+    }
+
+    /// The invariant held; `detail` says what was judged.
+    pub fn pass(kind: CheckKind, detail: impl Into<String>) -> Self {
+        Self::with(kind, Status::Pass, detail)
+    }
+
+    /// The invariant broke; `detail` is the evidence.
+    pub fn violation(kind: CheckKind, detail: impl Into<String>) -> Self {
+        Self::with(kind, Status::Violation, detail)
+    }
+
+    /// There was nothing to judge; `detail` says why.
+    pub fn vacuous(kind: CheckKind, detail: impl Into<String>) -> Self {
+        Self::with(kind, Status::Vacuous, detail)
+    }
+
+    /// Pass or violation by `held`.
+    fn new(kind: CheckKind, held: bool, detail: impl Into<String>) -> Self {
+        if held {
+            Self::pass(kind, detail)
+        } else {
+            Self::violation(kind, detail)
         }
     }
 }
@@ -44,22 +88,29 @@ pub fn run_all(scenario: &Scenario, history: &[Entry]) -> Vec<CheckResult> {
         .iter()
         .map(|check| {
             let check = check.get_ref();
-            match check.kind {
+            let within = |default| check.within.as_ref().map_or(default, |w| w.get_ref().0);
+            let mut result = match check.kind {
                 CheckKind::ElectionSafety => election::election_safety(history),
                 CheckKind::SingleLeader => election::single_leader(history, end),
                 CheckKind::LeaderElected => {
-                    let within = check
-                        .within
-                        .as_ref()
-                        .map_or(election::DEFAULT_WITHIN, |w| w.get_ref().0);
-                    election::leader_elected(history, end, within)
+                    election::leader_elected(history, end, within(election::DEFAULT_WITHIN))
                 }
                 CheckKind::TotalOrder => chat::total_order(history),
                 CheckKind::Delivered => chat::delivered(history),
                 CheckKind::Linearizable => linearizable::linearizable(history),
                 CheckKind::Converged => kv::converged(history),
                 CheckKind::NoLostWrites => kv::no_lost_writes(history),
+                CheckKind::Liveness => liveness::liveness(
+                    history,
+                    scenario.system,
+                    check.after.as_ref().map(|a| a.get_ref().0),
+                    within(crate::probe::DEFAULT_WITHIN),
+                ),
+            };
+            if result.status == Status::Vacuous && check.allow_vacuous {
+                result.passed = true;
             }
+            result
         })
         .collect()
 }

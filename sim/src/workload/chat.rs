@@ -37,17 +37,13 @@ pub async fn client(
             break;
         }
         let message = format!("c{j}-{k}");
-        let op = |kind, detail: Option<String>| What::Op {
-            op: OpEvent {
-                kind,
-                f: "send".into(),
-                id: k as u64,
-                key: None,
-                value: Some(serde_json::Value::String(message.clone())),
-                detail,
+        let op = |kind| OpEvent::new(kind, "send", k as u64).value(Some(&message));
+        recorder.record(
+            &name,
+            What::Op {
+                op: op(OpType::Invoke),
             },
-        };
-        recorder.record(&name, op(OpType::Invoke, None));
+        );
         let mut unknown = None;
         let mut refused = String::new();
         let mut outcome = None;
@@ -59,7 +55,7 @@ pub async fn client(
             let text = format!("message {k} from c{j}");
             match send(client_addr(server), &message, &text, ATTEMPT_TIMEOUT).await {
                 Ok(seq) => {
-                    outcome = Some(format!("seq {seq} via n{server}"));
+                    outcome = Some((seq, server));
                     break;
                 }
                 Err(SendError::Rejected(why)) => refused = format!("n{server}: {why}"),
@@ -67,13 +63,15 @@ pub async fn client(
             }
         }
         let event = match (outcome, unknown) {
-            (Some(detail), _) => op(OpType::Ok, Some(detail)),
-            (None, Some(why)) => op(OpType::Info, Some(why)),
-            (None, None) => op(
-                OpType::Fail,
-                Some(format!("refused {ATTEMPTS} times; last {refused}")),
-            ),
+            (Some((seq, server)), _) => op(OpType::Ok)
+                .seq(seq)
+                .server(&format!("n{server}"))
+                .detail(format!("seq {seq} via n{server}")),
+            (None, Some(why)) => op(OpType::Info).detail(why),
+            (None, None) => {
+                op(OpType::Fail).detail(format!("refused {ATTEMPTS} times; last {refused}"))
+            }
         };
-        recorder.record(&name, event);
+        recorder.record(&name, What::Op { op: event });
     }
 }

@@ -1,28 +1,25 @@
 //! The KV workload: each client reads or writes (by `read_ratio`) a random key of `keys`
 //! on a random server at its share of `rate`. Every written value is unique (`c2-17`), so a
-//! value names its write. A client carries, per key, the version it last saw or wrote
-//! (Dynamo's context) and sends it with its next write, so a correct store orders that
-//! write after everything the client has observed.
+//! value names its write. A client carries its own hybrid logical clock
+//! ([`ClientClock`]): every write is sent with the client's name and a context past every
+//! version the client has read or sent, so a correct store orders the write after
+//! everything the client observed *and* after its own earlier writes, answered or not.
 //!
 //! Outcomes: a write is `ok` when acknowledged, `fail` when the server was unreachable
 //! (never sent), `info` otherwise (timeout, or fewer copies than the write quorum: it is
-//! stored somewhere and may still win; when the answer gives its version, the client's
-//! context moves past it). A read is `ok` with the value (or none), else `fail`.
-//!
-//! Known limit, shared with every last-writer-wins store: a write whose request is held
-//! past the client's timeout (a paused or isolated server) and applied later gets a version
-//! nobody told the client, and can beat the client's next write. The safe fuzz
-//! configuration leaves out the faults that hold client requests (pause, isolate).
+//! stored somewhere and may still win). A read is `ok` with the value (or none), else
+//! `fail`. Completions carry the answering server and the version it reported as typed
+//! fields of the history.
 
 use super::{ops_for_client, Pacer};
 use crate::history::{OpEvent, OpType, Recorder, What};
 use crate::scenario::Workload;
 use crate::systems::kv::node_addr;
 use nodes::kv::client::{get, put, PutOutcome};
-use nodes::kv::Version;
+use nodes::kv::version::ClientClock;
+use nodes::runtime::Clock;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -46,7 +43,8 @@ pub async fn client(
 ) {
     let name = format!("c{j}");
     let read_ratio = workload.read_ratio.as_ref().map_or(0.5, |r| *r.get_ref());
-    let mut context: BTreeMap<String, Version> = BTreeMap::new();
+    let wall = Clock::new();
+    let mut clock = ClientClock::new(&name);
     let mut pacer = Pacer::new(&workload, recorder.start(), stop, &mut rng);
     for k in 0..ops_for_client(&workload, j) {
         if !pacer.next().await {
@@ -54,73 +52,64 @@ pub async fn client(
         }
         let key = keys[rng.gen_range(0..keys.len())].clone();
         let server = rng.gen_range(1..=servers);
+        let at = format!("n{server}");
         let read = rng.gen_bool(read_ratio.clamp(0.0, 1.0));
-        let op = |kind, f: &str, value: Option<String>, detail: Option<String>| What::Op {
-            op: OpEvent {
-                kind,
-                f: f.into(),
-                id: k as u64,
-                key: Some(key.clone()),
-                value: value.map(serde_json::Value::String),
-                detail,
-            },
-        };
+        let op = |kind, f: &str| OpEvent::new(kind, f, k as u64).key(&key);
         if read {
-            recorder.record(&name, op(OpType::Invoke, "get", None, None));
+            recorder.record(
+                &name,
+                What::Op {
+                    op: op(OpType::Invoke, "get"),
+                },
+            );
             let event = match get(node_addr(server), &key, false, REQUEST_TIMEOUT).await {
                 Ok(Some(item)) => {
-                    let newer = context.get(&key).is_none_or(|v| item.version > *v);
-                    if newer {
-                        context.insert(key.clone(), item.version.clone());
-                    }
-                    op(
-                        OpType::Ok,
-                        "get",
-                        Some(item.value),
-                        Some(format!("n{server}")),
-                    )
+                    clock.observe(&item.version);
+                    op(OpType::Ok, "get")
+                        .value(Some(&item.value))
+                        .server(&at)
+                        .version(item.version)
                 }
-                Ok(None) => op(
-                    OpType::Ok,
-                    "get",
-                    None,
-                    Some(format!("n{server}: not found")),
-                ),
-                Err(e) => op(OpType::Fail, "get", None, Some(format!("n{server}: {e}"))),
+                Ok(None) => op(OpType::Ok, "get").server(&at).detail("not found"),
+                Err(e) => op(OpType::Fail, "get").server(&at).detail(e.to_string()),
             };
-            recorder.record(&name, event);
+            recorder.record(&name, What::Op { op: event });
         } else {
             let value = format!("c{j}-{k}");
-            recorder.record(&name, op(OpType::Invoke, "put", Some(value.clone()), None));
-            let seen = context.get(&key).cloned();
-            let event = match put(node_addr(server), &key, &value, seen, REQUEST_TIMEOUT).await {
+            let put_op = |kind| op(kind, "put").value(Some(&value));
+            recorder.record(
+                &name,
+                What::Op {
+                    op: put_op(OpType::Invoke),
+                },
+            );
+            let context = clock.next_context(wall.wall_ms());
+            let sent = put(
+                node_addr(server),
+                &key,
+                &value,
+                Some(context),
+                Some(clock.name()),
+                REQUEST_TIMEOUT,
+            );
+            let event = match sent.await {
                 PutOutcome::Acked(version) => {
-                    let detail = format!("n{server} version {}@{}", version.counter, version.node);
-                    context.insert(key.clone(), version);
-                    op(OpType::Ok, "put", Some(value), Some(detail))
+                    clock.observe(&version);
+                    put_op(OpType::Ok).server(&at).version(version)
                 }
-                PutOutcome::Refused(why) => op(
-                    OpType::Fail,
-                    "put",
-                    Some(value),
-                    Some(format!("n{server}: {why}")),
-                ),
+                PutOutcome::Refused(why) => put_op(OpType::Fail).server(&at).detail(why),
                 PutOutcome::Unknown(version, why) => {
-                    // Stored somewhere with a known version: order the next write after it.
-                    if let Some(version) = version {
-                        if context.get(&key).is_none_or(|v| version > *v) {
-                            context.insert(key.clone(), version);
+                    let event = put_op(OpType::Info).server(&at).detail(why);
+                    match version {
+                        Some(version) => {
+                            clock.observe(&version);
+                            event.version(version)
                         }
+                        None => event,
                     }
-                    op(
-                        OpType::Info,
-                        "put",
-                        Some(value),
-                        Some(format!("n{server}: {why}")),
-                    )
                 }
             };
-            recorder.record(&name, event);
+            recorder.record(&name, What::Op { op: event });
         }
     }
 }
@@ -130,20 +119,19 @@ pub async fn client(
 pub async fn final_reads(live: &[usize], keys: &[String], recorder: &Recorder) {
     let mut id = 0;
     for &server in live {
+        let at = format!("n{server}");
         for key in keys {
-            let op = |kind, value: Option<String>, detail: String| What::Op {
-                op: OpEvent {
-                    kind,
-                    f: "get".into(),
-                    id,
-                    key: Some(key.clone()),
-                    value: value.map(serde_json::Value::String),
-                    detail: Some(detail),
-                },
+            let op = |kind| {
+                OpEvent::new(kind, "get", id)
+                    .by_harness()
+                    .key(key)
+                    .server(&at)
             };
             recorder.record(
                 "final",
-                op(OpType::Invoke, None, format!("n{server} local copy")),
+                What::Op {
+                    op: op(OpType::Invoke).detail("local copy"),
+                },
             );
             // Patient: a slow answer (buggify delays connects by seconds) is not divergence.
             let mut answer = get(node_addr(server), key, true, FINAL_READ_TIMEOUT).await;
@@ -154,18 +142,13 @@ pub async fn final_reads(live: &[usize], keys: &[String], recorder: &Recorder) {
                 answer = get(node_addr(server), key, true, FINAL_READ_TIMEOUT).await;
             }
             let event = match answer {
-                Ok(Some(item)) => op(
-                    OpType::Ok,
-                    Some(item.value),
-                    format!(
-                        "n{server} version {}@{}",
-                        item.version.counter, item.version.node
-                    ),
-                ),
-                Ok(None) => op(OpType::Ok, None, format!("n{server} has no value")),
-                Err(e) => op(OpType::Fail, None, format!("n{server}: {e}")),
+                Ok(Some(item)) => op(OpType::Ok)
+                    .value(Some(&item.value))
+                    .version(item.version),
+                Ok(None) => op(OpType::Ok).detail("has no value"),
+                Err(e) => op(OpType::Fail).detail(e.to_string()),
             };
-            recorder.record("final", event);
+            recorder.record("final", What::Op { op: event });
             id += 1;
         }
     }
