@@ -160,9 +160,16 @@ async fn simulate(scenario: Scenario, seed: u64) -> (Vec<Entry>, u64) {
             .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 3, 1)))
             .build();
         let (keys, recorder) = (systems::kv::keys(&scenario), recorder.clone());
-        let _ = reader
-            .spawn(async move { crate::workload::kv::final_reads(&live, &keys, &recorder).await })
-            .await;
+        let size = scenario
+            .workload
+            .as_ref()
+            .map_or(0, crate::workload::kv::value_size);
+        let _ =
+            reader
+                .spawn(async move {
+                    crate::workload::kv::final_reads(&live, &keys, size, &recorder).await
+                })
+                .await;
     }
     let messages = madsim::net::NetSim::current().stat().msg_count;
     // Kill every node so its tasks are dropped now: tasks left pending when the runtime

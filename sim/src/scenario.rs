@@ -284,7 +284,13 @@ pub struct Workload {
     /// No new operations after this time.
     #[serde(default)]
     pub stop: Option<Spanned<Dur>>,
+    /// kv: bytes per written value (default: just the value's name, `c2-17`).
+    #[serde(default)]
+    pub value_size: Option<Spanned<usize>>,
 }
+
+/// Largest `value_size`: a written value must fit in one client request body.
+pub const MAX_VALUE_SIZE: usize = 60_000;
 
 fn default_expect() -> Spanned<Expect> {
     Spanned::new(0..0, Expect::Pass)
@@ -807,6 +813,22 @@ fn validate_workload(system: System, w: &Workload) -> Result<(), Invalid> {
                 r.span(),
                 "read_ratio",
                 format!("applies to kv workloads, not {system}"),
+            ));
+        }
+        if let Some(v) = &w.value_size {
+            return Err((
+                v.span(),
+                "value_size",
+                format!("applies to kv workloads, not {system}"),
+            ));
+        }
+    }
+    if let Some(v) = &w.value_size {
+        if *v.get_ref() == 0 || *v.get_ref() > MAX_VALUE_SIZE {
+            return Err((
+                v.span(),
+                "value_size",
+                format!("expected 1 to {MAX_VALUE_SIZE} bytes"),
             ));
         }
     }

@@ -142,6 +142,9 @@ pub fn to_toml(s: &Scenario, header: &[String]) -> String {
         if let Some(r) = &w.read_ratio {
             let _ = writeln!(out, "read_ratio = {}", r.get_ref());
         }
+        if let Some(size) = &w.value_size {
+            let _ = writeln!(out, "value_size = {}", size.get_ref());
+        }
         if let Some(stop) = &w.stop {
             let _ = writeln!(out, "stop = {}", dur(*stop.get_ref()));
         }

@@ -7,6 +7,7 @@
 //! - [`node`]: the KV node's HTTP API, replication, gossip, graceful shutdown;
 //! - [`client`]: the client side used by the simulated workload.
 
+pub mod anti_entropy;
 pub mod client;
 pub mod node;
 pub mod registry;

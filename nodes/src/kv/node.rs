@@ -6,9 +6,11 @@
 //! Routes (the seed's curl walkthrough works verbatim): `POST /data {"key","value"}`
 //! (optionally `"context"`: the version the client last saw, so its write is ordered
 //! after it, and `"client"`: the client's name, so its own clock orders its writes), `GET /data/{key}` (`?local=true`: this node's copy only), `GET /health`,
-//! `GET /peers`; internal `POST /replicate` and `POST /gossip`. Bad requests get a 4xx
+//! `GET /peers`; internal `POST /replicate`, `POST /gossip` (one digest page) and
+//! `POST /gossip/items` (what the peer wanted). Bad requests get a 4xx
 //! with a JSON error and the node keeps serving.
 
+use super::anti_entropy::{self, DigestPage, DigestReply};
 use super::registry::{Member, NodeId, Nodes};
 use super::ring::Ring;
 use super::version::{wins, Version, VersionSource, Versioning};
@@ -28,8 +30,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Largest accepted request body.
+/// Largest accepted client request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest accepted node-to-node body: an anti-entropy page, or one item whose value
+/// filled a client body, with room for its key and version.
+pub const INTERNAL_BODY_BYTES: usize = 2 * anti_entropy::PAGE_BYTES + MAX_BODY_BYTES;
 
 /// KV node settings (flags of `kv-node`, knobs of `[config]`).
 #[derive(Clone, Debug)]
@@ -87,15 +92,6 @@ pub struct Put {
 
 /// Longest client name accepted in a write.
 pub const MAX_CLIENT_NAME: usize = 64;
-
-/// `POST /gossip` body and answer: one side's whole store.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Digest {
-    /// Sender id.
-    pub from: String,
-    /// Every item the sender holds.
-    pub items: Vec<Item>,
-}
 
 struct Node {
     config: KvConfig,
@@ -292,16 +288,29 @@ async fn replicate(State(shared): State<Shared>, body: Bytes) -> Reply {
     )
 }
 
-async fn gossip(State(shared): State<Shared>, body: Bytes) -> Result<Json<Digest>, Reply> {
-    let digest: Digest = json_body(&body)?;
+/// `POST /gossip`: one page of a peer's digest; answers with what differs in its range.
+async fn gossip(State(shared): State<Shared>, body: Bytes) -> Result<Json<DigestReply>, Reply> {
+    let page: DigestPage = json_body(&body)?;
+    let node = lock(&shared);
+    Ok(Json(anti_entropy::reply(
+        &node.store,
+        &node.config.id,
+        &page,
+    )))
+}
+
+/// `POST /gossip/items`: items a peer found this node wanting.
+async fn gossip_items(State(shared): State<Shared>, body: Bytes) -> Reply {
+    let items: Vec<Item> = match json_body(&body) {
+        Ok(items) => items,
+        Err(reply) => return reply,
+    };
     let mut node = lock(&shared);
-    for item in digest.items {
-        node.merge(item);
-    }
-    Ok(Json(Digest {
-        from: node.config.id.clone(),
-        items: node.store.values().cloned().collect(),
-    }))
+    let accepted = items.into_iter().filter(|i| node.merge(i.clone())).count();
+    (
+        StatusCode::OK,
+        Json(serde_json::json!({ "accepted": accepted })),
+    )
 }
 
 async fn health(State(shared): State<Shared>) -> Json<serde_json::Value> {
@@ -381,7 +390,8 @@ async fn membership(shared: Shared, registry: SocketAddr) {
     }
 }
 
-/// Anti-entropy: every interval, exchange whole stores with one random peer.
+/// Anti-entropy: every interval, reconcile the whole store with one random peer, page by
+/// page (see [`anti_entropy`]), so every message stays bounded whatever the store's size.
 async fn anti_entropy(shared: Shared) {
     loop {
         let (every, clock) = {
@@ -389,7 +399,7 @@ async fn anti_entropy(shared: Shared) {
             (node.config.gossip_interval, node.clock.clone())
         };
         clock.sleep(every).await;
-        let (peer, digest, timeout) = {
+        let (peer, timeout) = {
             let node = lock(&shared);
             let peers: Vec<&String> = node
                 .members
@@ -401,20 +411,47 @@ async fn anti_entropy(shared: Shared) {
                 continue;
             }
             let pick = madsim::rand::thread_rng().gen_range(0..peers.len());
-            let digest = Digest {
-                from: node.config.id.clone(),
-                items: node.store.values().cloned().collect(),
-            };
-            (peers[pick].clone(), digest, node.config.peer_timeout)
+            (peers[pick].clone(), node.config.peer_timeout)
         };
         let Some(addr) = resolve(&peer) else { continue };
-        if let Ok(answer) =
-            call::<_, Digest>(addr, Method::POST, "/gossip", Some(&digest), timeout).await
-        {
-            let mut node = lock(&shared);
+        reconcile(&shared, addr, timeout).await;
+    }
+}
+
+/// One anti-entropy round with the peer at `addr`; stops at the first failed call (the
+/// next round starts over).
+async fn reconcile(shared: &Shared, addr: SocketAddr, timeout: Duration) {
+    let mut after: Option<String> = None;
+    for _ in 0..anti_entropy::MAX_PAGES_PER_ROUND {
+        let page = {
+            let node = lock(shared);
+            anti_entropy::page(&node.store, &node.config.id, after.as_deref())
+        };
+        let Ok(answer) =
+            call::<_, DigestReply>(addr, Method::POST, "/gossip", Some(&page), timeout).await
+        else {
+            return;
+        };
+        let batches = {
+            let mut node = lock(shared);
             for item in answer.items {
                 node.merge(item);
             }
+            anti_entropy::batches(&node.store, &answer.want)
+        };
+        for batch in batches {
+            let sent: Result<serde_json::Value, CallError> =
+                call(addr, Method::POST, "/gossip/items", Some(&batch), timeout).await;
+            if sent.is_err() {
+                return;
+            }
+        }
+        if answer.truncated {
+            continue;
+        }
+        match page.upto {
+            Some(upto) => after = Some(upto),
+            None => return,
         }
     }
 }
@@ -444,8 +481,18 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
     let router = Router::new()
         .route("/data", post(put))
         .route("/data/{key}", get(get_data))
-        .route("/replicate", post(replicate))
-        .route("/gossip", post(gossip))
+        .route(
+            "/replicate",
+            post(replicate).layer(DefaultBodyLimit::max(INTERNAL_BODY_BYTES)),
+        )
+        .route(
+            "/gossip",
+            post(gossip).layer(DefaultBodyLimit::max(INTERNAL_BODY_BYTES)),
+        )
+        .route(
+            "/gossip/items",
+            post(gossip_items).layer(DefaultBodyLimit::max(INTERNAL_BODY_BYTES)),
+        )
         .route("/health", get(health))
         .route("/peers", get(peers))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })

@@ -30,6 +30,30 @@ pub const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(8);
 /// Attempts per final read.
 pub const FINAL_READ_ATTEMPTS: usize = 3;
 
+/// The value written on the wire for the write named `name`: the name, then filler up to
+/// `size` bytes (`[workload] value_size`), so stores are as large as real ones while the
+/// history keeps naming each write by its short name.
+pub fn padded(name: &str, size: usize) -> String {
+    let mut value = String::with_capacity(size.max(name.len()));
+    value.push_str(name);
+    if size > name.len() {
+        value.push('#');
+        value.extend(std::iter::repeat_n('.', size - name.len() - 1));
+    }
+    value
+}
+
+/// The write's name in a value read back: the inverse of [`padded`]; a value that is not
+/// exactly a padded name (a value no client wrote) is returned whole.
+pub fn name_of(value: &str, size: usize) -> &str {
+    let name = value.split_once('#').map_or(value, |(name, _)| name);
+    if padded(name, size) == value {
+        name
+    } else {
+        value
+    }
+}
+
 /// Runs client `c{j}` to completion.
 #[allow(clippy::too_many_arguments)]
 pub async fn client(
@@ -43,6 +67,7 @@ pub async fn client(
 ) {
     let name = format!("c{j}");
     let read_ratio = workload.read_ratio.as_ref().map_or(0.5, |r| *r.get_ref());
+    let size = value_size(&workload);
     let wall = Clock::new();
     let mut clock = ClientClock::new(&name);
     let mut pacer = Pacer::new(&workload, recorder.start(), stop, &mut rng);
@@ -66,7 +91,7 @@ pub async fn client(
                 Ok(Some(item)) => {
                     clock.observe(&item.version);
                     op(OpType::Ok, "get")
-                        .value(Some(&item.value))
+                        .value(Some(name_of(&item.value, size)))
                         .server(&at)
                         .version(item.version)
                 }
@@ -84,10 +109,11 @@ pub async fn client(
                 },
             );
             let context = clock.next_context(wall.wall_ms());
+            let wire = padded(&value, size);
             let sent = put(
                 node_addr(server),
                 &key,
-                &value,
+                &wire,
                 Some(context),
                 Some(clock.name()),
                 REQUEST_TIMEOUT,
@@ -114,9 +140,14 @@ pub async fn client(
     }
 }
 
+/// Bytes per written value (0: the bare name).
+pub fn value_size(workload: &Workload) -> usize {
+    workload.value_size.as_ref().map_or(0, |v| *v.get_ref())
+}
+
 /// The harness's final reads: every key's local copy on every live server, recorded as
 /// operations of the pseudo-client `final` (value absent when the server lacks the key).
-pub async fn final_reads(live: &[usize], keys: &[String], recorder: &Recorder) {
+pub async fn final_reads(live: &[usize], keys: &[String], size: usize, recorder: &Recorder) {
     let mut id = 0;
     for &server in live {
         let at = format!("n{server}");
@@ -143,7 +174,7 @@ pub async fn final_reads(live: &[usize], keys: &[String], recorder: &Recorder) {
             }
             let event = match answer {
                 Ok(Some(item)) => op(OpType::Ok)
-                    .value(Some(&item.value))
+                    .value(Some(name_of(&item.value, size)))
                     .version(item.version),
                 Ok(None) => op(OpType::Ok).detail("has no value"),
                 Err(e) => op(OpType::Fail).detail(e.to_string()),
