@@ -251,8 +251,8 @@ fn default_rate() -> Rate {
     Rate(10.0)
 }
 
-/// The fault actions of the contract.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+/// The fault actions of the contract (in scenario files and in the `--trace` lines).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Crash,

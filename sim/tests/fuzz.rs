@@ -2,7 +2,7 @@
 
 use sim::fuzz::{fuzz, SeedPlan};
 use sim::run::run_scenario;
-use sim::scenario::{parse, Scenario};
+use sim::scenario::{parse, Action, Scenario};
 use std::path::Path;
 
 use sim::bench::{CHAT_UNSAFE, KV_WALL_CLOCK};
@@ -98,21 +98,21 @@ fn the_nemesis_keeps_a_majority_up_and_heals_everything_by_until() {
         let mut cut: Vec<String> = Vec::new();
         for fault in &faults {
             let node = fault.node.as_ref().map(|n| n.get_ref().clone());
-            match fault.action.get_ref().to_string().as_str() {
-                "crash" | "pause" | "shutdown" => {
+            match fault.action.get_ref() {
+                Action::Crash | Action::Pause | Action::Shutdown => {
                     down.insert(node.unwrap());
                 }
-                "restart" | "resume" => {
+                Action::Restart | Action::Resume => {
                     if let Some(node) = node {
                         down.remove(&node);
                     }
                 }
-                "isolate" => cut = vec![node.unwrap()],
-                "partition" => {
+                Action::Isolate => cut = vec![node.unwrap()],
+                Action::Partition => {
                     let groups = fault.groups.as_ref().unwrap().get_ref();
                     cut = groups[0].iter().map(|n| n.get_ref().clone()).collect();
                 }
-                "heal" => cut.clear(),
+                Action::Heal => cut.clear(),
                 _ => {}
             }
             let mut out: std::collections::BTreeSet<String> = down.clone();
