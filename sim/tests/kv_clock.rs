@@ -67,3 +67,61 @@ fn without_drift_no_node_is_dropped() {
     assert_ne!(steady, SLOW_N1);
     assert_eq!(drops_of_n1(&registry_views(&steady)), 0);
 }
+
+/// n1's clock runs 5x fast: its 1 s peer timeout lasts 200 ms of true time, shorter than
+/// a replication call on this slow network (connect plus exchange, 100-150 ms each way),
+/// so n1 cannot gather the write quorum of 3 while n2 and n3, on true clocks, can.
+const FAST_N1: &str = r#"
+name = "kv-fast-clock-peer-timeout"
+system = "kv"
+nodes = 3
+duration = "40s"
+
+[network]
+latency = ["100ms", "150ms"]
+
+[config]
+write_quorum = 3
+
+[workload]
+clients = 1
+ops = 60
+rate = "2/s"
+
+[[fault]]
+at = "0s"
+action = "skew"
+node = "n1"
+drift = 4.0
+
+[[check]]
+kind = "converged"
+"#;
+
+#[test]
+fn a_fast_kv_node_times_its_peer_calls_out_on_its_own_clock() {
+    let scenario = parse("kv-fast.toml", FAST_N1).unwrap();
+    let history = run_scenario(&scenario, "kv-fast.toml", 1).unwrap().history;
+    let acked_via = |server: &str| {
+        history
+            .iter()
+            .filter(|e| match &e.what {
+                What::Op { op } => {
+                    op.f == "put"
+                        && op.kind == sim::history::OpType::Ok
+                        && op
+                            .detail
+                            .as_deref()
+                            .is_some_and(|d| d.starts_with(&format!("{server} ")))
+                }
+                _ => false,
+            })
+            .count()
+    };
+    let (n1, others) = (acked_via("n1"), acked_via("n2") + acked_via("n3"));
+    assert!(others > 0, "no put acknowledged at all");
+    assert_eq!(
+        n1, 0,
+        "n1 acknowledged {n1} puts: its peer calls did not time out on its fast clock"
+    );
+}
