@@ -33,24 +33,58 @@ fn parse_signed_parts(text: &str) -> Result<(bool, Duration), String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(expected)?;
     let (number, unit) = rest.split_at(split);
-    let value: f64 = number.parse().map_err(|_| expected())?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
+    let unit_nanos: u128 = match unit {
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
         _ => return Err(expected()),
     };
-    if !seconds.is_finite() || seconds > 1e9 {
+    // Exact decimal arithmetic (no f64): a duration written with nanosecond digits, as
+    // `sim shrink` writes them, reads back to the same nanosecond.
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty())
+        || !digits_only(whole)
+        || !digits_only(fraction)
+        || whole.len() > 20
+    {
         return Err(expected());
     }
-    Ok((negative, Duration::from_secs_f64(seconds)))
+    // Digits below a nanosecond cannot matter: keep at most 18 fraction digits.
+    let fraction = &fraction[..fraction.len().min(18)];
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| expected())?
+    };
+    let scale = 10u128.pow(fraction.len() as u32);
+    let fraction: u128 = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse().map_err(|_| expected())?
+    };
+    let nanos = whole
+        .checked_mul(unit_nanos)
+        .and_then(|w| w.checked_add(fraction.checked_mul(unit_nanos)? / scale))
+        .ok_or_else(expected)?;
+    if nanos > 1_000_000_000 * 1_000_000_000 {
+        return Err(expected());
+    }
+    let nanos = u64::try_from(nanos).map_err(|_| expected())?;
+    Ok((negative, Duration::from_nanos(nanos)))
 }
 
-/// Formats a duration the way [`parse`] reads it, choosing the largest exact unit.
+/// Formats a duration the way [`parse`] reads it, exactly: the largest whole unit when
+/// there is one, else milliseconds with as many decimals as the nanoseconds need.
 pub fn format(duration: Duration) -> String {
-    let ms = duration.as_millis();
-    if ms.is_multiple_of(60_000) && ms > 0 {
+    let nanos = duration.as_nanos();
+    let ms = nanos / 1_000_000;
+    let sub_ms = nanos % 1_000_000;
+    if sub_ms != 0 {
+        let fraction = format!("{sub_ms:06}");
+        format!("{ms}.{}ms", fraction.trim_end_matches('0'))
+    } else if ms.is_multiple_of(60_000) && ms > 0 {
         format!("{}m", ms / 60_000)
     } else if ms.is_multiple_of(1000) && ms > 0 {
         format!("{}s", ms / 1000)
@@ -79,8 +113,40 @@ mod tests {
 
     #[test]
     fn format_round_trips() {
-        for text in ["250ms", "3s", "2m", "1500ms"] {
+        for text in [
+            "250ms",
+            "3s",
+            "2m",
+            "1500ms",
+            "0ms",
+            "22926.123457ms",
+            "0.000001ms",
+        ] {
             assert_eq!(format(parse(text).unwrap()), text);
         }
+    }
+
+    #[test]
+    fn every_nanosecond_survives_a_round_trip() {
+        for nanos in [
+            1,
+            999,
+            1_000_001,
+            22_926_123_457,
+            59_999_999_999,
+            3_600_000_000_007,
+        ] {
+            let d = Duration::from_nanos(nanos);
+            assert_eq!(parse(&format(d)), Ok(d), "{}", format(d));
+        }
+        assert_eq!(parse("0.1s"), Ok(Duration::from_millis(100)));
+        assert_eq!(
+            parse("1.000000001s"),
+            Ok(Duration::from_nanos(1_000_000_001))
+        );
+        assert_eq!(parse(".5s"), Ok(Duration::from_millis(500)));
+        assert!(parse(".s").is_err());
+        assert!(parse("1.2.3s").is_err());
+        assert!(parse("2000000000s").is_err());
     }
 }

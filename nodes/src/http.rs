@@ -134,6 +134,10 @@ impl std::fmt::Display for CallError {
 }
 
 /// One JSON request on a fresh connection, bounded by `timeout`. `body = None` sends a GET.
+///
+/// `timeout` is true (runtime) time. A node bounds its calls on its own clock by passing
+/// [`crate::runtime::Clock::true_duration`] of its local timeout (the KV node's
+/// `peer_timeout()`), so clock drift reaches its call timeouts as it reaches its sleeps.
 pub async fn call<B: Serialize, R: DeserializeOwned>(
     addr: SocketAddr,
     method: Method,

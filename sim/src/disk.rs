@@ -2,14 +2,36 @@
 //!
 //! The harness owns one [`SimDisk`] per server, so it outlives crashes and restarts. It
 //! distinguishes synced from unsynced bytes: a crash keeps only what was synced. A `disk`
-//! fault tears the last record or corrupts a seeded random one; the node meets the damage
-//! at its next start, when its log recovery must detect it.
+//! fault tears the last record or corrupts a seeded random one (its length, checksum or
+//! payload); the node meets the damage at its next start, when its log recovery must
+//! detect it.
 
 use nodes::runtime::log::scan;
 use nodes::runtime::Storage;
 use rand::Rng;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The field of a record a `disk corrupt` fault damages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The 4-byte length.
+    Length,
+    /// The 4-byte checksum.
+    Checksum,
+    /// The payload.
+    Payload,
+}
+
+impl Part {
+    fn name(self) -> &'static str {
+        match self {
+            Part::Length => "length",
+            Part::Checksum => "checksum",
+            Part::Payload => "payload",
+        }
+    }
+}
 
 /// A disk image shared between the harness and the node currently running on it.
 #[derive(Clone, Default)]
@@ -56,8 +78,20 @@ impl SimDisk {
         )
     }
 
-    /// Flips one byte inside a seeded random record. Returns what was done.
+    /// Flips one byte of a seeded random record, in a seeded random field of it: its
+    /// length, its checksum or its payload. Returns what was done.
     pub fn corrupt(&self, rng: &mut impl Rng) -> String {
+        let part = match rng.gen_range(0..3) {
+            0 => Part::Length,
+            1 => Part::Checksum,
+            _ => Part::Payload,
+        };
+        self.corrupt_part(part, rng)
+    }
+
+    /// Flips one byte of `part` of a seeded random record (a payload byte, or for an
+    /// empty payload its checksum). Returns what was done.
+    pub fn corrupt_part(&self, part: Part, rng: &mut impl Rng) -> String {
         let mut image = self.image();
         let frames = scan(&image.bytes).frames;
         if frames.is_empty() {
@@ -65,10 +99,20 @@ impl SimDisk {
         }
         let index = rng.gen_range(0..frames.len());
         let frame = frames[index].clone();
-        // Past the 4-byte length, so the damage is caught by the checksum.
-        let at = rng.gen_range(frame.start + 4..frame.end);
+        // Frame layout: length (4 bytes) | checksum (4 bytes) | payload.
+        let (part, field) = match part {
+            Part::Payload if frame.len() > 8 => (part, frame.start + 8..frame.end),
+            Part::Length => (part, frame.start..frame.start + 4),
+            _ => (Part::Checksum, frame.start + 4..frame.start + 8),
+        };
+        let at = rng.gen_range(field);
         image.bytes[at] ^= 0x5a;
-        format!("corrupted record {} of {}", index + 1, frames.len())
+        format!(
+            "corrupted the {} of record {} of {}",
+            part.name(),
+            index + 1,
+            frames.len()
+        )
     }
 
     /// Bytes stored, synced or not.
@@ -148,5 +192,45 @@ mod tests {
         let (_, rec) = DurableLog::open(Box::new(disk.clone())).unwrap();
         assert!(rec.records.len() < 3);
         assert_eq!(rec.damage.unwrap().kind, "corrupt");
+    }
+
+    #[test]
+    fn corruption_of_each_field_is_detected_and_reported_on_recovery() {
+        for part in [Part::Length, Part::Checksum, Part::Payload] {
+            for seed in 0..20 {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+                let disk = SimDisk::default();
+                log_with(&disk, &[b"one", b"two", b"three", b"four"], 4);
+                let effect = disk.corrupt_part(part, &mut rng);
+                assert!(effect.contains(part.name()), "{effect}");
+                let (_, rec) = DurableLog::open(Box::new(disk.clone())).unwrap();
+                let damage = rec.damage.expect("damage reported");
+                assert!(rec.records.len() < 4, "{part:?} seed {seed}: {effect}");
+                // Whatever survives is a clean prefix: no garbage accepted.
+                let all: [&[u8]; 4] = [b"one", b"two", b"three", b"four"];
+                assert_eq!(rec.records, all[..rec.records.len()].to_vec());
+                assert!(["corrupt", "torn"].contains(&damage.kind.as_str()));
+                if part != Part::Length {
+                    assert_eq!(damage.kind, "corrupt", "{part:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_corrupt_fault_hits_lengths_checksums_and_payloads() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut hit = std::collections::BTreeSet::new();
+        for _ in 0..30 {
+            let disk = SimDisk::default();
+            log_with(&disk, &[b"one", b"two", b"three"], 3);
+            let effect = disk.corrupt(&mut rng);
+            for name in ["length", "checksum", "payload"] {
+                if effect.contains(name) {
+                    hit.insert(name);
+                }
+            }
+        }
+        assert_eq!(hit.len(), 3, "only {hit:?} were ever damaged");
     }
 }

@@ -21,10 +21,7 @@ pub fn apply(
     rng: &mut ChaCha8Rng,
 ) -> AppliedFault {
     let action = *fault.action.get_ref();
-    let mut applied = AppliedFault {
-        action: action.to_string(),
-        ..AppliedFault::default()
-    };
+    let mut applied = AppliedFault::new(action);
     let target = match fault.node.as_ref().map(|n| n.get_ref().as_str()) {
         None => None,
         Some(selector) => match resolve(cluster, selector, history, rng) {

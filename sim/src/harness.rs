@@ -11,7 +11,7 @@ use crate::disk::SimDisk;
 use crate::fault;
 use crate::history::{Entry, Recorder, What};
 use crate::probe;
-use crate::scenario::{Scenario, System};
+use crate::scenario::{Fault, Scenario, System};
 use crate::systems;
 use madsim::runtime::{Handle, Runtime};
 use nodes::runtime::{Clock, EventSink, NodeEnv};
@@ -122,7 +122,6 @@ async fn simulate(scenario: Scenario, seed: u64) -> (Vec<Entry>, u64) {
     for client in start_clients(&scenario, seed, &recorder) {
         cluster.add(client);
     }
-    let mut fault_rng = stream(seed, "faults");
     let faults = fault_timeline(&scenario, seed);
     let mut rounds = probe::rounds(&scenario, &faults)
         .into_iter()
@@ -135,7 +134,8 @@ async fn simulate(scenario: Scenario, seed: u64) -> (Vec<Entry>, u64) {
             probes.extend(start_probes(&scenario, &cluster, &recorder, i, start, within).await);
         }
         tokio::time::sleep_until(recorder.start() + fault.at.0).await;
-        let applied = fault::apply(&mut cluster, fault, &recorder.snapshot(), &mut fault_rng);
+        let mut rng = fault_stream(seed, fault);
+        let applied = fault::apply(&mut cluster, fault, &recorder.snapshot(), &mut rng);
         recorder.record("harness", What::Fault { fault: applied });
     }
     for (i, (start, within)) in rounds {
@@ -220,16 +220,32 @@ async fn start_probes(
 }
 
 /// Every fault of the run in time order: the scripted ones, then the nemesis's draws for
-/// this seed (scripted first among equal times).
-pub fn fault_timeline(scenario: &Scenario, seed: u64) -> Vec<crate::scenario::Fault> {
-    let mut faults: Vec<_> = scenario
-        .faults
-        .iter()
-        .map(|f| f.get_ref().clone())
+/// this seed (scripted first among equal times). Each carries its identity (`id`): a
+/// scripted fault its own or its position in the file, the nemesis's `k`-th fault
+/// `scripted + k` (1-based), so [`fault_stream`] gives it the same draws whatever else
+/// is in the timeline — which is what lets `sim shrink` drop faults without changing
+/// the ones it keeps.
+pub fn fault_timeline(scenario: &Scenario, seed: u64) -> Vec<Fault> {
+    let scripted = scenario.faults.iter().map(|f| f.get_ref().clone());
+    let drawn = crate::nemesis::schedule(scenario, seed);
+    let mut faults: Vec<Fault> = scripted
+        .chain(drawn)
+        .enumerate()
+        .map(|(index, mut fault)| {
+            if fault.id.is_none() {
+                fault.id = Some(toml::Spanned::new(0..0, index as u64 + 1));
+            }
+            fault
+        })
         .collect();
-    faults.extend(crate::nemesis::schedule(scenario, seed));
     faults.sort_by_key(|f| f.at);
     faults
+}
+
+/// The random stream of one fault's own draws: from the seed and the fault's `id` only.
+pub fn fault_stream(seed: u64, fault: &Fault) -> ChaCha8Rng {
+    let id = fault.id.as_ref().map_or(0, |id| *id.get_ref());
+    stream(seed, &format!("fault/{id}"))
 }
 
 /// The KV registry, node `registry` at 10.0.2.1.
@@ -392,4 +408,84 @@ fn start_clients(scenario: &Scenario, seed: u64, recorder: &Recorder) -> Vec<Sim
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::What;
+
+    const FAULTS: &str = r#"
+name = "draws"
+system = "election"
+nodes = 5
+duration = "10s"
+
+[[fault]]
+at = "1s"
+action = "loss"
+rate = 0.2
+from = "n1"
+to = "n2"
+
+[[fault]]
+at = "2s"
+action = "skew"
+node = "random"
+drift = 0.01
+
+[[fault]]
+at = "3s"
+action = "skew"
+node = "random"
+drift = 0.01
+
+[[fault]]
+at = "4s"
+action = "skew"
+node = "random"
+drift = 0.01
+
+[[fault]]
+at = "5s"
+action = "skew"
+node = "random"
+drift = 0.01
+
+[[check]]
+kind = "election_safety"
+"#;
+
+    /// The node each `random` skew went to, in order.
+    fn random_targets(scenario: &Scenario, seed: u64) -> Vec<String> {
+        run(scenario, seed)
+            .expect("runs")
+            .history
+            .iter()
+            .filter_map(|e| match &e.what {
+                What::Fault { fault } if fault.action == crate::scenario::Action::Skew => {
+                    fault.node.clone()
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn removing_a_fault_leaves_the_random_choices_of_the_others_alone() {
+        let full = crate::scenario::parse("draws.toml", FAULTS).expect("parses");
+        for seed in 1..4 {
+            // What the shrinker does: take the timeline, drop the lossy link (which draws
+            // its loss seed), keep the rest as explicit faults.
+            let mut fewer = full.clone();
+            fewer.faults = fault_timeline(&full, seed)
+                .into_iter()
+                .skip(1)
+                .map(|f| toml::Spanned::new(0..0, f))
+                .collect();
+            let before = random_targets(&full, seed);
+            assert_eq!(before.len(), 4);
+            assert_eq!(before, random_targets(&fewer, seed), "seed {seed}");
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! Checkers read only this, never node internals, so they could judge a real cluster's logs
 //! as well. The trace hash is a SHA-256 over the JSON lines: same seed, same hash.
 
+use crate::scenario::Action;
 use nodes::kv::Version;
 use nodes::runtime::NodeEvent;
 use serde::{Deserialize, Serialize};
@@ -51,10 +52,10 @@ pub enum What {
 }
 
 /// A fault as the harness applied it, with selectors resolved to node names.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AppliedFault {
-    /// The action (`crash`, `partition`, ...).
-    pub action: String,
+    /// The action, serialized snake_case as in scenario files (`crash`, `partition`, ...).
+    pub action: Action,
     /// Target node, resolved from `leader` / `random`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
@@ -88,6 +89,26 @@ pub struct AppliedFault {
     /// What the fault did, when worth saying (the disk damage, say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effect: Option<String>,
+}
+
+impl AppliedFault {
+    /// The fault `action` with nothing resolved or done yet.
+    pub fn new(action: Action) -> AppliedFault {
+        AppliedFault {
+            action,
+            node: None,
+            groups: Vec::new(),
+            from: None,
+            to: None,
+            offset_ms: None,
+            drift: None,
+            rate: None,
+            range_ms: None,
+            mode: None,
+            skipped: None,
+            effect: None,
+        }
+    }
 }
 
 /// Jepsen's operation event types.
@@ -314,4 +335,23 @@ pub fn first_difference(a: &[Entry], b: &[Entry]) -> Option<String> {
                 line(b.get(i))
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_actions_keep_their_snake_case_trace_form() {
+        let mut fault = AppliedFault::new(Action::Partition);
+        fault.groups = vec![vec!["n1".into()], vec!["n2".into()]];
+        let line = serde_json::to_string(&fault).unwrap();
+        assert_eq!(line, r#"{"action":"partition","groups":[["n1"],["n2"]]}"#);
+        let back: AppliedFault = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, fault);
+        for (action, text) in [(Action::Unclog, "unclog"), (Action::Disk, "disk")] {
+            let json = serde_json::to_string(&AppliedFault::new(action)).unwrap();
+            assert_eq!(json, format!(r#"{{"action":"{text}"}}"#));
+        }
+    }
 }

@@ -306,8 +306,8 @@ fn default_rate() -> Rate {
     Rate(10.0)
 }
 
-/// The fault actions of the contract.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+/// The fault actions of the contract (in scenario files and in the `--trace` lines).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Crash,
@@ -369,6 +369,11 @@ pub struct Fault {
     pub range: Option<Spanned<[Dur; 2]>>,
     /// `disk`: tear or corrupt.
     pub mode: Option<Spanned<DiskMode>>,
+    /// The fault's identity for its own random draws (a `random` node, the record a
+    /// `disk` fault damages, a lossy link's drops): they come from a stream derived from
+    /// the seed and this id, so adding or removing another fault never changes them.
+    /// Default: the fault's position in the file (1-based); `sim shrink` writes it out.
+    pub id: Option<Spanned<u64>>,
 }
 
 impl Fault {
@@ -386,7 +391,15 @@ impl Fault {
             rate: None,
             range: None,
             mode: None,
+            id: None,
         }
+    }
+
+    /// True when applying this fault draws random numbers (from its own stream).
+    pub fn draws(&self) -> bool {
+        let random_node = self.node.as_ref().is_some_and(|n| n.get_ref() == "random");
+        let lossy_link = *self.action.get_ref() == Action::Loss && self.from.is_some();
+        random_node || lossy_link || *self.action.get_ref() == Action::Disk
     }
 
     /// Sets the target node.

@@ -13,6 +13,12 @@ fn dur(d: Dur) -> String {
     quoted(&duration(d.0))
 }
 
+/// A float as TOML, exactly: `{}` is the shortest text that reads back to the same
+/// number, and a whole number keeps a `.0` so TOML reads it as a float.
+fn float(x: f64) -> String {
+    toml::Value::Float(x).to_string()
+}
+
 fn range(r: &[Dur; 2]) -> String {
     format!("[{}, {}]", dur(r[0]), dur(r[1]))
 }
@@ -50,7 +56,7 @@ pub fn to_toml(s: &Scenario, header: &[String]) -> String {
             let _ = writeln!(out, "latency = {}", range(l.get_ref()));
         }
         if let Some(l) = &s.network.loss {
-            let _ = writeln!(out, "loss = {}", l.get_ref());
+            let _ = writeln!(out, "loss = {}", float(*l.get_ref()));
         }
     }
     let k = &s.config;
@@ -129,18 +135,13 @@ pub fn to_toml(s: &Scenario, header: &[String]) -> String {
         let _ = writeln!(out, "\n[workload]");
         let _ = writeln!(out, "clients = {}", w.clients.get_ref());
         let _ = writeln!(out, "ops = {}", w.ops);
-        let rate = w.rate.0;
-        let rate = if rate.fract() == 0.0 {
-            format!("{rate}/s")
-        } else {
-            format!("{rate:.3}/s")
-        };
-        let _ = writeln!(out, "rate = {}", quoted(&rate));
+        // `{}` on an f64 is the shortest text that parses back to the same number.
+        let _ = writeln!(out, "rate = {}", quoted(&format!("{}/s", w.rate.0)));
         if let Some(keys) = &w.keys {
             let _ = writeln!(out, "keys = {}", keys.get_ref());
         }
         if let Some(r) = &w.read_ratio {
-            let _ = writeln!(out, "read_ratio = {}", r.get_ref());
+            let _ = writeln!(out, "read_ratio = {}", float(*r.get_ref()));
         }
         if let Some(size) = &w.value_size {
             let _ = writeln!(out, "value_size = {}", size.get_ref());
@@ -204,10 +205,10 @@ fn fault_toml(f: &Fault) -> String {
         let _ = writeln!(out, "offset = {}", quoted(&format!("{sign}{}ms", ms.abs())));
     }
     if let Some(drift) = &f.drift {
-        let _ = writeln!(out, "drift = {}", drift.get_ref());
+        let _ = writeln!(out, "drift = {}", float(*drift.get_ref()));
     }
     if let Some(rate) = &f.rate {
-        let _ = writeln!(out, "rate = {}", rate.get_ref());
+        let _ = writeln!(out, "rate = {}", float(*rate.get_ref()));
     }
     if let Some(r) = &f.range {
         let _ = writeln!(out, "range = {}", range(r.get_ref()));
@@ -219,5 +220,62 @@ fn fault_toml(f: &Fault) -> String {
         };
         let _ = writeln!(out, "mode = {}", quoted(mode));
     }
+    // Only a fault that draws needs its identity written: it keeps its draws in the
+    // smaller file (the others would get a new position, which changes nothing).
+    if let (true, Some(id)) = (f.draws(), &f.id) {
+        let _ = writeln!(out, "id = {}", id.get_ref());
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{parse, Action, Rate};
+    use std::time::Duration;
+    use toml::Spanned;
+
+    #[test]
+    fn written_numbers_read_back_exactly() {
+        let mut s = parse(
+            "base.toml",
+            "name = \"x\"\nsystem = \"kv\"\nnodes = 3\nduration = \"30s\"\n\
+             [network]\nloss = 0.1\n[workload]\nops = 10\n[[check]]\nkind = \"converged\"\n",
+        )
+        .unwrap();
+        s.duration = Dur(Duration::from_nanos(22_926_123_457));
+        s.network.loss = Some(Spanned::new(0..0, 0.1 + 0.2));
+        if let Some(w) = s.workload.as_mut() {
+            w.rate = Rate(10.0 * 2.0 / 3.0);
+        }
+        let mut skew = Fault::new(Duration::from_nanos(1_234_567_891), Action::Skew).node("n2");
+        skew.drift = Some(Spanned::new(0..0, -0.111_111_111_111_1));
+        let mut loss = Fault::new(Duration::from_nanos(5), Action::Loss).link("n1", "n2");
+        loss.rate = Some(Spanned::new(0..0, 1.0 / 3.0));
+        loss.id = Some(Spanned::new(0..0, 42));
+        let mut whole = Fault::new(Duration::from_secs(2), Action::Loss);
+        whole.rate = Some(Spanned::new(0..0, 0.0));
+        s.faults = [skew, loss, whole]
+            .into_iter()
+            .map(|f| Spanned::new(0..0, f))
+            .collect();
+        let text = to_toml(&s, &[]);
+        let back = parse("back.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(back.duration, s.duration, "{text}");
+        assert_eq!(back.network.loss.map(|l| l.into_inner()), Some(0.1 + 0.2));
+        assert_eq!(back.workload.unwrap().rate.0, 10.0 * 2.0 / 3.0, "{text}");
+        let faults: Vec<Fault> = back.faults.into_iter().map(|f| f.into_inner()).collect();
+        assert_eq!(faults[0].at.0, Duration::from_nanos(1_234_567_891));
+        assert_eq!(
+            faults[0].drift.as_ref().map(|d| *d.get_ref()),
+            Some(-0.111_111_111_111_1)
+        );
+        assert_eq!(faults[1].at.0, Duration::from_nanos(5));
+        assert_eq!(
+            faults[1].rate.as_ref().map(|r| *r.get_ref()),
+            Some(1.0 / 3.0)
+        );
+        assert_eq!(faults[1].id.as_ref().map(|i| *i.get_ref()), Some(42));
+        assert_eq!(faults[2].rate.as_ref().map(|r| *r.get_ref()), Some(0.0));
+    }
 }

@@ -5,10 +5,17 @@
 //! single removals) drops every fault the failure does not need; then the run is shortened
 //! and the workload thinned while the *same check* keeps failing at the same seed. The
 //! result is written with a header naming the original scenario, seed and check, and run
-//! once more to confirm it still fails.
+//! once more to confirm it replays the same run (same trace hash) and fails the same way.
+//!
+//! Exactness: before minimizing, every `random` node selector is replaced by the node the
+//! failing run chose, and each fault keeps its identity (`id`) and so its own random
+//! stream ([`crate::harness::fault_stream`]): dropping one fault never changes the draws
+//! of another. Durations are written to the nanosecond and floats in full, so the file
+//! is the schedule that was run, not an approximation of it.
 
 use crate::fuzz::headline;
 use crate::harness::fault_timeline;
+use crate::history::{trace_hash, Entry, What};
 use crate::run::run_scenario;
 use crate::scenario::{self, Dur, Fault, Scenario};
 use crate::scenario_toml::to_toml;
@@ -31,6 +38,8 @@ pub struct Shrunk {
     pub faults_after: usize,
     /// Simulation runs the shrink took (confirmation included).
     pub runs: usize,
+    /// Trace hash of the minimal run, which the written file replays.
+    pub trace_hash: String,
 }
 
 struct Target<'a> {
@@ -91,7 +100,7 @@ pub fn shrink(original: &Scenario, file: &str, seed: u64) -> Result<Shrunk, Stri
         check,
         runs: 1,
     };
-    let timeline = fault_timeline(original, seed);
+    let timeline = concrete(fault_timeline(original, seed), &first.history);
     let faults_before = timeline.len();
     let mut base = original.clone();
     base.nemesis = None;
@@ -124,8 +133,16 @@ pub fn shrink(original: &Scenario, file: &str, seed: u64) -> Result<Shrunk, Stri
     let text = to_toml(&base, &header);
     let reparsed = scenario::parse("<shrunk>", &text)
         .map_err(|e| format!("the shrunk file does not parse: {e}"))?;
-    target.runs += 1;
+    target.runs += 2;
+    let minimal = run_scenario(&base, file, seed)?;
     let confirm = run_scenario(&reparsed, file, seed)?;
+    if trace_hash(&confirm.history) != trace_hash(&minimal.history) {
+        return Err(format!(
+            "the written file does not replay the minimal run (trace {} instead of {}; please report this)",
+            trace_hash(&confirm.history),
+            trace_hash(&minimal.history)
+        ));
+    }
     if failing_check(&confirm.report).as_deref() != Some(target.check.as_str()) {
         return Err("the written file does not fail the same way (please report this)".into());
     }
@@ -137,7 +154,25 @@ pub fn shrink(original: &Scenario, file: &str, seed: u64) -> Result<Shrunk, Stri
         faults_before,
         faults_after: faults.len(),
         runs: target.runs,
+        trace_hash: trace_hash(&minimal.history),
     })
+}
+
+/// The timeline with every `random` node replaced by the node `history` (the run of this
+/// very timeline) applied it to, so a shrunk fault keeps its target whatever is dropped
+/// around it. The harness records exactly one fault entry per timeline fault, in order.
+fn concrete(mut timeline: Vec<Fault>, history: &[Entry]) -> Vec<Fault> {
+    let applied = history.iter().filter_map(|e| match &e.what {
+        What::Fault { fault } => Some(fault),
+        _ => None,
+    });
+    for (fault, applied) in timeline.iter_mut().zip(applied) {
+        let random = fault.node.as_ref().is_some_and(|n| n.get_ref() == "random");
+        if let (true, None, Some(node)) = (random, &applied.skipped, &applied.node) {
+            fault.node = Some(Spanned::new(0..0, node.clone()));
+        }
+    }
+    timeline
 }
 
 /// ddmin: remove chunks of decreasing size while `fails` holds, then single faults.

@@ -2,7 +2,7 @@
 
 use sim::fuzz::{fuzz, SeedPlan};
 use sim::run::run_scenario;
-use sim::scenario::{parse, Scenario};
+use sim::scenario::{parse, Action, Scenario};
 use std::path::Path;
 
 use sim::bench::{CHAT_UNSAFE, KV_WALL_CLOCK};
@@ -80,6 +80,39 @@ fn has_teeth(text: &str) {
 }
 
 #[test]
+fn a_shrunk_file_replays_the_minimal_run_to_the_nanosecond() {
+    let scenario = parse("known-bad.toml", CHAT_UNSAFE).unwrap();
+    let seed = *failures(&scenario, "known-bad.toml", 1..11)
+        .first()
+        .expect("a failing seed");
+    let shrunk = sim::shrink::shrink(&scenario, "known-bad.toml", seed).expect("shrinks");
+    // The nemesis draws fault times in nanoseconds and the shrinker cuts the run by
+    // quarters: the file must carry them exactly, not rounded to milliseconds.
+    let again = parse("shrunk.toml", &shrunk.text).unwrap();
+    let sub_ms = |d: std::time::Duration| !d.as_nanos().is_multiple_of(1_000_000);
+    assert!(
+        again.faults.iter().any(|f| sub_ms(f.get_ref().at.0)) || sub_ms(again.duration.0),
+        "nothing below a millisecond to keep: the test proves nothing\n{}",
+        shrunk.text
+    );
+    let replay = run_scenario(&again, "shrunk.toml", seed).unwrap();
+    assert_eq!(
+        sim::history::trace_hash(&replay.history),
+        shrunk.trace_hash,
+        "the file does not replay the minimal run\n{}",
+        shrunk.text
+    );
+    let failing: Vec<&str> = replay
+        .report
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.kind.as_str())
+        .collect();
+    assert_eq!(failing.first().copied(), Some(shrunk.check.as_str()));
+}
+
+#[test]
 fn a_fuzzed_seed_replays_exactly_with_run() {
     let file = "scenarios/fuzz/chat-safe.toml";
     let scenario = load(file);
@@ -98,21 +131,21 @@ fn the_nemesis_keeps_a_majority_up_and_heals_everything_by_until() {
         let mut cut: Vec<String> = Vec::new();
         for fault in &faults {
             let node = fault.node.as_ref().map(|n| n.get_ref().clone());
-            match fault.action.get_ref().to_string().as_str() {
-                "crash" | "pause" | "shutdown" => {
+            match fault.action.get_ref() {
+                Action::Crash | Action::Pause | Action::Shutdown => {
                     down.insert(node.unwrap());
                 }
-                "restart" | "resume" => {
+                Action::Restart | Action::Resume => {
                     if let Some(node) = node {
                         down.remove(&node);
                     }
                 }
-                "isolate" => cut = vec![node.unwrap()],
-                "partition" => {
+                Action::Isolate => cut = vec![node.unwrap()],
+                Action::Partition => {
                     let groups = fault.groups.as_ref().unwrap().get_ref();
                     cut = groups[0].iter().map(|n| n.get_ref().clone()).collect();
                 }
-                "heal" => cut.clear(),
+                Action::Heal => cut.clear(),
                 _ => {}
             }
             let mut out: std::collections::BTreeSet<String> = down.clone();

@@ -122,7 +122,7 @@ fn criteria_7_8_killing_the_leader_elects_the_next_and_the_sequence_continues() 
     let history = run("scenarios/chat/leader-failover.toml");
     let crash = history
         .iter()
-        .find(|e| matches!(&e.what, What::Fault { fault } if fault.action == "crash"))
+        .find(|e| matches!(&e.what, What::Fault { fault } if fault.action == sim::scenario::Action::Crash))
         .expect("a crash");
     let old_leader = match &crash.what {
         What::Fault { fault } => fault.node.clone().unwrap_or_default(),

@@ -123,6 +123,12 @@ impl Node {
         }
     }
 
+    /// How long a peer call may take, in true time: `peer_timeout` on this node's clock,
+    /// so drift stretches or shrinks it as it does every other timer of the node.
+    fn peer_timeout(&self) -> Duration {
+        self.clock.true_duration(self.config.peer_timeout)
+    }
+
     fn set_members(&mut self, members: BTreeMap<String, String>) {
         if members != self.members {
             self.ring = Ring::new(
@@ -196,7 +202,7 @@ async fn put(State(shared): State<Shared>, body: Bytes) -> Reply {
             item,
             node.other_replicas(&put.key),
             quorum,
-            node.config.peer_timeout,
+            node.peer_timeout(),
         )
     };
     // Replicate to every other replica; answer once `quorum` copies exist (ours counts).
@@ -254,7 +260,7 @@ async fn get_data(
         (
             node.store.get(&key).cloned(),
             node.other_replicas(&key),
-            node.config.peer_timeout,
+            node.peer_timeout(),
         )
     };
     if let Some(item) = local {
@@ -340,13 +346,13 @@ async fn peers(State(shared): State<Shared>) -> Json<serde_json::Value> {
 /// Registers, then heartbeats and refreshes membership; keeps the last view when the
 /// registry is unreachable.
 async fn membership(shared: Shared, registry: SocketAddr) {
-    let (me, address, every, timeout) = {
+    let (me, address, every, clock) = {
         let node = lock(&shared);
         (
             node.config.id.clone(),
             node.config.advertise.clone(),
             node.config.registry_heartbeat,
-            node.config.peer_timeout,
+            node.clock.clone(),
         )
     };
     let member = Member {
@@ -355,6 +361,7 @@ async fn membership(shared: Shared, registry: SocketAddr) {
     };
     let mut registered = false;
     loop {
+        let timeout = lock(&shared).peer_timeout();
         if !registered {
             registered = call::<_, serde_json::Value>(
                 registry,
@@ -386,7 +393,7 @@ async fn membership(shared: Shared, registry: SocketAddr) {
             members.insert(me.clone(), address.clone());
             lock(&shared).set_members(members);
         }
-        tokio::time::sleep(every).await;
+        clock.sleep(every).await;
     }
 }
 
@@ -411,7 +418,7 @@ async fn anti_entropy(shared: Shared) {
                 continue;
             }
             let pick = madsim::rand::thread_rng().gen_range(0..peers.len());
-            (peers[pick].clone(), node.config.peer_timeout)
+            (peers[pick].clone(), node.peer_timeout())
         };
         let Some(addr) = resolve(&peer) else { continue };
         reconcile(&shared, addr, timeout).await;
@@ -468,7 +475,6 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
     members.insert(me.clone(), config.advertise.clone());
     let ring = Ring::new([me.as_str()], config.virtual_nodes);
     let registry = config.registry;
-    let timeout = config.peer_timeout;
     let shared: Shared = Arc::new(Mutex::new(Node {
         versions: VersionSource::new(config.versioning, &config.id),
         config: config.clone(),
@@ -509,6 +515,7 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         member.abort();
     }
     if let Some(registry) = registry {
+        let timeout = lock(&shared).peer_timeout();
         let id = NodeId { id: me };
         let _ =
             call::<_, serde_json::Value>(registry, Method::POST, "/deregister", Some(&id), timeout)

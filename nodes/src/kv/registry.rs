@@ -187,9 +187,11 @@ pub async fn run(config: RegistryConfig, env: NodeEnv) -> io::Result<()> {
     let server = tokio::spawn(serve(listener, router));
     let expiry = {
         let shared = shared.clone();
+        let clock = lock(&shared).clock.clone();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                // On the registry's own clock, like the TTL it enforces.
+                clock.sleep(Duration::from_millis(500)).await;
                 lock(&shared).expire();
             }
         })

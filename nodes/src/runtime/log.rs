@@ -5,6 +5,12 @@
 //! came mid-write) or whose checksum does not match (corruption); that record and all after
 //! it are dropped and cut from storage, and the damage is reported, so a node recovers a
 //! clean prefix instead of delivering garbage.
+//!
+//! Any of the three fields can be damaged. A bad payload or checksum fails the checksum.
+//! A bad length either frames a different byte range (which fails the checksum), claims
+//! more than any writer writes ([`MAX_RECORD`]: corrupt, never an allocation of that size
+//! — the scan only compares offsets), or runs past the end, which cannot be told from a
+//! torn tail and is cut the same way.
 
 use super::storage::Storage;
 use serde::{Deserialize, Serialize};
@@ -12,6 +18,9 @@ use std::io;
 use std::ops::Range;
 
 const HEADER_BYTES: usize = 8;
+
+/// The largest payload a record may have; a stored length above it is corruption.
+pub const MAX_RECORD: usize = 16 << 20;
 
 /// What recovery found wrong with the stored bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,8 +68,17 @@ impl DurableLog {
         ))
     }
 
-    /// Appends one record (not yet durable).
+    /// Appends one record (not yet durable); at most [`MAX_RECORD`] bytes.
     pub fn append(&mut self, payload: &[u8]) -> io::Result<()> {
+        if payload.len() > MAX_RECORD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a log record holds at most {MAX_RECORD} bytes, not {}",
+                    payload.len()
+                ),
+            ));
+        }
         self.storage.append(&frame(payload))
     }
 
@@ -110,17 +128,22 @@ pub fn scan(bytes: &[u8]) -> Scan {
         }
         let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        let corrupt = || Damage {
+            kind: "corrupt".into(),
+            offset: at as u64,
+            dropped_bytes: (bytes.len() - at) as u64,
+        };
+        if len > MAX_RECORD {
+            damage = Some(corrupt());
+            break;
+        }
         if rest.len() < HEADER_BYTES + len {
             damage = Some(torn());
             break;
         }
         let payload = at + HEADER_BYTES..at + HEADER_BYTES + len;
         if crc32fast::hash(&bytes[payload.clone()]) != crc {
-            damage = Some(Damage {
-                kind: "corrupt".into(),
-                offset: at as u64,
-                dropped_bytes: (bytes.len() - at) as u64,
-            });
+            damage = Some(corrupt());
             break;
         }
         frames.push(at..payload.end);
@@ -188,6 +211,55 @@ mod tests {
         let (_, rec) = DurableLog::open(Box::new(Mem(bytes))).unwrap();
         assert_eq!(rec.records, vec![b"one".to_vec()]);
         assert_eq!(rec.damage.unwrap().kind, "corrupt");
+    }
+
+    /// "one" (11 bytes framed) then "two" at offset 11: length at 11..15, crc 15..19.
+    fn damaged(at: usize, mask: u8) -> Recovery {
+        let mut bytes = bytes_of(&[b"one", b"two", b"three"]);
+        bytes[at] ^= mask;
+        DurableLog::open(Box::new(Mem(bytes))).unwrap().1
+    }
+
+    #[test]
+    fn a_corrupt_payload_is_caught_by_the_checksum() {
+        let rec = damaged(11 + 8, 0x01);
+        assert_eq!(rec.records, vec![b"one".to_vec()]);
+        assert_eq!(rec.damage.unwrap().kind, "corrupt");
+    }
+
+    #[test]
+    fn a_corrupt_checksum_is_caught() {
+        for at in 15..19 {
+            let rec = damaged(at, 0x5a);
+            assert_eq!(rec.records, vec![b"one".to_vec()], "byte {at}");
+            let damage = rec.damage.unwrap();
+            assert_eq!((damage.kind.as_str(), damage.offset), ("corrupt", 11));
+        }
+    }
+
+    #[test]
+    fn a_corrupt_length_never_frames_garbage_nor_allocates_it() {
+        // A length that frames other bytes fails their checksum.
+        let rec = damaged(11, 0x01); // 3 -> 2
+        assert_eq!(rec.records, vec![b"one".to_vec()]);
+        assert_eq!(rec.damage.unwrap().kind, "corrupt");
+        // A length no writer writes (about 1.5 GB) is corruption, not a torn tail, and
+        // is never allocated.
+        let rec = damaged(14, 0x5a);
+        assert_eq!(rec.records, vec![b"one".to_vec()]);
+        let damage = rec.damage.unwrap();
+        assert_eq!((damage.kind.as_str(), damage.offset), ("corrupt", 11));
+        // One past the end looks exactly like a torn tail and is cut the same way.
+        let rec = damaged(11, 0x40); // 3 -> 67, beyond the 24 bytes left
+        assert_eq!(rec.records, vec![b"one".to_vec()]);
+        assert_eq!(rec.damage.unwrap().offset, 11);
+    }
+
+    #[test]
+    fn a_record_larger_than_the_limit_is_refused() {
+        let (mut log, _) = DurableLog::open(Box::new(Mem::default())).unwrap();
+        assert!(log.append(&vec![0; MAX_RECORD + 1]).is_err());
+        assert!(log.append(b"fine").is_ok());
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use super::view::{ClusterView, Liveness};
 use super::CheckResult;
 use crate::history::{fmt_time, Entry, What};
-use crate::scenario::CheckKind;
+use crate::scenario::{Action, CheckKind};
 use nodes::runtime::{NodeEvent, Role};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -108,12 +108,12 @@ impl<'a> Replay<'a> {
                 }
                 What::Fault { fault } if fault.skipped.is_none() => {
                     if let Some(node) = &fault.node {
-                        match fault.action.as_str() {
-                            "crash" | "shutdown" | "restart" => {
+                        match fault.action {
+                            Action::Crash | Action::Shutdown | Action::Restart => {
                                 self.beliefs.remove(node);
                                 self.stale.remove(node);
                             }
-                            "pause" => {
+                            Action::Pause => {
                                 self.stale.insert(node.clone());
                             }
                             _ => {}

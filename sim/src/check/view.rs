@@ -2,6 +2,7 @@
 //! links are cut, replayed from the recorded fault entries (never from harness state).
 
 use crate::history::{AppliedFault, Entry, What};
+use crate::scenario::Action;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Liveness of a node as the faults left it.
@@ -56,17 +57,17 @@ impl ClusterView {
 
     fn apply_fault(&mut self, fault: &AppliedFault) {
         let node = fault.node.clone().unwrap_or_default();
-        match fault.action.as_str() {
-            "crash" | "shutdown" => {
+        match fault.action {
+            Action::Crash | Action::Shutdown => {
                 self.liveness.insert(node, Liveness::Down);
             }
-            "restart" | "resume" => {
+            Action::Restart | Action::Resume => {
                 self.liveness.insert(node, Liveness::Up);
             }
-            "pause" => {
+            Action::Pause => {
                 self.liveness.insert(node, Liveness::Paused);
             }
-            "partition" => {
+            Action::Partition => {
                 for (i, a_group) in fault.groups.iter().enumerate() {
                     for b_group in &fault.groups[i + 1..] {
                         for a in a_group {
@@ -78,7 +79,7 @@ impl ClusterView {
                     }
                 }
             }
-            "isolate" => {
+            Action::Isolate => {
                 for other in self.known.clone() {
                     if other != node {
                         self.cut.insert((node.clone(), other.clone()));
@@ -86,17 +87,17 @@ impl ClusterView {
                     }
                 }
             }
-            "clog" => {
+            Action::Clog => {
                 if let (Some(a), Some(b)) = (&fault.from, &fault.to) {
                     self.cut.insert((a.clone(), b.clone()));
                 }
             }
-            "unclog" => {
+            Action::Unclog => {
                 if let (Some(a), Some(b)) = (&fault.from, &fault.to) {
                     self.cut.remove(&(a.clone(), b.clone()));
                 }
             }
-            "heal" => self.cut.clear(),
+            Action::Heal => self.cut.clear(),
             _ => {}
         }
     }
