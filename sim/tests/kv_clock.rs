@@ -109,10 +109,7 @@ fn a_fast_kv_node_times_its_peer_calls_out_on_its_own_clock() {
                 What::Op { op } => {
                     op.f == "put"
                         && op.kind == sim::history::OpType::Ok
-                        && op
-                            .detail
-                            .as_deref()
-                            .is_some_and(|d| d.starts_with(&format!("{server} ")))
+                        && op.server.as_deref() == Some(server)
                 }
                 _ => false,
             })

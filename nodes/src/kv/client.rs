@@ -65,6 +65,7 @@ pub async fn get(
     local: bool,
     timeout: Duration,
 ) -> Result<Option<Item>, CallError> {
+    let key = super::node::percent_encode(key);
     let path = if local {
         format!("/data/{key}?local=true")
     } else {

@@ -15,6 +15,7 @@ use super::registry::{Member, NodeId, Nodes};
 use super::ring::Ring;
 use super::version::{wins, Version, VersionSource, Versioning};
 use crate::http::{call, error, json_body, serve, CallError};
+use crate::pool::Pool;
 use crate::runtime::{Clock, EventSink, NodeEnv, NodeEvent};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -29,6 +30,27 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// Pauses before each attempt of one replication: the first at once, then retries.
+const REPLICATION_RETRY_PAUSES: [Duration; 4] = [
+    Duration::ZERO,
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+];
+
+/// `key` percent-encoded for a URL path (every byte but the unreserved ones).
+pub fn percent_encode(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for byte in key.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
 
 /// Largest accepted client request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -95,6 +117,8 @@ pub const MAX_CLIENT_NAME: usize = 64;
 
 struct Node {
     config: KvConfig,
+    /// Keep-alive connections to peers and the registry.
+    pool: Pool,
     clock: Clock,
     events: EventSink,
     store: BTreeMap<String, Item>,
@@ -176,7 +200,7 @@ async fn put(State(shared): State<Shared>, body: Bytes) -> Reply {
             format!("client must be 1 to {MAX_CLIENT_NAME} bytes"),
         );
     }
-    let (item, replicas, quorum, timeout) = {
+    let (item, replicas, quorum, timeout, pool, clock) = {
         let mut node = lock(&shared);
         let wall_ms = node.clock.wall_ms();
         let current = node.store.get(&put.key).map(|i| i.version.clone());
@@ -203,6 +227,8 @@ async fn put(State(shared): State<Shared>, body: Bytes) -> Reply {
             node.other_replicas(&put.key),
             quorum,
             node.peer_timeout(),
+            node.pool.clone(),
+            node.clock.clone(),
         )
     };
     // Replicate to every other replica; answer once `quorum` copies exist (ours counts).
@@ -212,10 +238,25 @@ async fn put(State(shared): State<Shared>, body: Bytes) -> Reply {
         let Some(addr) = resolve(address) else {
             continue;
         };
+        let (pool, clock) = (pool.clone(), clock.clone());
         tokio::spawn(async move {
-            let result: Result<serde_json::Value, CallError> =
-                call(addr, Method::POST, "/replicate", Some(&item), timeout).await;
-            let _ = tx.send(result.is_ok()).await;
+            // The first outcome counts towards the quorum; a failed copy is retried in
+            // the background, and whatever is still missing after that is anti-entropy's.
+            let mut tx = Some(tx);
+            for (attempt, pause) in REPLICATION_RETRY_PAUSES.iter().enumerate() {
+                if attempt > 0 {
+                    clock.sleep(*pause).await;
+                }
+                let result: Result<serde_json::Value, CallError> = pool
+                    .call(addr, Method::POST, "/replicate", Some(&item), timeout)
+                    .await;
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(result.is_ok()).await;
+                }
+                if result.is_ok() {
+                    return;
+                }
+            }
         });
     }
     drop(tx);
@@ -255,12 +296,13 @@ async fn get_data(
     Path(key): Path<String>,
     Query(options): Query<ReadOptions>,
 ) -> Reply {
-    let (local, replicas, timeout) = {
+    let (local, replicas, timeout, pool) = {
         let node = lock(&shared);
         (
             node.store.get(&key).cloned(),
             node.other_replicas(&key),
             node.peer_timeout(),
+            node.pool.clone(),
         )
     };
     if let Some(item) = local {
@@ -272,8 +314,12 @@ async fn get_data(
             let Some(addr) = resolve(&address) else {
                 continue;
             };
-            let path = format!("/data/{key}?local=true");
-            if let Ok(item) = call::<(), Item>(addr, Method::GET, &path, None, timeout).await {
+            // The key travels percent-encoded: `q?x=1` must not become key `q`.
+            let path = format!("/data/{}?local=true", percent_encode(&key));
+            if let Ok(item) = pool
+                .call::<(), Item>(addr, Method::GET, &path, None, timeout)
+                .await
+            {
                 lock(&shared).merge(item.clone());
                 return (StatusCode::OK, Json(serde_json::json!(item)));
             }
@@ -346,13 +392,14 @@ async fn peers(State(shared): State<Shared>) -> Json<serde_json::Value> {
 /// Registers, then heartbeats and refreshes membership; keeps the last view when the
 /// registry is unreachable.
 async fn membership(shared: Shared, registry: SocketAddr) {
-    let (me, address, every, clock) = {
+    let (me, address, every, clock, pool) = {
         let node = lock(&shared);
         (
             node.config.id.clone(),
             node.config.advertise.clone(),
             node.config.registry_heartbeat,
             node.clock.clone(),
+            node.pool.clone(),
         )
     };
     let member = Member {
@@ -363,31 +410,36 @@ async fn membership(shared: Shared, registry: SocketAddr) {
     loop {
         let timeout = lock(&shared).peer_timeout();
         if !registered {
-            registered = call::<_, serde_json::Value>(
-                registry,
-                Method::POST,
-                "/register",
-                Some(&member),
-                timeout,
-            )
-            .await
-            .is_ok();
+            registered = pool
+                .call::<_, serde_json::Value>(
+                    registry,
+                    Method::POST,
+                    "/register",
+                    Some(&member),
+                    timeout,
+                )
+                .await
+                .is_ok();
         } else {
             let beat = NodeId { id: me.clone() };
-            if let Err(CallError::Status(404, _)) = call::<_, serde_json::Value>(
-                registry,
-                Method::POST,
-                "/heartbeat",
-                Some(&beat),
-                timeout,
-            )
-            .await
+            if let Err(CallError::Status(404, _)) = pool
+                .call::<_, serde_json::Value>(
+                    registry,
+                    Method::POST,
+                    "/heartbeat",
+                    Some(&beat),
+                    timeout,
+                )
+                .await
             {
                 registered = false; // the registry forgot us (restarted, or we were slow)
                 continue;
             }
         }
-        if let Ok(nodes) = call::<(), Nodes>(registry, Method::GET, "/nodes", None, timeout).await {
+        if let Ok(nodes) = pool
+            .call::<(), Nodes>(registry, Method::GET, "/nodes", None, timeout)
+            .await
+        {
             let mut members: BTreeMap<String, String> =
                 nodes.nodes.into_iter().map(|m| (m.id, m.address)).collect();
             members.insert(me.clone(), address.clone());
@@ -428,14 +480,16 @@ async fn anti_entropy(shared: Shared) {
 /// One anti-entropy round with the peer at `addr`; stops at the first failed call (the
 /// next round starts over).
 async fn reconcile(shared: &Shared, addr: SocketAddr, timeout: Duration) {
+    let pool = lock(shared).pool.clone();
     let mut after: Option<String> = None;
     for _ in 0..anti_entropy::MAX_PAGES_PER_ROUND {
         let page = {
             let node = lock(shared);
             anti_entropy::page(&node.store, &node.config.id, after.as_deref())
         };
-        let Ok(answer) =
-            call::<_, DigestReply>(addr, Method::POST, "/gossip", Some(&page), timeout).await
+        let Ok(answer) = pool
+            .call::<_, DigestReply>(addr, Method::POST, "/gossip", Some(&page), timeout)
+            .await
         else {
             return;
         };
@@ -447,8 +501,9 @@ async fn reconcile(shared: &Shared, addr: SocketAddr, timeout: Duration) {
             anti_entropy::batches(&node.store, &answer.want)
         };
         for batch in batches {
-            let sent: Result<serde_json::Value, CallError> =
-                call(addr, Method::POST, "/gossip/items", Some(&batch), timeout).await;
+            let sent: Result<serde_json::Value, CallError> = pool
+                .call(addr, Method::POST, "/gossip/items", Some(&batch), timeout)
+                .await;
             if sent.is_err() {
                 return;
             }
@@ -476,6 +531,7 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
     let ring = Ring::new([me.as_str()], config.virtual_nodes);
     let registry = config.registry;
     let shared: Shared = Arc::new(Mutex::new(Node {
+        pool: Pool::new(),
         versions: VersionSource::new(config.versioning, &config.id),
         config: config.clone(),
         clock,
