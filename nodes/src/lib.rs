@@ -19,5 +19,6 @@ pub mod duration;
 pub mod election;
 pub mod http;
 pub mod kv;
+pub mod lines;
 pub mod real;
 pub mod runtime;

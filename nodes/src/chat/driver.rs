@@ -4,13 +4,14 @@
 use super::message::{ClientRequest, ClientResponse, Delivery, Submission, Wire};
 use super::state::{Action, Chat, ChatConfig};
 use super::store::{self, Record};
+use crate::lines::{read_line, Line};
 use crate::runtime::transport::Transport;
 use crate::runtime::{DurableLog, EventSink, NodeEnv, NodeEvent};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 /// Where a chat node listens and where its peers are, plus the chat knobs.
@@ -173,28 +174,24 @@ async fn accept_clients(listener: TcpListener, events: mpsc::Sender<ClientEvent>
 
 /// One client connection: JSON requests in, JSON responses (or a delivery stream) out.
 /// A malformed request gets an error line; the connection keeps serving.
-async fn serve_client(stream: TcpStream, events: mpsc::Sender<ClientEvent>) {
+async fn serve_client<S: AsyncRead + AsyncWrite>(stream: S, events: mpsc::Sender<ClientEvent>) {
     let (reader, mut writer) = tokio::io::split(stream);
     let mut reader = BufReader::new(reader);
-    let mut line = String::new();
+    let mut line = Vec::new();
     loop {
-        line.clear();
-        match reader.read_line(&mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) if n > MAX_REQUEST_BYTES => {
-                let _ = write_line(
-                    &mut writer,
-                    &ClientResponse::failed("request too long", true),
-                )
-                .await;
+        match read_line(&mut reader, &mut line, MAX_REQUEST_BYTES).await {
+            Ok(Line::Eof) | Err(_) => return,
+            Ok(Line::TooLong) => {
+                let error = format!("request too long (at most {MAX_REQUEST_BYTES} bytes a line)");
+                let _ = write_line(&mut writer, &ClientResponse::failed(error, true)).await;
                 return;
             }
-            Ok(_) => {}
+            Ok(Line::Read(_)) => {}
         }
-        if line.trim().is_empty() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        let request: ClientRequest = match serde_json::from_str(&line) {
+        let request: ClientRequest = match serde_json::from_slice(&line) {
             Ok(r) => r,
             Err(e) => {
                 let error = ClientResponse::failed(format!("bad request: {e}"), true);
@@ -258,4 +255,36 @@ async fn write_line<W: tokio::io::AsyncWrite + Unpin>(
     line.push('\n');
     writer.write_all(line.as_bytes()).await?;
     writer.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lines::testing::{block_on, Flood};
+    use std::sync::atomic::Ordering;
+
+    /// A request line far over the cap with no newline: refused with an error line after
+    /// at most the cap (plus one buffer) was read, and the connection is closed.
+    #[test]
+    fn a_client_line_without_end_is_refused_at_the_cap() {
+        let flood = Flood::new(b"{\"op\":\"status\"}\n{\"op\":\"send\",\"id\":\"", 16 << 20);
+        let (taken, written) = (flood.taken.clone(), flood.written.clone());
+        let (events, mut requests) = mpsc::channel(4);
+        block_on(async move {
+            let serve = serve_client(flood, events);
+            let answer = async {
+                if let Some(ClientEvent::Status(reply)) = requests.recv().await {
+                    let _ = reply.send(ClientResponse::failed("status", true));
+                }
+            };
+            tokio::join!(serve, answer);
+        });
+        let taken = taken.load(Ordering::Relaxed);
+        assert!(
+            taken <= 64 + MAX_REQUEST_BYTES + 1 + 8192,
+            "took {taken} bytes of one request line (cap {MAX_REQUEST_BYTES})"
+        );
+        let written = String::from_utf8_lossy(&written.lock().unwrap()).to_string();
+        assert!(written.contains("request too long"), "{written}");
+    }
 }
