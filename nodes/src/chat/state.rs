@@ -223,8 +223,8 @@ impl Chat {
         submission: Submission,
     ) -> Vec<Action> {
         self.refresh(now);
-        if let Some(&seq) = self.delivered_ids.get(&submission.id) {
-            self.reply(&submission.id, Waiter::Local(request), Ok(seq));
+        if let Some(outcome) = self.already_decided(&submission) {
+            self.reply(&submission.id, Waiter::Local(request), outcome);
         } else if self.leading.is_some() {
             self.sequence(submission, Waiter::Local(request));
         } else {
@@ -251,6 +251,32 @@ impl Chat {
             }
         }
         self.finish(now)
+    }
+
+    /// The answer to a submission that needs no sequencing: an empty id is refused; an
+    /// id already delivered is a retry (answered with its position) when the text is the
+    /// same, and a reuse of the id for another message (refused) when it is not — a
+    /// client restarted with the same ids must not be told that its new message was
+    /// delivered at the old one's position.
+    fn already_decided(&self, submission: &Submission) -> Option<Result<u64, (String, bool)>> {
+        if submission.id.is_empty() {
+            let why = "empty message id: every message needs a unique, non-empty id";
+            return Some(Err((why.into(), true)));
+        }
+        let &seq = self.delivered_ids.get(&submission.id)?;
+        let delivered = self.delivered.get(seq.checked_sub(1)? as usize)?;
+        Some(if delivered.text == submission.text {
+            Ok(seq)
+        } else {
+            Err((
+                format!(
+                    "message id \"{}\" already used for another message (#{seq}); \
+                     send it under a fresh id",
+                    submission.id
+                ),
+                true,
+            ))
+        })
     }
 
     /// Status for the client port: (role, term, leader, delivered count).
@@ -421,8 +447,8 @@ impl Chat {
             Message::Forward {
                 origin, submission, ..
             } => {
-                if let Some(&seq) = self.delivered_ids.get(&submission.id) {
-                    self.reply(&submission.id, Waiter::Remote(origin), Ok(seq));
+                if let Some(outcome) = self.already_decided(&submission) {
+                    self.reply(&submission.id, Waiter::Remote(origin), outcome);
                 } else if self.leading.is_some() {
                     self.sequence(submission, Waiter::Remote(origin));
                 } else {
@@ -723,8 +749,8 @@ impl Chat {
             });
         }
         for (submission, waiter) in queued {
-            if let Some(&seq) = self.delivered_ids.get(&submission.id) {
-                self.reply(&submission.id, waiter, Ok(seq));
+            if let Some(outcome) = self.already_decided(&submission) {
+                self.reply(&submission.id, waiter, outcome);
             } else {
                 self.sequence(submission, waiter);
             }
