@@ -38,7 +38,7 @@ struct Args {
     #[arg(long)]
     watch: bool,
     /// How long to keep retrying one message.
-    #[arg(long, default_value = "10s", value_parser = nodes::duration::parse)]
+    #[arg(long, default_value = "10s", value_parser = nodes::duration::parse_positive)]
     give_up_after: Duration,
 }
 
@@ -48,18 +48,14 @@ const RECONNECT_CAP: Duration = Duration::from_secs(2);
 
 fn main() {
     let args = Args::parse();
-    if args.give_up_after.is_zero() {
-        eprintln!("error: --give-up-after must be above 0s");
-        std::process::exit(2);
+    if args.name.as_deref() == Some("") {
+        nodes::real::exit_on_usage_error::<Args>(Err("--name must not be empty".into()));
     }
     nodes::real::block_on("chat-client", || async move {
         let name = args
             .name
             .clone()
             .unwrap_or_else(|| format!("chat-{}", std::process::id()));
-        if name.is_empty() {
-            return Err("--name must not be empty".into());
-        }
         // Outside any simulation: a real random session, so ids differ across restarts.
         let session = format!("{:012x}", rand::random::<u64>() >> 16);
         let stream = tokio::spawn(print_stream(args.node.clone(), args.from));
