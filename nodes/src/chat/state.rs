@@ -268,14 +268,7 @@ impl Chat {
         Some(if delivered.text == submission.text {
             Ok(seq)
         } else {
-            Err((
-                format!(
-                    "message id \"{}\" already used for another message (#{seq}); \
-                     send it under a fresh id",
-                    submission.id
-                ),
-                true,
-            ))
+            Err((reused_id(&submission.id, seq), true))
         })
     }
 
@@ -560,6 +553,22 @@ impl Chat {
 
     /// Leader: give a submission the next position.
     fn sequence(&mut self, submission: Submission, waiter: Waiter) {
+        // An id still being committed: a retry waits for it, another message under the
+        // same id is refused (a scan of the few uncommitted entries, on this path only).
+        let in_flight = self
+            .leading
+            .as_ref()
+            .is_some_and(|l| l.sync.is_none() && l.waiters.contains_key(&submission.id));
+        if in_flight {
+            let same_id = |e: &&Entry| e.id == submission.id;
+            if let Some(first) = self.stored.values().find(same_id) {
+                if first.text != submission.text {
+                    let why = reused_id(&submission.id, first.seq);
+                    self.reply(&submission.id, waiter, Err((why, true)));
+                    return;
+                }
+            }
+        }
         let me = self.me();
         let commit = self.config.commit;
         let Some(leading) = self.leading.as_mut() else {
@@ -846,4 +855,11 @@ impl Chat {
             }
         }
     }
+}
+
+/// The refusal of an id already used for another message (at `seq`).
+fn reused_id(id: &str, seq: u64) -> String {
+    format!(
+        "message id \"{id}\" already used for another message (#{seq}); send it under a fresh id"
+    )
 }

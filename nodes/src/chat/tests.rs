@@ -340,3 +340,23 @@ fn an_id_reused_for_another_message_is_refused_not_acked_at_the_old_position() {
     assert_eq!(net.acked(4), Some(1));
     assert_eq!(net.log(3), vec!["alice-1"]);
 }
+
+/// The same while the first message is still being committed.
+#[test]
+fn an_id_reused_while_the_first_message_is_in_flight_is_refused() {
+    let mut net = Net::new(3, Commit::Majority, true);
+    net.run_for(Duration::from_secs(4));
+    net.submit_text(3, 1, "bob-1", "first");
+    net.submit_text(3, 2, "bob-1", "another message");
+    net.submit_text(3, 3, "bob-1", "first"); // a retry of the first: waits for it
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(net.acked(1), Some(1));
+    assert_eq!(net.acked(3), Some(1));
+    match net.replies.get(&2) {
+        Some(ClientResponse::Failed { error, .. }) => {
+            assert!(error.contains("already used"), "{error}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(net.log(1), vec!["bob-1"]);
+}
