@@ -13,6 +13,16 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(magnitude)
 }
 
+/// Parses a duration that must be above zero (a period or a timeout: zero would make a
+/// timer fire in a busy loop).
+pub fn parse_positive(text: &str) -> Result<Duration, String> {
+    let duration = parse(text)?;
+    if duration.is_zero() {
+        return Err(format!("expected a duration above 0s, got \"{text}\""));
+    }
+    Ok(duration)
+}
+
 /// Parses a signed duration in milliseconds such as `"+5s"` or `"-250ms"`.
 pub fn parse_signed_ms(text: &str) -> Result<i64, String> {
     let (negative, magnitude) = parse_signed_parts(text)?;
@@ -109,6 +119,9 @@ mod tests {
         assert!(parse("10").is_err());
         assert!(parse("ten s").is_err());
         assert!(parse("5 days").is_err());
+        assert!(parse_positive("0ms").is_err());
+        assert!(parse_positive("0.0s").is_err());
+        assert_eq!(parse_positive("1ms"), Ok(Duration::from_millis(1)));
     }
 
     #[test]

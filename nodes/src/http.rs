@@ -101,6 +101,7 @@ pub async fn serve(listener: TcpListener, router: Router) {
         };
         let counted = router
             .clone()
+            .layer(axum::middleware::map_response(json_errors))
             .layer(axum::middleware::from_fn(count_request));
         let service = TowerToHyperService::new(counted);
         tokio::spawn(async move {
@@ -213,13 +214,60 @@ pub fn error(
 }
 
 /// Parses a JSON request body whatever its `Content-Type` says (the seed's walkthrough
-/// posts JSON with curl's default form type); a bad body is a 400 with a JSON error.
+/// posts JSON with curl's default form type); a bad body is a 400 with a JSON error. Every
+/// body the nodes take is a JSON object: anything else (an array, which serde would
+/// otherwise read field by field into a struct) is refused.
 #[allow(clippy::result_large_err)]
 pub fn json_body<T: DeserializeOwned>(
     body: &[u8],
 ) -> Result<T, (StatusCode, axum::Json<serde_json::Value>)> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        let error = "bad JSON body: expected a JSON object ({...})";
+        return Err(self::error(StatusCode::BAD_REQUEST, error));
+    }
     serde_json::from_slice(body)
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
+}
+
+/// Longest non-JSON error body turned into a JSON error (axum's own are a line).
+const MAX_ERROR_TEXT: usize = 4096;
+
+/// Makes every error response JSON, as the handlers' own are: axum's rejections (a body
+/// over the limit: 413; a bad query or path: 400) are plain text and a wrong method
+/// (405) is empty. Their text, or the status's reason, becomes `{"error": ...}`; the
+/// status and the other headers (`Allow` on a 405) stay. Successes pass untouched.
+async fn json_errors(response: axum::response::Response) -> axum::response::Response {
+    use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_ERROR_TEXT)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let mut message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    if let Some(allow) = parts.headers.get(ALLOW).and_then(|v| v.to_str().ok()) {
+        message = format!("{message}; allowed: {allow}");
+    }
+    let body = serde_json::json!({ "error": message }).to_string();
+    parts.headers.remove(CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    axum::response::Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 async fn count_request(

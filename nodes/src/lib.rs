@@ -19,6 +19,7 @@ pub mod duration;
 pub mod election;
 pub mod http;
 pub mod kv;
+pub mod lines;
 pub mod pool;
 pub mod real;
 pub mod runtime;

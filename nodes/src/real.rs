@@ -87,10 +87,10 @@ pub struct ElectionArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_peer)]
     pub peers: Vec<(u64, std::net::SocketAddr)>,
     /// Leader heartbeat period.
-    #[arg(long, default_value = "800ms", value_parser = crate::duration::parse)]
+    #[arg(long, default_value = "800ms", value_parser = crate::duration::parse_positive)]
     pub heartbeat_interval: std::time::Duration,
     /// Silence after which the leader is suspected.
-    #[arg(long, default_value = "2500ms", value_parser = crate::duration::parse)]
+    #[arg(long, default_value = "2500ms", value_parser = crate::duration::parse_positive)]
     pub election_timeout: std::time::Duration,
     /// `true`: majority votes and a leader lease; `false`: plain bully as in the seed.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -119,6 +119,40 @@ impl ElectionArgs {
         (election, peers)
     }
 
+    /// Checks the flags together, as a scenario's `[config]` is checked: the heartbeat
+    /// must be shorter than the election timeout, and the peers must be other nodes —
+    /// not this one by id or by address, no id twice, no address twice.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.heartbeat_interval >= self.election_timeout {
+            return Err(format!(
+                "--heartbeat-interval ({}) must be shorter than --election-timeout ({})",
+                crate::duration::format(self.heartbeat_interval),
+                crate::duration::format(self.election_timeout)
+            ));
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        let mut addrs = std::collections::BTreeSet::new();
+        for &(id, addr) in &self.peers {
+            if id == self.id {
+                return Err(format!(
+                    "--peers lists this node's own id {id} ({id}={addr}): list the other nodes"
+                ));
+            }
+            if addr == self.listen {
+                return Err(format!(
+                    "--peers lists this node's own address {addr} (as {id}={addr}): list the other nodes"
+                ));
+            }
+            if !ids.insert(id) {
+                return Err(format!("--peers lists id {id} twice"));
+            }
+            if !addrs.insert(addr) {
+                return Err(format!("--peers lists address {addr} twice"));
+            }
+        }
+        Ok(())
+    }
+
     /// The environment with the durable log `{prefix}-{id}.log` in `--data-dir`.
     pub fn env(&self, prefix: &str) -> Result<crate::runtime::NodeEnv, String> {
         env_with_log(
@@ -126,5 +160,62 @@ impl ElectionArgs {
             &format!("{prefix}-{}.log", self.id),
             &format!("n{}", self.id),
         )
+    }
+}
+
+/// Exits as clap does for a bad flag (the message and the usage on stderr, exit code 2)
+/// when `check` failed; flags that parse one by one can still contradict each other.
+pub fn exit_on_usage_error<C: clap::CommandFactory>(check: Result<(), String>) {
+    if let Err(message) = check {
+        C::command()
+            .error(clap::error::ErrorKind::ValueValidation, message)
+            .exit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser, Debug)]
+    struct Flags {
+        #[command(flatten)]
+        election: ElectionArgs,
+    }
+
+    fn check(args: &str) -> Result<(), String> {
+        let argv = std::iter::once("node").chain(args.split_whitespace());
+        let flags = Flags::try_parse_from(argv).map_err(|e| e.to_string())?;
+        flags.election.validate()
+    }
+
+    #[test]
+    fn election_flags_are_validated_as_scenario_knobs_are() {
+        let ok = "--id 1 --listen 127.0.0.1:7001 --peers 2=127.0.0.1:7002,3=127.0.0.1:7003";
+        assert_eq!(check(ok), Ok(()));
+        assert_eq!(check("--id 1 --listen 127.0.0.1:7001"), Ok(()));
+        for (flags, expected) in [
+            ("--heartbeat-interval 0ms", "above 0s"),
+            ("--election-timeout 0s", "above 0s"),
+            ("--heartbeat-interval 3s", "shorter than --election-timeout"),
+            (
+                "--heartbeat-interval 1s --election-timeout 1s",
+                "shorter than --election-timeout",
+            ),
+            ("--peers 1=127.0.0.1:7009", "own id 1"),
+            ("--peers 2=127.0.0.1:7001", "own address 127.0.0.1:7001"),
+            ("--peers 2=127.0.0.1:7002,2=127.0.0.1:7003", "id 2 twice"),
+            (
+                "--peers 2=127.0.0.1:7002,3=127.0.0.1:7002",
+                "address 127.0.0.1:7002 twice",
+            ),
+        ] {
+            let args = format!("--id 1 --listen 127.0.0.1:7001 {flags}");
+            match check(&args) {
+                Err(e) => assert!(e.contains(expected), "{args}: {e}"),
+                Ok(()) => panic!("{args}: accepted"),
+            }
+        }
     }
 }

@@ -104,3 +104,61 @@ fn the_seeds_walkthrough_on_three_real_kv_nodes() {
         || get(&url(2, "/data/test?local=true")).is_some_and(|v| v["value"] == "hello"),
     );
 }
+
+/// An error status with its body, which must be a JSON object with an `error` string.
+fn json_error(response: Result<ureq::Response, ureq::Error>) -> (u16, String) {
+    match response {
+        Err(ureq::Error::Status(code, response)) => {
+            let text = response.into_string().unwrap_or_default();
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{code}: body is not JSON ({e}): {text:?}"));
+            let error = value["error"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{code}: {text}"));
+            (code, error.to_string())
+        }
+        Ok(response) => panic!("expected an error, got {}", response.status()),
+        Err(e) => panic!("expected an error status, got {e}"),
+    }
+}
+
+/// Issue 10 item 9: every HTTP error is JSON — a body over the limit (413), a wrong
+/// method (405), a bad query (400) — and a JSON array body is refused with a JSON 400.
+#[test]
+fn every_kv_error_is_json_and_an_array_body_is_refused() {
+    let port = free_port();
+    let _node = Running::start(
+        "node-1",
+        &real_binary("kv-node"),
+        &[format!("--port={port}"), "--id=node-1".into()],
+    );
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    wait_for("the node to answer", Duration::from_secs(20), || {
+        get(&url("/health")).is_some()
+    });
+    // Just over the 64 KiB limit: small enough to be written whole before the answer.
+    let big = format!(r#"{{"key":"k","value":"{}"}}"#, "v".repeat(80 * 1024));
+    let (code, error) = json_error(agent().post(&url("/data")).send_string(&big));
+    assert_eq!(code, 413, "{error}");
+    let (code, error) = json_error(agent().delete(&url("/data/k")).call());
+    assert_eq!(code, 405, "{error}");
+    assert!(error.contains("method"), "{error}");
+    let (code, error) = json_error(agent().get(&url("/data/k?local=maybe")).call());
+    assert_eq!(code, 400, "{error}");
+    let (code, error) = json_error(agent().get(&url("/nowhere")).call());
+    assert_eq!(code, 404, "{error}");
+    let (code, error) = json_error(
+        agent()
+            .post(&url("/data"))
+            .send_string(r#"["user:1", "Alice"]"#),
+    );
+    assert_eq!(code, 400, "{error}");
+    assert!(error.contains("object"), "{error}");
+    assert!(get(&url("/data/user:1")).is_none(), "the array was stored");
+    // Still serving.
+    assert!(post(&url("/data"), r#"{"key":"user:1","value":"Alice"}"#).is_ok());
+    assert_eq!(
+        get(&url("/data/user:1")).map(|v| v["value"].clone()),
+        Some(serde_json::json!("Alice"))
+    );
+}

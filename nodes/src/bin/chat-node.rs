@@ -41,6 +41,16 @@ fn parse_commit(text: &str) -> Result<Commit, String> {
 
 fn main() {
     let args = Args::parse();
+    nodes::real::exit_on_usage_error::<Args>(args.election.validate().and_then(|()| {
+        let own = args.client_listen;
+        if own == args.election.listen || args.election.peers.iter().any(|p| p.1 == own) {
+            Err(format!(
+                "--client-listen {own} is also a peer address (this node's or a peer's)"
+            ))
+        } else {
+            Ok(())
+        }
+    }));
     nodes::real::block_on("chat-node", || async move {
         let (election, peers) = args.election.config();
         let config = ChatNodeConfig {

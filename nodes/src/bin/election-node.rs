@@ -23,6 +23,7 @@ struct Args {
 
 fn main() {
     let Args { election: args } = Args::parse();
+    nodes::real::exit_on_usage_error::<Args>(args.validate());
     nodes::real::block_on("election-node", || async move {
         let (election, peers) = args.config();
         let config = ElectionNodeConfig {

@@ -44,10 +44,10 @@ struct Args {
     #[arg(long, default_value = "lamport", value_parser = Versioning::parse)]
     versioning: Versioning,
     /// Anti-entropy period.
-    #[arg(long, default_value = "3s", value_parser = nodes::duration::parse)]
+    #[arg(long, default_value = "3s", value_parser = nodes::duration::parse_positive)]
     gossip_interval: Duration,
     /// Registry heartbeat period.
-    #[arg(long, default_value = "2s", value_parser = nodes::duration::parse)]
+    #[arg(long, default_value = "2s", value_parser = nodes::duration::parse_positive)]
     registry_heartbeat: Duration,
 }
 
@@ -61,8 +61,31 @@ fn parse_url(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("no IPv4 address for \"{text}\""))
 }
 
+impl Args {
+    /// The checks `sim validate` applies to the same knobs.
+    fn validate(&self) -> Result<(), String> {
+        if self.id.is_empty() {
+            return Err("--id must not be empty".into());
+        }
+        if self.replication_factor == 0 || self.virtual_nodes == 0 || self.write_quorum == 0 {
+            return Err(
+                "--replication-factor, --virtual-nodes and --write-quorum must be at least 1"
+                    .into(),
+            );
+        }
+        if self.write_quorum > self.replication_factor {
+            return Err(format!(
+                "--write-quorum ({}) cannot exceed --replication-factor ({})",
+                self.write_quorum, self.replication_factor
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn main() {
     let args = Args::parse();
+    nodes::real::exit_on_usage_error::<Args>(args.validate());
     nodes::real::block_on("kv-node", || async move {
         let listen = SocketAddr::new(args.host, args.port);
         let config = KvConfig {

@@ -22,7 +22,7 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
     /// Silence after which a node is dropped.
-    #[arg(long, default_value = "6s", value_parser = nodes::duration::parse)]
+    #[arg(long, default_value = "6s", value_parser = nodes::duration::parse_positive)]
     ttl: Duration,
 }
 

@@ -2,10 +2,15 @@
 //! simulated workload so both speak exactly the same bytes.
 
 use super::message::{ClientRequest, ClientResponse};
+use crate::lines::{read_line, Line};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+/// Longest line a client accepts from a node (an answer or one delivery of a stream): a
+/// request is at most 64 KiB, so a delivery of it is well within this.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 /// Why a send did not succeed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,14 +50,17 @@ pub async fn send(
             .flush()
             .await
             .map_err(|e| SendError::Unknown(format!("flush failed: {e}")))?;
-        let mut answer = String::new();
+        let mut answer = Vec::new();
         let mut reader = BufReader::new(reader);
-        match reader.read_line(&mut answer).await {
-            Ok(0) => Err(SendError::Unknown(
+        match read_line(&mut reader, &mut answer, MAX_ANSWER_BYTES).await {
+            Ok(Line::Eof) => Err(SendError::Unknown(
                 "connection closed before an answer".into(),
             )),
+            Ok(Line::TooLong) => Err(SendError::Unknown(format!(
+                "answer longer than {MAX_ANSWER_BYTES} bytes"
+            ))),
             Err(e) => Err(SendError::Unknown(format!("read failed: {e}"))),
-            Ok(_) => match serde_json::from_str::<ClientResponse>(&answer) {
+            Ok(Line::Read(_)) => match serde_json::from_slice::<ClientResponse>(&answer) {
                 Ok(ClientResponse::Sent { seq, .. }) => Ok(seq),
                 Ok(ClientResponse::Failed {
                     error,
@@ -62,7 +70,7 @@ pub async fn send(
                 Ok(ClientResponse::Failed { error, .. }) => Err(SendError::Unknown(error)),
                 _ => Err(SendError::Unknown(format!(
                     "unexpected answer: {}",
-                    answer.trim()
+                    String::from_utf8_lossy(&answer).trim()
                 ))),
             },
         }

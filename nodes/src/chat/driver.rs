@@ -4,13 +4,15 @@
 use super::message::{ClientRequest, ClientResponse, Delivery, Submission, Wire};
 use super::state::{Action, Chat, ChatConfig};
 use super::store::{self, Record};
+use crate::lines::{read_line, Line};
 use crate::runtime::transport::Transport;
 use crate::runtime::{DurableLog, EventSink, NodeEnv, NodeEvent};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 /// Where a chat node listens and where its peers are, plus the chat knobs.
@@ -28,13 +30,36 @@ pub struct ChatNodeConfig {
 
 /// Longest accepted client request line.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
-/// Deliveries queued per subscriber before it is dropped as too slow.
+/// Deliveries queued per live subscriber; one that falls this far behind is dropped from
+/// the live stream and reads on through the backlog (it loses nothing).
 const SUBSCRIBER_QUEUE: usize = 4096;
+/// Backlog entries handed to a subscriber at once, and the bytes that end a chunk early:
+/// any backlog is streamed in pieces this size, never as one buffer.
+const BACKLOG_CHUNK: usize = 512;
+const BACKLOG_CHUNK_BYTES: usize = 1 << 20;
+// The rest of a backlog (at most one chunk) must fit a fresh live queue.
+const _: () = assert!(BACKLOG_CHUNK < SUBSCRIBER_QUEUE);
+
+/// One delivery line of a subscription stream, with its sequence number.
+type Published = (u64, Arc<str>);
 
 enum ClientEvent {
     Send(Submission, oneshot::Sender<ClientResponse>),
     Status(oneshot::Sender<ClientResponse>),
-    Subscribe(u64, mpsc::Sender<String>),
+    /// A subscriber wants entries from `from` on.
+    Subscribe {
+        from: u64,
+        live: mpsc::Sender<Published>,
+        reply: oneshot::Sender<Backlog>,
+    },
+}
+
+/// The answer to [`ClientEvent::Subscribe`].
+enum Backlog {
+    /// The next chunk of the backlog (delivery lines) and the position after it.
+    Chunk { lines: String, next: u64 },
+    /// The rest of the backlog was queued to `live`, and every new delivery will be.
+    Live,
 }
 
 /// Runs one chat node until ctrl-c (or, in simulation, until it is killed).
@@ -97,11 +122,27 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
                     });
                     Vec::new()
                 }
-                ClientEvent::Subscribe(from, sink) => {
-                    let backlog = chat.delivered().iter().skip(from.max(1) as usize - 1);
-                    let all_sent = backlog.into_iter().all(|e| sink.try_send(delivery_line(e)).is_ok());
-                    if all_sent {
-                        io.subscribers.push(sink);
+                ClientEvent::Subscribe { from, live, reply } => {
+                    let start = usize::try_from(from.max(1) - 1).unwrap_or(usize::MAX);
+                    let rest = chat.delivered().get(start..).unwrap_or(&[]);
+                    if rest.len() > BACKLOG_CHUNK {
+                        let mut lines = String::new();
+                        let mut next = from.max(1);
+                        for entry in &rest[..BACKLOG_CHUNK] {
+                            lines.push_str(&delivery_line(entry));
+                            next = entry.seq + 1;
+                            if lines.len() >= BACKLOG_CHUNK_BYTES {
+                                break;
+                            }
+                        }
+                        let _ = reply.send(Backlog::Chunk { lines, next });
+                    } else {
+                        // The rest and what follows, in one step: no entry falls between.
+                        for entry in rest {
+                            let _ = live.try_send((entry.seq, delivery_line(entry).into()));
+                        }
+                        io.subscribers.push(live);
+                        let _ = reply.send(Backlog::Live);
                     }
                     Vec::new()
                 }
@@ -128,7 +169,7 @@ struct Io<'a> {
     log: &'a mut DurableLog,
     events: EventSink,
     replies: BTreeMap<u64, oneshot::Sender<ClientResponse>>,
-    subscribers: Vec<mpsc::Sender<String>>,
+    subscribers: Vec<mpsc::Sender<Published>>,
 }
 
 impl Io<'_> {
@@ -144,9 +185,13 @@ impl Io<'_> {
                     }
                 }
                 Action::Publish(entry) => {
-                    let line = delivery_line(&entry);
-                    self.subscribers
-                        .retain(|s| s.try_send(line.clone()).is_ok());
+                    if !self.subscribers.is_empty() {
+                        let line: Arc<str> = delivery_line(&entry).into();
+                        // A subscriber too slow to keep up is dropped from the live
+                        // stream; it resumes from the backlog.
+                        self.subscribers
+                            .retain(|s| s.try_send((entry.seq, line.clone())).is_ok());
+                    }
                 }
             }
         }
@@ -173,28 +218,24 @@ async fn accept_clients(listener: TcpListener, events: mpsc::Sender<ClientEvent>
 
 /// One client connection: JSON requests in, JSON responses (or a delivery stream) out.
 /// A malformed request gets an error line; the connection keeps serving.
-async fn serve_client(stream: TcpStream, events: mpsc::Sender<ClientEvent>) {
+async fn serve_client<S: AsyncRead + AsyncWrite>(stream: S, events: mpsc::Sender<ClientEvent>) {
     let (reader, mut writer) = tokio::io::split(stream);
     let mut reader = BufReader::new(reader);
-    let mut line = String::new();
+    let mut line = Vec::new();
     loop {
-        line.clear();
-        match reader.read_line(&mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) if n > MAX_REQUEST_BYTES => {
-                let _ = write_line(
-                    &mut writer,
-                    &ClientResponse::failed("request too long", true),
-                )
-                .await;
+        match read_line(&mut reader, &mut line, MAX_REQUEST_BYTES).await {
+            Ok(Line::Eof) | Err(_) => return,
+            Ok(Line::TooLong) => {
+                let error = format!("request too long (at most {MAX_REQUEST_BYTES} bytes a line)");
+                let _ = write_line(&mut writer, &ClientResponse::failed(error, true)).await;
                 return;
             }
-            Ok(_) => {}
+            Ok(Line::Read(_)) => {}
         }
-        if line.trim().is_empty() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        let request: ClientRequest = match serde_json::from_str(&line) {
+        let request: ClientRequest = match serde_json::from_slice(&line) {
             Ok(r) => r,
             Err(e) => {
                 let error = ClientResponse::failed(format!("bad request: {e}"), true);
@@ -233,18 +274,57 @@ async fn serve_client(stream: TcpStream, events: mpsc::Sender<ClientEvent>) {
                 }
             }
             ClientRequest::Subscribe { from } => {
-                let (tx, mut rx) = mpsc::channel(SUBSCRIBER_QUEUE);
-                if events.send(ClientEvent::Subscribe(from, tx)).await.is_err() {
-                    return;
-                }
-                while let Some(line) = rx.recv().await {
-                    if writer.write_all(line.as_bytes()).await.is_err()
-                        || writer.flush().await.is_err()
-                    {
-                        return;
-                    }
-                }
+                let _ = stream_deliveries(from, &mut writer, &events).await;
                 return;
+            }
+        }
+    }
+}
+
+/// Writes every delivered entry from `from` on, then follows new ones, until the client
+/// goes or the node stops: the backlog in chunks, then the live queue; after being dropped
+/// from the live stream as too slow, on through the backlog from where it was.
+async fn stream_deliveries<W: tokio::io::AsyncWrite + Unpin>(
+    from: u64,
+    writer: &mut W,
+    events: &mpsc::Sender<ClientEvent>,
+) -> io::Result<()> {
+    let mut next = from.max(1);
+    let stopped = || io::Error::other("node stopped");
+    loop {
+        let (live, mut queue) = mpsc::channel(SUBSCRIBER_QUEUE);
+        let (reply, backlog) = oneshot::channel();
+        let request = ClientEvent::Subscribe {
+            from: next,
+            live,
+            reply,
+        };
+        events.send(request).await.map_err(|_| stopped())?;
+        match backlog.await.map_err(|_| stopped())? {
+            Backlog::Chunk { lines, next: after } => {
+                writer.write_all(lines.as_bytes()).await?;
+                writer.flush().await?;
+                next = after;
+            }
+            Backlog::Live => {
+                while let Some(first) = queue.recv().await {
+                    // Write what is queued (a bounded batch), then flush once.
+                    let mut batch = Some(first);
+                    let mut written = 0;
+                    while let Some((seq, line)) = batch {
+                        if seq >= next {
+                            writer.write_all(line.as_bytes()).await?;
+                            next = seq + 1;
+                        }
+                        written += 1;
+                        batch = if written < BACKLOG_CHUNK {
+                            queue.try_recv().ok()
+                        } else {
+                            None
+                        };
+                    }
+                    writer.flush().await?;
+                }
             }
         }
     }
@@ -258,4 +338,36 @@ async fn write_line<W: tokio::io::AsyncWrite + Unpin>(
     line.push('\n');
     writer.write_all(line.as_bytes()).await?;
     writer.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lines::testing::{block_on, Flood};
+    use std::sync::atomic::Ordering;
+
+    /// A request line far over the cap with no newline: refused with an error line after
+    /// at most the cap (plus one buffer) was read, and the connection is closed.
+    #[test]
+    fn a_client_line_without_end_is_refused_at_the_cap() {
+        let flood = Flood::new(b"{\"op\":\"status\"}\n{\"op\":\"send\",\"id\":\"", 16 << 20);
+        let (taken, written) = (flood.taken.clone(), flood.written.clone());
+        let (events, mut requests) = mpsc::channel(4);
+        block_on(async move {
+            let serve = serve_client(flood, events);
+            let answer = async {
+                if let Some(ClientEvent::Status(reply)) = requests.recv().await {
+                    let _ = reply.send(ClientResponse::failed("status", true));
+                }
+            };
+            tokio::join!(serve, answer);
+        });
+        let taken = taken.load(Ordering::Relaxed);
+        assert!(
+            taken <= 64 + MAX_REQUEST_BYTES + 1 + 8192,
+            "took {taken} bytes of one request line (cap {MAX_REQUEST_BYTES})"
+        );
+        let written = String::from_utf8_lossy(&written.lock().unwrap()).to_string();
+        assert!(written.contains("request too long"), "{written}");
+    }
 }

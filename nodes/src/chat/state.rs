@@ -223,8 +223,8 @@ impl Chat {
         submission: Submission,
     ) -> Vec<Action> {
         self.refresh(now);
-        if let Some(&seq) = self.delivered_ids.get(&submission.id) {
-            self.reply(&submission.id, Waiter::Local(request), Ok(seq));
+        if let Some(outcome) = self.already_decided(&submission) {
+            self.reply(&submission.id, Waiter::Local(request), outcome);
         } else if self.leading.is_some() {
             self.sequence(submission, Waiter::Local(request));
         } else {
@@ -251,6 +251,25 @@ impl Chat {
             }
         }
         self.finish(now)
+    }
+
+    /// The answer to a submission that needs no sequencing: an empty id is refused; an
+    /// id already delivered is a retry (answered with its position) when the text is the
+    /// same, and a reuse of the id for another message (refused) when it is not — a
+    /// client restarted with the same ids must not be told that its new message was
+    /// delivered at the old one's position.
+    fn already_decided(&self, submission: &Submission) -> Option<Result<u64, (String, bool)>> {
+        if submission.id.is_empty() {
+            let why = "empty message id: every message needs a unique, non-empty id";
+            return Some(Err((why.into(), true)));
+        }
+        let &seq = self.delivered_ids.get(&submission.id)?;
+        let delivered = self.delivered.get(seq.checked_sub(1)? as usize)?;
+        Some(if delivered.text == submission.text {
+            Ok(seq)
+        } else {
+            Err((reused_id(&submission.id, seq), true))
+        })
     }
 
     /// Status for the client port: (role, term, leader, delivered count).
@@ -421,8 +440,8 @@ impl Chat {
             Message::Forward {
                 origin, submission, ..
             } => {
-                if let Some(&seq) = self.delivered_ids.get(&submission.id) {
-                    self.reply(&submission.id, Waiter::Remote(origin), Ok(seq));
+                if let Some(outcome) = self.already_decided(&submission) {
+                    self.reply(&submission.id, Waiter::Remote(origin), outcome);
                 } else if self.leading.is_some() {
                     self.sequence(submission, Waiter::Remote(origin));
                 } else {
@@ -534,6 +553,22 @@ impl Chat {
 
     /// Leader: give a submission the next position.
     fn sequence(&mut self, submission: Submission, waiter: Waiter) {
+        // An id still being committed: a retry waits for it, another message under the
+        // same id is refused (a scan of the few uncommitted entries, on this path only).
+        let in_flight = self
+            .leading
+            .as_ref()
+            .is_some_and(|l| l.sync.is_none() && l.waiters.contains_key(&submission.id));
+        if in_flight {
+            let same_id = |e: &&Entry| e.id == submission.id;
+            if let Some(first) = self.stored.values().find(same_id) {
+                if first.text != submission.text {
+                    let why = reused_id(&submission.id, first.seq);
+                    self.reply(&submission.id, waiter, Err((why, true)));
+                    return;
+                }
+            }
+        }
         let me = self.me();
         let commit = self.config.commit;
         let Some(leading) = self.leading.as_mut() else {
@@ -723,8 +758,8 @@ impl Chat {
             });
         }
         for (submission, waiter) in queued {
-            if let Some(&seq) = self.delivered_ids.get(&submission.id) {
-                self.reply(&submission.id, waiter, Ok(seq));
+            if let Some(outcome) = self.already_decided(&submission) {
+                self.reply(&submission.id, waiter, outcome);
             } else {
                 self.sequence(submission, waiter);
             }
@@ -820,4 +855,11 @@ impl Chat {
             }
         }
     }
+}
+
+/// The refusal of an id already used for another message (at `seq`).
+fn reused_id(id: &str, seq: u64) -> String {
+    format!(
+        "message id \"{id}\" already used for another message (#{seq}); send it under a fresh id"
+    )
 }

@@ -133,6 +133,19 @@ impl Net {
         }
     }
 
+    /// Submits `text` under `id` to node `at` as client request `request`.
+    fn submit_text(&mut self, at: u64, request: u64, id: &str, text: &str) {
+        let submission = Submission {
+            id: id.into(),
+            text: text.into(),
+        };
+        let now = self.now;
+        if let Some(node) = self.nodes[at as usize].as_mut() {
+            let actions = node.on_submit(now, request, submission);
+            self.apply(at, actions);
+        }
+    }
+
     fn log(&self, id: u64) -> Vec<String> {
         self.nodes[id as usize]
             .as_ref()
@@ -277,4 +290,73 @@ fn recovery_replays_delivered_and_stored_records() {
     let ids: Vec<&str> = state.delivered.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, vec!["a", "b"]);
     assert_eq!(state.stored.keys().copied().collect::<Vec<_>>(), vec![3]);
+}
+
+#[test]
+fn an_empty_id_is_refused_with_a_clear_error() {
+    let mut net = Net::new(3, Commit::Majority, true);
+    net.run_for(Duration::from_secs(4));
+    net.submit_text(1, 1, "", "hello");
+    net.submit_text(3, 2, "", "hello");
+    net.run_for(Duration::from_millis(100));
+    for request in [1, 2] {
+        match net.replies.get(&request) {
+            Some(ClientResponse::Failed {
+                error, definite, ..
+            }) => {
+                assert!(error.contains("empty"), "{error}");
+                assert!(definite);
+            }
+            other => panic!("request {request}: {other:?}"),
+        }
+    }
+    assert!(net.log(3).is_empty());
+}
+
+/// A client that restarts and reuses an id for a different message must not be told
+/// that its new message was delivered at the old one's position.
+#[test]
+fn an_id_reused_for_another_message_is_refused_not_acked_at_the_old_position() {
+    let mut net = Net::new(3, Commit::Majority, true);
+    net.run_for(Duration::from_secs(4));
+    net.submit_text(1, 1, "alice-1", "first");
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(net.acked(1), Some(1));
+    net.submit_text(1, 2, "alice-1", "second, after a restart");
+    net.submit_text(3, 3, "alice-1", "second, after a restart");
+    net.submit_text(2, 4, "alice-1", "first"); // a genuine retry: answered with #1
+    net.run_for(Duration::from_millis(100));
+    for request in [2, 3] {
+        match net.replies.get(&request) {
+            Some(ClientResponse::Failed {
+                error, definite, ..
+            }) => {
+                assert!(error.contains("already used"), "{error}");
+                assert!(definite);
+            }
+            other => panic!("request {request}: {other:?}"),
+        }
+    }
+    assert_eq!(net.acked(4), Some(1));
+    assert_eq!(net.log(3), vec!["alice-1"]);
+}
+
+/// The same while the first message is still being committed.
+#[test]
+fn an_id_reused_while_the_first_message_is_in_flight_is_refused() {
+    let mut net = Net::new(3, Commit::Majority, true);
+    net.run_for(Duration::from_secs(4));
+    net.submit_text(3, 1, "bob-1", "first");
+    net.submit_text(3, 2, "bob-1", "another message");
+    net.submit_text(3, 3, "bob-1", "first"); // a retry of the first: waits for it
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(net.acked(1), Some(1));
+    assert_eq!(net.acked(3), Some(1));
+    match net.replies.get(&2) {
+        Some(ClientResponse::Failed { error, .. }) => {
+            assert!(error.contains("already used"), "{error}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(net.log(1), vec!["bob-1"]);
 }

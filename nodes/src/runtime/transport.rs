@@ -11,6 +11,7 @@
 //! with their own timeouts and retries. The same code runs on real sockets and, compiled
 //! with `--cfg madsim`, on the simulated network.
 
+use crate::lines::{read_line, Line};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::BTreeMap;
 use std::io;
@@ -18,7 +19,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -124,15 +125,15 @@ struct Hello {
     hello: u64,
 }
 
-async fn reader<M: DeserializeOwned>(
-    stream: TcpStream,
+async fn reader<M: DeserializeOwned, S: AsyncRead + Unpin>(
+    stream: S,
     inbox: mpsc::Sender<M>,
     last_heard: LastHeard,
 ) {
     let mut lines = BufReader::new(stream);
-    let mut line = String::new();
-    let peer = match lines.read_line(&mut line).await {
-        Ok(n) if n > 0 && n <= MAX_LINE_BYTES => match serde_json::from_str::<Hello>(&line) {
+    let mut line = Vec::new();
+    let peer = match read_line(&mut lines, &mut line, MAX_LINE_BYTES).await {
+        Ok(Line::Read(_)) => match serde_json::from_slice::<Hello>(&line) {
             Ok(hello) => hello.hello,
             Err(_) => return,
         },
@@ -140,14 +141,13 @@ async fn reader<M: DeserializeOwned>(
     };
     heard(&last_heard, peer);
     loop {
-        line.clear();
-        match lines.read_line(&mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) if n > MAX_LINE_BYTES => return,
-            Ok(_) => {
+        match read_line(&mut lines, &mut line, MAX_LINE_BYTES).await {
+            // A line over the cap is refused before it is buffered: close the connection.
+            Ok(Line::Eof | Line::TooLong) | Err(_) => return,
+            Ok(Line::Read(_)) => {
                 heard(&last_heard, peer);
                 // A line that does not parse is a peer bug or noise: skip it, keep reading.
-                if let Ok(message) = serde_json::from_str(&line) {
+                if let Ok(message) = serde_json::from_slice(&line) {
                     if inbox.send(message).await.is_err() {
                         return;
                     }
@@ -210,5 +210,30 @@ async fn writer(
                 retry_at = Some(tokio::time::Instant::now() + RECONNECT_BACKOFF);
             }
         }
+    }
+}
+
+#[cfg(all(test, madsim))]
+mod tests {
+    use super::*;
+    use crate::lines::testing::Flood;
+    use std::sync::atomic::Ordering;
+
+    /// A hello, then a line far over the cap with no newline: the reader gives up on the
+    /// connection having taken at most the cap (plus one buffer) from it.
+    #[test]
+    fn a_peer_line_without_end_is_cut_off_at_the_cap() {
+        let flood = Flood::new(b"{\"hello\":2}\n", MAX_LINE_BYTES * 4);
+        let taken = flood.taken.clone();
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async move {
+            let (inbox, _rx) = mpsc::channel::<serde_json::Value>(4);
+            reader(flood, inbox, LastHeard::default()).await;
+        });
+        let taken = taken.load(Ordering::Relaxed);
+        assert!(
+            taken <= 12 + MAX_LINE_BYTES + 1 + 8192,
+            "the reader took {taken} bytes of one line (cap {MAX_LINE_BYTES})"
+        );
     }
 }
