@@ -50,6 +50,13 @@ pub struct DigestReply {
     pub want: Vec<String>,
 }
 
+/// `POST /gossip/items` body: items the peer wanted (a JSON object, as every body is).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// The items.
+    pub items: Vec<Item>,
+}
+
 /// Approximate encoded size of an item (key, value, version and JSON punctuation).
 pub fn item_bytes(item: &Item) -> usize {
     item.key.len() + item.value.len() + item.version.node.len() + 64

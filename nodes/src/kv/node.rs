@@ -353,8 +353,8 @@ async fn gossip(State(shared): State<Shared>, body: Bytes) -> Result<Json<Digest
 
 /// `POST /gossip/items`: items a peer found this node wanting.
 async fn gossip_items(State(shared): State<Shared>, body: Bytes) -> Reply {
-    let items: Vec<Item> = match json_body(&body) {
-        Ok(items) => items,
+    let items: Vec<Item> = match json_body::<anti_entropy::Batch>(&body) {
+        Ok(batch) => batch.items,
         Err(reply) => return reply,
     };
     let mut node = lock(&shared);
@@ -500,7 +500,8 @@ async fn reconcile(shared: &Shared, addr: SocketAddr, timeout: Duration) {
             }
             anti_entropy::batches(&node.store, &answer.want)
         };
-        for batch in batches {
+        for items in batches {
+            let batch = anti_entropy::Batch { items };
             let sent: Result<serde_json::Value, CallError> = pool
                 .call(addr, Method::POST, "/gossip/items", Some(&batch), timeout)
                 .await;
