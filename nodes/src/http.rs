@@ -89,8 +89,17 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for NoEmptyFlush<S> {
     }
 }
 
-/// Serves `router` on `listener` forever, one task per connection.
+/// Most connections a server holds at once; one more is accepted and closed at once, so
+/// idle sockets cannot exhaust the node's descriptors and take it off the air.
+pub const MAX_CONNECTIONS: usize = 512;
+/// How long a connection may take to send a request's headers, and how long it may sit
+/// idle between requests: a slowloris or an idle keep-alive socket is closed after it.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` forever, one task per connection, at most
+/// [`MAX_CONNECTIONS`] at once, each closed if its headers take over [`HEADER_TIMEOUT`].
 pub async fn serve(listener: TcpListener, router: Router) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -98,6 +107,10 @@ pub async fn serve(listener: TcpListener, router: Router) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(stream); // over the cap: refused, the accept queue keeps draining
+            continue;
         };
         let counted = router
             .clone()
@@ -107,11 +120,40 @@ pub async fn serve(listener: TcpListener, router: Router) {
         tokio::spawn(async move {
             let io = TokioIo::new(NoEmptyFlush::new(stream));
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer)
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(io, service)
                 .await;
+            drop(slot);
         });
     }
 }
+
+/// hyper's timer on `tokio::time` (madsim's in a simulation; hyper-util's own timer uses
+/// real tokio and panics there).
+#[derive(Clone, Copy, Debug)]
+struct TokioTimer;
+
+impl hyper::rt::Timer for TokioTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(TokioSleep(Box::pin(tokio::time::sleep(duration))))
+    }
+
+    fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        self.sleep(deadline.saturating_duration_since(std::time::Instant::now()))
+    }
+}
+
+struct TokioSleep(Pin<Box<tokio::time::Sleep>>);
+
+impl std::future::Future for TokioSleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl hyper::rt::Sleep for TokioSleep {}
 
 /// Why an HTTP call did not return a 2xx answer.
 #[derive(Clone, Debug, PartialEq, Eq)]

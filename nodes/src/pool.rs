@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 /// Idle connections kept per peer address.
-pub const MAX_IDLE_PER_PEER: usize = 16;
+pub const MAX_IDLE_PER_PEER: usize = 64;
 
 type Sender = SendRequest<Full<Bytes>>;
 
