@@ -8,9 +8,7 @@
 //! no-op is harmless on real sockets.
 
 use axum::Router;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::{Method, Request, StatusCode};
+use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use serde::de::DeserializeOwned;
@@ -21,7 +19,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// HTTP requests served by this process, for benchmarks only (never read by node logic,
 /// so it cannot affect a simulated run).
@@ -188,60 +186,10 @@ pub async fn call<B: Serialize, R: DeserializeOwned>(
     body: Option<&B>,
     timeout: Duration,
 ) -> Result<R, CallError> {
-    let connect = tokio::time::timeout(timeout, TcpStream::connect(addr));
-    let stream = match connect.await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(CallError::Unreachable(e.to_string())),
-        Err(_) => return Err(CallError::Unreachable("connect timed out".into())),
-    };
-    let bytes = match body {
-        Some(body) => {
-            serde_json::to_vec(body).map_err(|e| CallError::Unreachable(e.to_string()))?
-        }
-        None => Vec::new(),
-    };
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string())
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(bytes)))
-        .map_err(|e| CallError::Unreachable(e.to_string()))?;
-    let exchange = async {
-        let io = TokioIo::new(NoEmptyFlush::new(stream));
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| CallError::Unreachable(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| CallError::NoAnswer(e.to_string()))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| CallError::NoAnswer(e.to_string()))?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(CallError::Status(
-                status.as_u16(),
-                String::from_utf8_lossy(&body).into_owned(),
-            ));
-        }
-        serde_json::from_slice(&body)
-            .map_err(|e| CallError::NoAnswer(format!("bad JSON answer: {e}")))
-    };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(result) => result,
-        Err(_) => Err(CallError::NoAnswer(format!(
-            "no answer within {} ms",
-            timeout.as_millis()
-        ))),
-    }
+    // A pool of its own, dropped with the call: the connection closes when it returns.
+    crate::pool::Pool::new()
+        .call(addr, method, path, body, timeout)
+        .await
 }
 
 /// A JSON error body with a status, for handlers.

@@ -70,8 +70,8 @@ impl Pool {
         idle.values().map(Vec::len).sum()
     }
 
-    /// One JSON request to `addr` over a pooled connection, bounded by `timeout` (true
-    /// time). `body = None` sends no body. Errors as [`crate::http::call`]'s.
+    /// One JSON request to `addr` over a pooled connection: connecting, then the exchange,
+    /// each bounded by `timeout` (true time). `body = None` sends no body.
     pub async fn call<B: Serialize, R: DeserializeOwned>(
         &self,
         addr: SocketAddr,
@@ -86,35 +86,28 @@ impl Pool {
             ),
             None => Bytes::new(),
         };
-        let attempt = async {
-            if let Some(sender) = self.take(addr) {
-                match self
-                    .exchange(addr, sender, &method, path, bytes.clone())
-                    .await
-                {
-                    Err(Retry::Fresh) => {}
-                    Err(Retry::No(e)) => return Err(e),
-                    Ok(answer) => return Ok(answer),
-                }
+        // As a fresh call would: connecting is bounded by `timeout` (a failure there means
+        // the request was never sent), and so is the exchange after it.
+        if let Some(sender) = self.take(addr) {
+            let reused = self.exchange(addr, sender, &method, path, bytes.clone());
+            match tokio::time::timeout(timeout, reused).await {
+                Ok(Err(Retry::Fresh)) => {}
+                Ok(Err(Retry::No(e))) => return Err(e),
+                Ok(Ok(answer)) => return decode(&answer),
+                Err(_) => return Err(no_answer_within(timeout)),
             }
-            let sender = connect(addr).await?;
-            match self.exchange(addr, sender, &method, path, bytes).await {
-                Ok(answer) => Ok(answer),
-                Err(Retry::Fresh) => Err(CallError::NoAnswer("the connection closed".into())),
-                Err(Retry::No(e)) => Err(e),
-            }
+        }
+        let sender = match tokio::time::timeout(timeout, connect(addr)).await {
+            Ok(sender) => sender?,
+            Err(_) => return Err(CallError::Unreachable("connect timed out".into())),
         };
-        let answer = match tokio::time::timeout(timeout, attempt).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(CallError::NoAnswer(format!(
-                    "no answer within {} ms",
-                    timeout.as_millis()
-                )))
-            }
-        };
-        serde_json::from_slice(&answer)
-            .map_err(|e| CallError::NoAnswer(format!("bad JSON answer: {e}")))
+        let fresh = self.exchange(addr, sender, &method, path, bytes);
+        match tokio::time::timeout(timeout, fresh).await {
+            Ok(Ok(answer)) => decode(&answer),
+            Ok(Err(Retry::Fresh)) => Err(CallError::NoAnswer("the connection closed".into())),
+            Ok(Err(Retry::No(e))) => Err(e),
+            Err(_) => Err(no_answer_within(timeout)),
+        }
     }
 
     /// Sends one request on `sender`; on a complete answer the connection goes back to
@@ -158,6 +151,14 @@ impl Pool {
         }
         Ok(body)
     }
+}
+
+fn decode<R: DeserializeOwned>(answer: &[u8]) -> Result<R, CallError> {
+    serde_json::from_slice(answer).map_err(|e| CallError::NoAnswer(format!("bad JSON answer: {e}")))
+}
+
+fn no_answer_within(timeout: Duration) -> CallError {
+    CallError::NoAnswer(format!("no answer within {} ms", timeout.as_millis()))
 }
 
 enum Retry {

@@ -20,8 +20,11 @@ use tokio::time::Instant;
 
 /// The pseudo-client whose operations are the probes.
 pub const PROBE: &str = "probe";
-/// Timeout of one probe attempt.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Timeout of one probe attempt: longer than a server's worst-case answer (a kv read
+/// forwarded to each of its replicas in turn, 1 s each), so that under slow links the
+/// probes do not become a retry storm of their own (with 2 s, the buggify kv scenario's
+/// probes queued behind their own abandoned connections for 30 s).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between a probe's attempts.
 pub const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
