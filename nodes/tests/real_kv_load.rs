@@ -201,3 +201,63 @@ fn idle_sockets_and_a_slowloris_do_not_take_a_node_off_the_air() {
     assert!(registered(), "node-1 fell out of the registry");
     drop(idle);
 }
+
+/// Item 8: a key with reserved characters, read through a node that does not hold it,
+/// must be forwarded intact (it used to be sent unencoded: `q?x=1` read key `q`).
+#[test]
+fn a_forwarded_read_keeps_reserved_characters_in_the_key() {
+    let registry_port = free_port();
+    let _registry = Running::start(
+        "registry",
+        &real_binary("registry"),
+        &[format!("--port={registry_port}"), "--ttl=3s".into()],
+    );
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let _nodes: Vec<Running> = (0..3)
+        .map(|i| {
+            let args = vec![
+                format!("--port={}", ports[i]),
+                format!("--id=node-{}", i + 1),
+                format!("--registry=http://localhost:{registry_port}"),
+                "--replication-factor=1".into(),
+                "--write-quorum=1".into(),
+                // No anti-entropy during the test: only forwarding can find the key.
+                "--gossip-interval=10m".into(),
+                "--registry-heartbeat=300ms".into(),
+            ];
+            Running::start(&format!("node-{}", i + 1), &real_binary("kv-node"), &args)
+        })
+        .collect();
+    let peers_of = |port: u16| {
+        ureq::get(&format!("http://127.0.0.1:{port}/peers"))
+            .call()
+            .ok()
+            .and_then(|r| r.into_json::<serde_json::Value>().ok())
+            .and_then(|p| p["peers"].as_array().map(Vec::len))
+            .unwrap_or(0)
+    };
+    wait_for("three members everywhere", Duration::from_secs(20), || {
+        ports.iter().all(|&p| peers_of(p) == 2)
+    });
+    for (key, value) in [("q", "plain"), ("q?x=1", "reserved"), ("a/b#c", "slashes")] {
+        let body = serde_json::json!({ "key": key, "value": value }).to_string();
+        ureq::post(&format!("http://127.0.0.1:{}/data", ports[0]))
+            .send_string(&body)
+            .expect("write accepted");
+    }
+    for (key, encoded, value) in [
+        ("q?x=1", "q%3Fx%3D1", "reserved"),
+        ("a/b#c", "a%2Fb%23c", "slashes"),
+    ] {
+        for &port in &ports {
+            let answer: serde_json::Value =
+                ureq::get(&format!("http://127.0.0.1:{port}/data/{encoded}"))
+                    .call()
+                    .unwrap_or_else(|e| panic!("GET {key} via {port}: {e}"))
+                    .into_json()
+                    .expect("JSON");
+            assert_eq!(answer["key"], key, "via {port}: {answer}");
+            assert_eq!(answer["value"], value, "via {port}: {answer}");
+        }
+    }
+}
