@@ -251,3 +251,21 @@ fn valid_but_unsupported_scenarios_validate_and_run_exits_two() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
 }
+
+#[test]
+fn a_dead_cluster_exits_one_and_says_why_in_plain_words() {
+    let path = "sim/tests/fixtures/dead-chat.toml";
+    let out = sim(&["run", path]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("outcome: vacuous"), "{stdout}");
+    assert!(
+        stdout.contains("why: check total_order had nothing to judge"),
+        "{stdout}"
+    );
+    let json = sim(&["run", path, "--json"]);
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&json.stdout).trim()).unwrap();
+    assert_eq!(report["checks"][0]["status"], "vacuous");
+    assert_eq!(report["verdict"], "fail");
+}

@@ -23,38 +23,8 @@ fn check<'a>(report: &'a RunReport, kind: &str) -> &'a sim::check::CheckResult {
         .unwrap_or_else(|| panic!("no {kind} check in {:?}", report.checks))
 }
 
-const DEAD_CHAT: &str = r#"
-name = "dead-chat"
-system = "chat"
-nodes = 3
-duration = "20s"
-
-[workload]
-clients = 2
-ops = 50
-rate = "10/s"
-
-[[fault]]
-at = "1s"
-action = "crash"
-node = "n1"
-
-[[fault]]
-at = "1s"
-action = "crash"
-node = "n2"
-
-[[fault]]
-at = "1s"
-action = "crash"
-node = "n3"
-
-[[check]]
-kind = "total_order"
-
-[[check]]
-kind = "delivered"
-"#;
+/// A chat cluster that is dead from 1 s on (fixtures/dead-chat.toml).
+const DEAD_CHAT: &str = include_str!("fixtures/dead-chat.toml");
 
 #[test]
 fn a_dead_cluster_is_vacuous_and_fails_the_run() {
