@@ -12,15 +12,41 @@ use std::time::{Duration, Instant};
 const WRITES: usize = 20_000;
 const CLIENTS: usize = 8;
 
-fn kv_node(id: usize, port: u16, registry: u16) -> Running {
-    let args = vec![
+fn kv_node(id: usize, port: u16, registry: u16, extra: &[&str]) -> Running {
+    let mut args = vec![
         format!("--port={port}"),
         format!("--id=node-{id}"),
         format!("--registry=http://localhost:{registry}"),
-        "--gossip-interval=1s".into(),
         "--registry-heartbeat=300ms".into(),
     ];
+    args.extend(extra.iter().map(|a| a.to_string()));
     Running::start(&format!("node-{id}"), &real_binary("kv-node"), &args)
+}
+
+fn peers_of(port: u16) -> usize {
+    ureq::get(&format!("http://127.0.0.1:{port}/peers"))
+        .call()
+        .ok()
+        .and_then(|r| r.into_json::<serde_json::Value>().ok())
+        .and_then(|p| p["peers"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+/// A registry and three kv-nodes (with `extra` flags), once every node sees the others.
+/// Returns the processes (stopped when dropped) and the nodes' ports.
+fn three_nodes(extra: &[&str]) -> (Vec<Running>, Vec<u16>) {
+    let registry_port = free_port();
+    let mut running = vec![Running::start(
+        "registry",
+        &real_binary("registry"),
+        &[format!("--port={registry_port}"), "--ttl=3s".into()],
+    )];
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    running.extend((0..3).map(|i| kv_node(i + 1, ports[i], registry_port, extra)));
+    wait_for("three members everywhere", Duration::from_secs(20), || {
+        ports.iter().all(|&p| peers_of(p) == 2)
+    });
+    (running, ports)
 }
 
 fn keys_on(port: u16) -> usize {
@@ -63,23 +89,7 @@ fn time_wait_towards(ports: &[u16]) -> usize {
 
 #[test]
 fn every_replica_holds_every_key_after_a_burst_of_writes() {
-    let registry_port = free_port();
-    let _registry = Running::start(
-        "registry",
-        &real_binary("registry"),
-        &[format!("--port={registry_port}"), "--ttl=3s".into()],
-    );
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let _nodes: Vec<Running> = (0..3)
-        .map(|i| kv_node(i + 1, ports[i], registry_port))
-        .collect();
-    wait_for("three members", Duration::from_secs(20), || {
-        ureq::get(&format!("http://127.0.0.1:{}/peers", ports[0]))
-            .call()
-            .ok()
-            .and_then(|r| r.into_json::<serde_json::Value>().ok())
-            .is_some_and(|p| p["peers"].as_array().is_some_and(|a| a.len() == 2))
-    });
+    let (_cluster, ports) = three_nodes(&["--gossip-interval=1s"]);
     let before = time_wait_towards(&ports);
     let started = Instant::now();
     let target = ports[0];
@@ -142,7 +152,7 @@ fn idle_sockets_and_a_slowloris_do_not_take_a_node_off_the_air() {
         &[format!("--port={registry_port}"), "--ttl=2s".into()],
     );
     let port = free_port();
-    let _node = kv_node(1, port, registry_port);
+    let _node = kv_node(1, port, registry_port, &["--gossip-interval=1s"]);
     let registered = || {
         ureq::get(&format!("http://127.0.0.1:{registry_port}/nodes"))
             .call()
@@ -206,39 +216,12 @@ fn idle_sockets_and_a_slowloris_do_not_take_a_node_off_the_air() {
 /// must be forwarded intact (it used to be sent unencoded: `q?x=1` read key `q`).
 #[test]
 fn a_forwarded_read_keeps_reserved_characters_in_the_key() {
-    let registry_port = free_port();
-    let _registry = Running::start(
-        "registry",
-        &real_binary("registry"),
-        &[format!("--port={registry_port}"), "--ttl=3s".into()],
-    );
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let _nodes: Vec<Running> = (0..3)
-        .map(|i| {
-            let args = vec![
-                format!("--port={}", ports[i]),
-                format!("--id=node-{}", i + 1),
-                format!("--registry=http://localhost:{registry_port}"),
-                "--replication-factor=1".into(),
-                "--write-quorum=1".into(),
-                // No anti-entropy during the test: only forwarding can find the key.
-                "--gossip-interval=10m".into(),
-                "--registry-heartbeat=300ms".into(),
-            ];
-            Running::start(&format!("node-{}", i + 1), &real_binary("kv-node"), &args)
-        })
-        .collect();
-    let peers_of = |port: u16| {
-        ureq::get(&format!("http://127.0.0.1:{port}/peers"))
-            .call()
-            .ok()
-            .and_then(|r| r.into_json::<serde_json::Value>().ok())
-            .and_then(|p| p["peers"].as_array().map(Vec::len))
-            .unwrap_or(0)
-    };
-    wait_for("three members everywhere", Duration::from_secs(20), || {
-        ports.iter().all(|&p| peers_of(p) == 2)
-    });
+    // One copy per key and no anti-entropy during the test: only forwarding finds a key.
+    let (_cluster, ports) = three_nodes(&[
+        "--replication-factor=1",
+        "--write-quorum=1",
+        "--gossip-interval=10m",
+    ]);
     for (key, value) in [("q", "plain"), ("q?x=1", "reserved"), ("a/b#c", "slashes")] {
         let body = serde_json::json!({ "key": key, "value": value }).to_string();
         ureq::post(&format!("http://127.0.0.1:{}/data", ports[0]))
