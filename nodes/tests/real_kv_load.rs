@@ -244,3 +244,43 @@ fn a_forwarded_read_keeps_reserved_characters_in_the_key() {
         }
     }
 }
+
+/// Item 4 (the overflow half): a replication whose version counter is at the end of its
+/// range used to be accepted, and every later write to that key was acknowledged with
+/// 200 and thrown away. Absurd counters are refused; the key stays writable.
+#[test]
+fn an_absurd_version_counter_is_refused_and_the_key_stays_writable() {
+    let (_cluster, ports) = three_nodes(&["--gossip-interval=1s"]);
+    let node = |path: &str| format!("http://127.0.0.1:{}{path}", ports[0]);
+    let forged = serde_json::json!({
+        "key": "victim",
+        "value": "forged",
+        "version": { "counter": u64::MAX, "node": "node-9" },
+    });
+    match ureq::post(&node("/replicate")).send_string(&forged.to_string()) {
+        Err(ureq::Error::Status(400, response)) => {
+            let body: serde_json::Value = response.into_json().expect("a JSON error");
+            assert!(body["error"].is_string(), "{body}");
+        }
+        other => panic!("a forged u64::MAX version was not refused: {other:?}"),
+    }
+    let mut context = forged["version"].clone();
+    context["counter"] = serde_json::json!(u64::MAX - 1);
+    let write = serde_json::json!({ "key": "victim", "value": "real", "context": context });
+    assert!(
+        matches!(
+            ureq::post(&node("/data")).send_string(&write.to_string()),
+            Err(ureq::Error::Status(400, _))
+        ),
+        "an absurd context is refused too"
+    );
+    ureq::post(&node("/data"))
+        .send_string(r#"{"key":"victim","value":"real"}"#)
+        .expect("a plain write is accepted");
+    let read: serde_json::Value = ureq::get(&node("/data/victim"))
+        .call()
+        .expect("read")
+        .into_json()
+        .expect("JSON");
+    assert_eq!(read["value"], "real", "{read}");
+}

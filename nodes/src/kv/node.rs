@@ -13,7 +13,7 @@
 use super::anti_entropy::{self, DigestPage, DigestReply};
 use super::registry::{Member, NodeId, Nodes};
 use super::ring::Ring;
-use super::version::{wins, Version, VersionSource, Versioning};
+use super::version::{wins, Version, VersionSource, Versioning, MAX_COUNTER};
 use crate::http::{call, error, json_body, serve, CallError};
 use crate::pool::Pool;
 use crate::runtime::{Clock, EventSink, NodeEnv, NodeEvent};
@@ -190,6 +190,9 @@ async fn put(State(shared): State<Shared>, body: Bytes) -> Reply {
     if put.key.is_empty() {
         return error(StatusCode::BAD_REQUEST, "key must not be empty");
     }
+    if put.context.as_ref().is_some_and(|c| !c.is_sane()) {
+        return absurd_version();
+    }
     if put
         .client
         .as_ref()
@@ -333,6 +336,9 @@ async fn replicate(State(shared): State<Shared>, body: Bytes) -> Reply {
         Ok(b) => b,
         Err(reply) => return reply,
     };
+    if !item.version.is_sane() {
+        return absurd_version();
+    }
     let accepted = lock(&shared).merge(item);
     (
         StatusCode::OK,
@@ -340,9 +346,20 @@ async fn replicate(State(shared): State<Shared>, body: Bytes) -> Reply {
     )
 }
 
+/// The answer to a version whose counter no real write can have.
+fn absurd_version() -> Reply {
+    error(
+        StatusCode::BAD_REQUEST,
+        format!("version counter above {MAX_COUNTER}: refused"),
+    )
+}
+
 /// `POST /gossip`: one page of a peer's digest; answers with what differs in its range.
 async fn gossip(State(shared): State<Shared>, body: Bytes) -> Result<Json<DigestReply>, Reply> {
     let page: DigestPage = json_body(&body)?;
+    if page.versions.iter().any(|(_, v)| !v.is_sane()) {
+        return Err(absurd_version());
+    }
     let node = lock(&shared);
     Ok(Json(anti_entropy::reply(
         &node.store,
@@ -357,6 +374,9 @@ async fn gossip_items(State(shared): State<Shared>, body: Bytes) -> Reply {
         Ok(batch) => batch.items,
         Err(reply) => return reply,
     };
+    if items.iter().any(|i| !i.version.is_sane()) {
+        return absurd_version();
+    }
     let mut node = lock(&shared);
     let accepted = items.into_iter().filter(|i| node.merge(i.clone())).count();
     (

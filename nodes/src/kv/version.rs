@@ -21,6 +21,12 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The largest counter a version may carry (2^62). Counters are Lamport counts, per-key
+/// counts or milliseconds since 1970 (about 2^41 today), so anything above is absurd: it
+/// is refused wherever a version comes in, and no counter can reach the end of its range
+/// (where every later write would be ordered before it and silently lost).
+pub const MAX_COUNTER: u64 = 1 << 62;
+
 /// A write's version; greater wins.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Version {
@@ -52,6 +58,13 @@ impl Versioning {
                 "expected lamport, node_counter or wall_clock, got \"{text}\""
             )),
         }
+    }
+}
+
+impl Version {
+    /// Whether the counter is in the range real versions occupy ([`MAX_COUNTER`]).
+    pub fn is_sane(&self) -> bool {
+        self.counter <= MAX_COUNTER
     }
 }
 
@@ -114,6 +127,9 @@ impl VersionSource {
                 node: self.node.clone(),
             },
         };
+        if !version.is_sane() {
+            return None;
+        }
         self.observe(&version);
         Some(version)
     }
