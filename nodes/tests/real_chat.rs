@@ -108,19 +108,26 @@ fn start_node(id: u64, peer_ports: &[u16], client_ports: &[u16], dir: &std::path
     }
 }
 
-#[test]
-fn three_real_chat_nodes_order_fail_over_and_catch_up() {
-    let dir = scratch_dir("chat");
+/// Three chat nodes with data in `dir`, once every node follows n3: their peer ports,
+/// client ports and processes.
+fn three_nodes(dir: &std::path::Path) -> (Vec<u16>, Vec<u16>, Vec<Node>) {
     let peer_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut nodes: Vec<Node> = (1..=3)
-        .map(|id| start_node(id, &peer_ports, &client_ports, &dir))
+    let nodes: Vec<Node> = (1..=3)
+        .map(|id| start_node(id, &peer_ports, &client_ports, dir))
         .collect();
     wait_for("every node to follow n3", Duration::from_secs(20), || {
         nodes
             .iter()
             .all(|n| leader_seen_by(n.client_port) == Some(3))
     });
+    (peer_ports, client_ports, nodes)
+}
+
+#[test]
+fn three_real_chat_nodes_order_fail_over_and_catch_up() {
+    let dir = scratch_dir("chat");
+    let (peer_ports, client_ports, mut nodes) = three_nodes(&dir);
 
     // Same ordered output on every node.
     let sent = chat_client(
@@ -349,16 +356,7 @@ fn a_huge_line_is_refused_and_the_node_keeps_serving() {
 #[test]
 fn watch_reconnects_to_another_node_when_its_node_dies() {
     let dir = scratch_dir("chat-watch");
-    let peer_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut nodes: Vec<Node> = (1..=3)
-        .map(|id| start_node(id, &peer_ports, &client_ports, &dir))
-        .collect();
-    wait_for("every node to follow n3", Duration::from_secs(20), || {
-        nodes
-            .iter()
-            .all(|n| leader_seen_by(n.client_port) == Some(3))
-    });
+    let (_, client_ports, mut nodes) = three_nodes(&dir);
     let watcher = Running::start(
         "watcher",
         &real_binary("chat-client"),
