@@ -6,46 +6,14 @@
 
 mod common;
 
-use common::{free_port, real_binary, wait_for, Running};
+use common::{cluster_key, free_port, kv_cluster, kv_node, real_binary, wait_for, Running};
 use std::time::{Duration, Instant};
 
 const WRITES: usize = 20_000;
 const CLIENTS: usize = 8;
 
-fn kv_node(id: usize, port: u16, registry: u16, extra: &[&str]) -> Running {
-    let mut args = vec![
-        format!("--port={port}"),
-        format!("--id=node-{id}"),
-        format!("--registry=http://localhost:{registry}"),
-        "--registry-heartbeat=300ms".into(),
-    ];
-    args.extend(extra.iter().map(|a| a.to_string()));
-    Running::start(&format!("node-{id}"), &real_binary("kv-node"), &args)
-}
-
-fn peers_of(port: u16) -> usize {
-    ureq::get(&format!("http://127.0.0.1:{port}/peers"))
-        .call()
-        .ok()
-        .and_then(|r| r.into_json::<serde_json::Value>().ok())
-        .and_then(|p| p["peers"].as_array().map(Vec::len))
-        .unwrap_or(0)
-}
-
-/// A registry and three kv-nodes (with `extra` flags), once every node sees the others.
-/// Returns the processes (stopped when dropped) and the nodes' ports.
 fn three_nodes(extra: &[&str]) -> (Vec<Running>, Vec<u16>) {
-    let registry_port = free_port();
-    let mut running = vec![Running::start(
-        "registry",
-        &real_binary("registry"),
-        &[format!("--port={registry_port}"), "--ttl=3s".into()],
-    )];
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    running.extend((0..3).map(|i| kv_node(i + 1, ports[i], registry_port, extra)));
-    wait_for("three members everywhere", Duration::from_secs(20), || {
-        ports.iter().all(|&p| peers_of(p) == 2)
-    });
+    let (running, ports, _) = kv_cluster(extra);
     (running, ports)
 }
 
@@ -247,7 +215,8 @@ fn a_forwarded_read_keeps_reserved_characters_in_the_key() {
 
 /// Item 4 (the overflow half): a replication whose version counter is at the end of its
 /// range used to be accepted, and every later write to that key was acknowledged with
-/// 200 and thrown away. Absurd counters are refused; the key stays writable.
+/// 200 and thrown away. Absurd counters are refused, even from a peer that holds the
+/// cluster key (a buggy one); the key stays writable.
 #[test]
 fn an_absurd_version_counter_is_refused_and_the_key_stays_writable() {
     let (_cluster, ports) = three_nodes(&["--gossip-interval=1s"]);
@@ -257,7 +226,10 @@ fn an_absurd_version_counter_is_refused_and_the_key_stays_writable() {
         "value": "forged",
         "version": { "counter": u64::MAX, "node": "node-9" },
     });
-    match ureq::post(&node("/replicate")).send_string(&forged.to_string()) {
+    let body = forged.to_string();
+    let mac = nodes::auth::http::sign(&cluster_key(), "POST", "/replicate", body.as_bytes());
+    let replicate = ureq::post(&node("/replicate")).set(nodes::auth::http::HEADER, &mac);
+    match replicate.send_string(&body) {
         Err(ureq::Error::Status(400, response)) => {
             let body: serde_json::Value = response.into_json().expect("a JSON error");
             assert!(body["error"].is_string(), "{body}");

@@ -49,6 +49,8 @@ struct Args {
     /// Registry heartbeat period.
     #[arg(long, default_value = "2s", value_parser = nodes::duration::parse_positive)]
     registry_heartbeat: Duration,
+    #[command(flatten)]
+    key: nodes::real::KeyArgs,
 }
 
 fn parse_url(text: &str) -> Result<SocketAddr, String> {
@@ -101,7 +103,7 @@ fn main() {
             registry_heartbeat: args.registry_heartbeat,
             peer_timeout: Duration::from_secs(1),
         };
-        let env = nodes::real::env_in_memory(&args.id);
+        let env = nodes::real::env_in_memory(&args.id, &args.key)?;
         kv::run(config, env).await.map_err(|e| e.to_string())
     });
 }

@@ -7,14 +7,16 @@
 //! (optionally `"context"`: the version the client last saw, so its write is ordered
 //! after it, and `"client"`: the client's name, so its own clock orders its writes), `GET /data/{key}` (`?local=true`: this node's copy only), `GET /health`,
 //! `GET /peers`; internal `POST /replicate`, `POST /gossip` (one digest page) and
-//! `POST /gossip/items` (what the peer wanted). Bad requests get a 4xx
+//! `POST /gossip/items` (what the peer wanted), which only callers holding the cluster key
+//! reach ([`crate::auth`]; others get 401). Bad requests get a 4xx
 //! with a JSON error and the node keeps serving.
 
 use super::anti_entropy::{self, DigestPage, DigestReply};
 use super::registry::{Member, NodeId, Nodes};
 use super::ring::Ring;
 use super::version::{wins, Version, VersionSource, Versioning, MAX_COUNTER};
-use crate::http::{call, error, json_body, serve, CallError};
+use crate::auth::{self, http::Guard};
+use crate::http::{error, json_body, serve, CallError};
 use crate::pool::Pool;
 use crate::runtime::{Clock, EventSink, NodeEnv, NodeEvent};
 use axum::body::Bytes;
@@ -541,7 +543,12 @@ async fn reconcile(shared: &Shared, addr: SocketAddr, timeout: Duration) {
 
 /// Runs one KV node until ctrl-c, then deregisters and stops gossiping.
 pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
-    let NodeEnv { clock, events, .. } = env;
+    let NodeEnv {
+        clock,
+        events,
+        cluster_key,
+        ..
+    } = env;
     events.emit(NodeEvent::Started {
         recovered_records: 0,
         damage: None,
@@ -552,7 +559,7 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
     let ring = Ring::new([me.as_str()], config.virtual_nodes);
     let registry = config.registry;
     let shared: Shared = Arc::new(Mutex::new(Node {
-        pool: Pool::new(),
+        pool: Pool::signed(cluster_key.clone()),
         versions: VersionSource::new(config.versioning, &config.id),
         config: config.clone(),
         clock,
@@ -561,25 +568,29 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         members,
         ring,
     }));
+    // Node-to-node routes: only callers that sign with the cluster key get through.
+    let guard = Guard {
+        key: cluster_key,
+        events: events.clone(),
+        max_body: INTERNAL_BODY_BYTES,
+    };
+    let internal = Router::new()
+        .route("/replicate", post(replicate))
+        .route("/gossip", post(gossip))
+        .route("/gossip/items", post(gossip_items))
+        .route_layer(axum::middleware::from_fn_with_state(
+            guard,
+            auth::http::guard,
+        ))
+        .layer(DefaultBodyLimit::max(INTERNAL_BODY_BYTES));
     let router = Router::new()
         .route("/data", post(put))
         .route("/data/{key}", get(get_data))
-        .route(
-            "/replicate",
-            post(replicate).layer(DefaultBodyLimit::max(INTERNAL_BODY_BYTES)),
-        )
-        .route(
-            "/gossip",
-            post(gossip).layer(DefaultBodyLimit::max(INTERNAL_BODY_BYTES)),
-        )
-        .route(
-            "/gossip/items",
-            post(gossip_items).layer(DefaultBodyLimit::max(INTERNAL_BODY_BYTES)),
-        )
         .route("/health", get(health))
         .route("/peers", get(peers))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(internal)
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let server = tokio::spawn(serve(listener, router));
@@ -592,11 +603,19 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         member.abort();
     }
     if let Some(registry) = registry {
-        let timeout = lock(&shared).peer_timeout();
+        let (pool, timeout) = {
+            let node = lock(&shared);
+            (node.pool.clone(), node.peer_timeout())
+        };
         let id = NodeId { id: me };
-        let _ =
-            call::<_, serde_json::Value>(registry, Method::POST, "/deregister", Some(&id), timeout)
-                .await;
+        let deregister = pool.call::<_, serde_json::Value>(
+            registry,
+            Method::POST,
+            "/deregister",
+            Some(&id),
+            timeout,
+        );
+        let _ = deregister.await;
     }
     server.abort();
     events.emit(NodeEvent::Stopped {

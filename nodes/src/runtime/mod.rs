@@ -24,4 +24,7 @@ pub struct NodeEnv {
     pub storage: Box<dyn Storage>,
     /// Where the node's events go.
     pub events: EventSink,
+    /// The cluster's shared secret, which node-to-node traffic must prove (see
+    /// [`crate::auth`]): from a key file in real mode, derived from the seed in simulation.
+    pub cluster_key: crate::auth::ClusterKey,
 }
