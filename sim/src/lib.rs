@@ -14,6 +14,7 @@ pub mod fault;
 pub mod fuzz;
 pub mod harness;
 pub mod history;
+pub mod html;
 pub mod linearizability;
 pub mod nemesis;
 pub mod probe;

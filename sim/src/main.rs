@@ -67,6 +67,9 @@ enum Command {
         /// and Jepsen's own tools).
         #[arg(long)]
         history: Option<PathBuf>,
+        /// Write a self-contained HTML report of the run here (opens from disk, offline).
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Check a recorded history for linearizability. Exit 0 linearizable, 1 not,
     /// 3 unknown (budget exhausted), 2 bad input.
@@ -154,6 +157,7 @@ fn main() -> ExitCode {
             trace,
             timeline,
             history,
+            html,
         } => run(
             &scenarios,
             seed,
@@ -162,6 +166,7 @@ fn main() -> ExitCode {
                 trace: trace.as_deref(),
                 timeline: timeline.as_deref(),
                 history: history.as_deref(),
+                html: html.as_deref(),
             },
         ),
         Command::CheckHistory {
@@ -249,6 +254,7 @@ struct Outputs<'a> {
     trace: Option<&'a Path>,
     timeline: Option<&'a Path>,
     history: Option<&'a Path>,
+    html: Option<&'a Path>,
 }
 
 fn write_file(path: &Path, text: String) -> Result<(), ExitCode> {
@@ -274,22 +280,25 @@ fn run(paths: &[PathBuf], seed: Option<u64>, json: bool, outputs: Outputs<'_>) -
                 return ExitCode::from(2);
             }
         };
-        let files = [
-            (outputs.trace, to_json_lines(&finished.history)),
-            (
-                outputs.timeline,
-                sim::timeline::render(scenario, &finished.history),
-            ),
-            (
-                outputs.history,
+        // Each output is rendered only when asked for.
+        let history = &finished.history;
+        let files: [(Option<&Path>, &dyn Fn() -> String); 4] = [
+            (outputs.trace, &|| to_json_lines(history)),
+            (outputs.timeline, &|| {
+                sim::timeline::render(scenario, history)
+            }),
+            (outputs.history, &|| {
                 sim::linearizability::edn_string(&sim::check::linearizable::client_operations(
-                    &finished.history,
-                )),
-            ),
+                    history,
+                ))
+            }),
+            (outputs.html, &|| {
+                sim::html::render(scenario, &finished.report, history)
+            }),
         ];
-        for (path, text) in files {
+        for (path, render) in files {
             if let Some(path) = path {
-                if let Err(code) = write_file(&per_run_path(path, &scenario.name, many), text) {
+                if let Err(code) = write_file(&per_run_path(path, &scenario.name, many), render()) {
                     return code;
                 }
             }
