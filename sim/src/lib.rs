@@ -6,6 +6,7 @@
 //! [`check`]s judge that history, and [`report`] tells a person (or CI) what happened and
 //! how to reproduce it.
 
+pub mod artifacts;
 pub mod bench;
 pub mod check;
 pub mod cluster;

@@ -109,6 +109,10 @@ enum Command {
         /// Stop after this many failing seeds.
         #[arg(long)]
         max_failures: Option<usize>,
+        /// For each failing seed (the first 10), write its shrunk scenario, trace and
+        /// report (text and HTML) into DIR/<scenario>-seed-<N>/.
+        #[arg(long)]
+        artifacts: Option<PathBuf>,
     },
     /// Minimize a failing seed to a standalone scenario with an explicit fault timeline.
     Shrink {
@@ -120,6 +124,9 @@ enum Command {
         /// Where to write the shrunk scenario (default: stdout).
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
+        /// Also write the HTML report of the shrunk run here.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Measure fuzz throughput, overhead against raw madsim, seeds to first failure and
     /// peak memory (use a release build: `cargo run --release -p sim -- bench`).
@@ -183,6 +190,7 @@ fn main() -> ExitCode {
             shard,
             json,
             max_failures,
+            artifacts,
         } => {
             let plan = SeedPlan {
                 start: seeds.0,
@@ -191,13 +199,21 @@ fn main() -> ExitCode {
             };
             let jobs =
                 jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            run_fuzz(&scenario, plan, jobs, json, max_failures)
+            run_fuzz(
+                &scenario,
+                plan,
+                jobs,
+                json,
+                max_failures,
+                artifacts.as_deref(),
+            )
         }
         Command::Shrink {
             scenario,
             seed,
             output,
-        } => run_shrink(&scenario, seed, output.as_deref()),
+            html,
+        } => run_shrink(&scenario, seed, output.as_deref(), html.as_deref()),
         Command::Bench { seeds } => {
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
             match sim::bench::bench(&root, seeds) {
@@ -449,6 +465,7 @@ fn run_fuzz(
     jobs: usize,
     json: bool,
     max_failures: Option<usize>,
+    artifacts: Option<&Path>,
 ) -> ExitCode {
     use std::io::IsTerminal;
     let scenarios = match load_all(&[path.to_path_buf()]) {
@@ -467,6 +484,7 @@ fn run_fuzz(
     });
     let started = std::time::Instant::now();
     let mut failed = 0usize;
+    let mut failing_seeds = Vec::new();
     let mut sim_ms = 0u64;
     let result = fuzz(scenario, file, &seeds, jobs, max_failures, |r| {
         sim_ms += r.report.sim_ms;
@@ -475,6 +493,7 @@ fn run_fuzz(
         }
         if !r.report.passed() {
             failed += 1;
+            failing_seeds.push(r.seed);
             let line = format!(
                 "seed {} FAILED {}\n  reproduce: {}",
                 r.seed,
@@ -519,6 +538,32 @@ fn run_fuzz(
     } else {
         say!("{summary}");
     }
+    if let Some(root) = artifacts {
+        failing_seeds.sort_unstable();
+        for &seed in failing_seeds.iter().take(sim::artifacts::MAX_SEEDS) {
+            match sim::artifacts::write_failure(root, scenario, file, seed) {
+                Ok(w) => {
+                    let note = w
+                        .unshrunk
+                        .map(|why| format!(" (not shrunk: {why})"))
+                        .unwrap_or_default();
+                    eprintln!("artifacts of seed {seed}: {}{note}", w.dir.display());
+                    eprintln!("  reproduce: {}", w.reproduce);
+                }
+                Err(why) => {
+                    eprintln!("error: artifacts of seed {seed}: {why}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        if failing_seeds.len() > sim::artifacts::MAX_SEEDS {
+            eprintln!(
+                "artifacts written for the first {} of {} failing seeds",
+                sim::artifacts::MAX_SEEDS,
+                failing_seeds.len()
+            );
+        }
+    }
     if failed > 0 {
         ExitCode::from(1)
     } else {
@@ -526,7 +571,7 @@ fn run_fuzz(
     }
 }
 
-fn run_shrink(path: &Path, seed: u64, output: Option<&Path>) -> ExitCode {
+fn run_shrink(path: &Path, seed: u64, output: Option<&Path>, html: Option<&Path>) -> ExitCode {
     let scenarios = match load_all(&[path.to_path_buf()]) {
         Ok(s) => s,
         Err(code) => return code,
@@ -562,6 +607,21 @@ fn run_shrink(path: &Path, seed: u64, output: Option<&Path>) -> ExitCode {
                 shrunk.check, shrunk.faults_after, shrunk.faults_before, shrunk.runs
             );
         }
+    }
+    if let Some(page) = html {
+        let shown = output.map_or_else(|| file.clone(), |o| o.display().to_string());
+        let finished = match run_scenario(&shrunk.scenario, &shown, seed) {
+            Ok(f) => f,
+            Err(why) => {
+                eprintln!("error: {why}");
+                return ExitCode::from(2);
+            }
+        };
+        let text = sim::html::render(&shrunk.scenario, &finished.report, &finished.history);
+        if let Err(code) = write_file(page, text) {
+            return code;
+        }
+        eprintln!("wrote {}: the shrunk run's report", page.display());
     }
     ExitCode::SUCCESS
 }
