@@ -25,6 +25,7 @@ pub mod scenario;
 pub mod scenario_toml;
 pub mod shrink;
 pub mod systems;
+pub mod teach;
 pub mod timeline;
 pub mod workload;
 

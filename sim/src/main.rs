@@ -114,6 +114,15 @@ enum Command {
         #[arg(long)]
         artifacts: Option<PathBuf>,
     },
+    /// List the failure modes the scenarios teach; with a NAME, run its failing scenario
+    /// and its fixed sibling and write both HTML reports.
+    Teach {
+        /// A lesson (see the list `sim teach` prints).
+        name: Option<String>,
+        /// Directory for the two pages (NAME.failing.html, NAME.fixed.html).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
     /// Minimize a failing seed to a standalone scenario with an explicit fault timeline.
     Shrink {
         /// Scenario file.
@@ -228,6 +237,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Validate { scenarios } => validate(&scenarios),
+        Command::Teach { name, out } => teach(name.as_deref(), &out),
         Command::CheckDeterminism {
             scenario,
             seed,
@@ -327,6 +337,68 @@ fn run(paths: &[PathBuf], seed: Option<u64>, json: bool, outputs: Outputs<'_>) -
                 say!();
             }
         }
+        all_passed &= finished.report.passed();
+    }
+    if all_passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn teach(name: Option<&str>, out: &Path) -> ExitCode {
+    let Some(name) = name else {
+        say_raw!("{}", sim::teach::catalogue());
+        return ExitCode::SUCCESS;
+    };
+    let Some(lesson) = sim::teach::find(name) else {
+        let names: Vec<&str> = sim::teach::LESSONS.iter().map(|l| l.name).collect();
+        eprintln!(
+            "error: no lesson \"{name}\": expected one of {}",
+            names.join(", ")
+        );
+        return ExitCode::from(2);
+    };
+    say!(
+        "{}\n  claim: {}\n  {}\n",
+        lesson.title,
+        lesson.claim,
+        lesson.lesson
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut all_passed = true;
+    let runs = [("failing", Some(lesson.failing)), ("fixed", lesson.fixed)];
+    for (role, file) in runs {
+        let Some(file) = file else {
+            say!("(no fixed sibling in this system)");
+            continue;
+        };
+        let path = if Path::new(file).exists() {
+            PathBuf::from(file)
+        } else {
+            root.join(file)
+        };
+        let scenario = match scenario::load(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let finished = match run_scenario(&scenario, file, scenario.default_seed()) {
+            Ok(f) => f,
+            Err(why) => {
+                eprintln!("error: {file}: {why}");
+                return ExitCode::from(2);
+            }
+        };
+        let page = out.join(format!("{name}.{role}.html"));
+        let html = sim::html::render(&scenario, &finished.report, &finished.history);
+        if let Err(code) = write_file(&page, html) {
+            return code;
+        }
+        say_raw!("{}", finished.report.to_human(&scenario));
+        say!("page: {}\n", page.display());
         all_passed &= finished.report.passed();
     }
     if all_passed {

@@ -340,3 +340,28 @@ fn fuzz_artifacts_hand_back_the_shrunk_scenario_its_trace_and_its_pictures() {
     let html = std::fs::read_to_string(&page).expect("shrink wrote the page");
     assert!(html.contains(&format!("run {} --seed 1", shrunk.display())));
 }
+
+#[test]
+fn teach_lists_the_lessons_and_runs_a_pair_into_two_pages() {
+    let list = sim(&["teach"]);
+    assert_eq!(list.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&list.stdout);
+    for lesson in sim::teach::LESSONS {
+        assert!(text.contains(&format!("teach {}", lesson.name)), "{text}");
+    }
+    let dir = temp_file("teach-marker", "").with_file_name("teach");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = sim(&["teach", "split-brain", "--out", dir.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failing = std::fs::read_to_string(dir.join("split-brain.failing.html")).unwrap();
+    let fixed = std::fs::read_to_string(dir.join("split-brain.fixed.html")).unwrap();
+    assert!(failing.contains("total_order") && failing.contains("violation"));
+    assert!(fixed.contains("teaching-split-brain-fixed"));
+    let unknown = sim(&["teach", "no-such-lesson"]);
+    assert_eq!(unknown.status.code(), Some(2));
+}
