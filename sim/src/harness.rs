@@ -9,7 +9,7 @@
 use crate::cluster::{Cluster, Kind, SimNode, Status};
 use crate::disk::SimDisk;
 use crate::fault;
-use crate::history::{Entry, Recorder, What};
+use crate::history::{Entry, Recorder, What, WireEntry};
 use crate::probe;
 use crate::scenario::{Fault, Scenario, System};
 use crate::systems;
@@ -31,6 +31,8 @@ pub struct RunOutput {
     pub wall_ms: u64,
     /// Messages the simulated network delivered (madsim's count), for benchmarks.
     pub net_messages: u64,
+    /// The nodes' tapped peer messages, when asked for (see [`run_with_messages`]).
+    pub messages: Vec<WireEntry>,
 }
 
 /// Why a run produced no history.
@@ -63,13 +65,23 @@ pub fn stream(seed: u64, name: &str) -> ChaCha8Rng {
 
 /// Runs `scenario` with `seed` on a fresh thread and returns its history.
 pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
+    run_on_thread(scenario, seed, false)
+}
+
+/// As [`run`], also recording every peer message the nodes send and receive (for the
+/// run's picture). The history, and so the trace hash, is the same as [`run`]'s.
+pub fn run_with_messages(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
+    run_on_thread(scenario, seed, true)
+}
+
+fn run_on_thread(scenario: &Scenario, seed: u64, messages: bool) -> Result<RunOutput, RunError> {
     if let Some(why) = scenario.unsupported() {
         return Err(RunError::Unsupported(why));
     }
     let scenario = scenario.clone();
     let thread = std::thread::Builder::new()
         .name(format!("sim-{}-{seed}", scenario.name))
-        .spawn(move || run_here(&scenario, seed));
+        .spawn(move || run_here(&scenario, seed, messages));
     match thread {
         Err(e) => Err(RunError::Panicked(format!("cannot start a thread: {e}"))),
         Ok(handle) => handle.join().map_err(|panic| {
@@ -83,7 +95,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
     }
 }
 
-fn run_here(scenario: &Scenario, seed: u64) -> RunOutput {
+fn run_here(scenario: &Scenario, seed: u64, messages: bool) -> RunOutput {
     let mut config = madsim::Config::default();
     if let Some(latency) = &scenario.network.latency {
         let [low, high] = *latency.get_ref();
@@ -99,20 +111,26 @@ fn run_here(scenario: &Scenario, seed: u64) -> RunOutput {
     }
     let runtime = Runtime::with_seed_and_config(seed, config);
     let wall = Instant::now();
-    let (history, net_messages) = runtime.block_on(simulate(scenario.clone(), seed));
+    let (history, net_messages, messages) =
+        runtime.block_on(simulate(scenario.clone(), seed, messages));
     RunOutput {
         history,
         net_messages,
+        messages,
         sim_ms: scenario.duration.0.as_millis() as u64,
         wall_ms: wall.elapsed().as_millis() as u64,
     }
 }
 
-async fn simulate(scenario: Scenario, seed: u64) -> (Vec<Entry>, u64) {
+async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64, Vec<WireEntry>) {
     if scenario.buggify {
         madsim::buggify::enable();
     }
-    let recorder = Recorder::new();
+    let recorder = if tap {
+        Recorder::with_messages()
+    } else {
+        Recorder::new()
+    };
     let mut cluster = Cluster::new();
     let key = cluster_key(seed);
     if scenario.system == System::Kv {
@@ -177,7 +195,7 @@ async fn simulate(scenario: Scenario, seed: u64) -> (Vec<Entry>, u64) {
     // Kill every node so its tasks are dropped now: tasks left pending when the runtime
     // is dropped keep each other (and the run's memory) alive.
     cluster.kill_all();
-    (recorder.snapshot(), messages)
+    (recorder.snapshot(), messages, recorder.messages())
 }
 
 /// Starts one round of liveness probes at `start` (chat and kv; the election has none)
@@ -273,6 +291,7 @@ fn start_registry(scenario: &Scenario, recorder: &Recorder, key: &ClusterKey) ->
                 storage: Box::new(nodes::runtime::storage::Nowhere),
                 events: sink,
                 cluster_key: key.clone(),
+                wire: recorder.wire_tap("registry"),
             };
             let (config, recorder) = (config.clone(), recorder.clone());
             async move {
@@ -327,6 +346,7 @@ fn start_server(
                 storage: Box::new(disk.clone()),
                 events: sink.clone(),
                 cluster_key: key.clone(),
+                wire: recorder.wire_tap(&name),
             };
             let (recorder, name) = (recorder.clone(), name.clone());
             let node = server_entry(&scenario, index, env);

@@ -240,10 +240,24 @@ impl OpEvent {
     }
 }
 
+/// A peer message a node sent or received, for pictures: kept beside the history, never
+/// in the trace (or its hash), and recorded only when a picture is wanted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WireEntry {
+    /// Simulated ns since the start.
+    pub t: u64,
+    /// The node that sent or received it.
+    pub node: String,
+    /// What the node's transport saw.
+    pub tapped: nodes::runtime::wire::Tapped,
+}
+
 /// A shared, append-only recorder; clones record into the same history.
 #[derive(Clone)]
 pub struct Recorder {
     entries: Arc<Mutex<Vec<Entry>>>,
+    /// Tapped messages, when recording them (see [`WireEntry`]).
+    wire: Option<Arc<Mutex<Vec<WireEntry>>>>,
     start: Instant,
 }
 
@@ -252,8 +266,41 @@ impl Recorder {
     pub fn new() -> Self {
         Recorder {
             entries: Arc::new(Mutex::new(Vec::new())),
+            wire: None,
             start: Instant::now(),
         }
+    }
+
+    /// A recorder that also keeps the nodes' peer messages.
+    pub fn with_messages() -> Self {
+        Recorder {
+            wire: Some(Arc::default()),
+            ..Self::new()
+        }
+    }
+
+    /// The wire tap for node `node`: records into this recorder, or off.
+    pub fn wire_tap(&self, node: &str) -> nodes::runtime::WireTap {
+        let Some(wire) = self.wire.clone() else {
+            return nodes::runtime::WireTap::off();
+        };
+        let (node, start) = (node.to_string(), self.start);
+        nodes::runtime::WireTap::new(move |tapped| {
+            let t = Instant::now().saturating_duration_since(start).as_nanos() as u64;
+            let entry = WireEntry {
+                t,
+                node: node.clone(),
+                tapped,
+            };
+            wire.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
+        })
+    }
+
+    /// The tapped messages so far (empty unless recording them).
+    pub fn messages(&self) -> Vec<WireEntry> {
+        self.wire.as_ref().map_or_else(Vec::new, |w| {
+            w.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        })
     }
 
     /// Appends an entry stamped with the current simulated time.

@@ -299,7 +299,12 @@ fn run(paths: &[PathBuf], seed: Option<u64>, json: bool, outputs: Outputs<'_>) -
     let mut all_passed = true;
     for (file, scenario) in &scenarios {
         let seed = seed.unwrap_or(scenario.default_seed());
-        let finished = match run_scenario(scenario, file, seed) {
+        let ran = if outputs.html.is_some() {
+            sim::run::run_scenario_with_messages(scenario, file, seed)
+        } else {
+            run_scenario(scenario, file, seed)
+        };
+        let finished = match ran {
             Ok(f) => f,
             Err(why) => {
                 eprintln!("error: {file}: {why}");
@@ -319,7 +324,7 @@ fn run(paths: &[PathBuf], seed: Option<u64>, json: bool, outputs: Outputs<'_>) -
                 ))
             }),
             (outputs.html, &|| {
-                sim::html::render(scenario, &finished.report, history)
+                sim::html::render(scenario, &finished.report, history, &finished.messages)
             }),
         ];
         for (path, render) in files {
@@ -385,7 +390,8 @@ fn teach(name: Option<&str>, out: &Path) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let finished = match run_scenario(&scenario, file, scenario.default_seed()) {
+        let seed = scenario.default_seed();
+        let finished = match sim::run::run_scenario_with_messages(&scenario, file, seed) {
             Ok(f) => f,
             Err(why) => {
                 eprintln!("error: {file}: {why}");
@@ -393,7 +399,12 @@ fn teach(name: Option<&str>, out: &Path) -> ExitCode {
             }
         };
         let page = out.join(format!("{name}.{role}.html"));
-        let html = sim::html::render(&scenario, &finished.report, &finished.history);
+        let html = sim::html::render(
+            &scenario,
+            &finished.report,
+            &finished.history,
+            &finished.messages,
+        );
         if let Err(code) = write_file(&page, html) {
             return code;
         }
@@ -682,14 +693,19 @@ fn run_shrink(path: &Path, seed: u64, output: Option<&Path>, html: Option<&Path>
     }
     if let Some(page) = html {
         let shown = output.map_or_else(|| file.clone(), |o| o.display().to_string());
-        let finished = match run_scenario(&shrunk.scenario, &shown, seed) {
+        let finished = match sim::run::run_scenario_with_messages(&shrunk.scenario, &shown, seed) {
             Ok(f) => f,
             Err(why) => {
                 eprintln!("error: {why}");
                 return ExitCode::from(2);
             }
         };
-        let text = sim::html::render(&shrunk.scenario, &finished.report, &finished.history);
+        let text = sim::html::render(
+            &shrunk.scenario,
+            &finished.report,
+            &finished.history,
+            &finished.messages,
+        );
         if let Err(code) = write_file(page, text) {
             return code;
         }
