@@ -7,15 +7,40 @@ use hyper::Method;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// What became of a write.
+/// What became of a write. A failure keeps the call's typed error, so a caller sees a
+/// 429 (shed: certainly not stored), a 5xx, a timeout or a refused connection as such.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PutOutcome {
     /// Acknowledged with this version.
     Acked(Version),
-    /// Maybe stored: too few copies confirmed (the version is known) or no answer.
-    Unknown(Option<Version>, String),
-    /// Definitely not stored (never sent, or refused as a bad request).
-    Refused(String),
+    /// Maybe stored: too few copies confirmed (503, the version is known), another 5xx,
+    /// a timeout, a broken connection, or an answer without a version.
+    Unknown(Option<Version>, CallError),
+    /// Definitely not stored: never sent (unreachable), or refused with a 4xx (a bad
+    /// request, or 429: over the node's rate limit or queue).
+    Refused(CallError),
+}
+
+impl PutOutcome {
+    /// The HTTP status of a refused or unknown write's answer, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            PutOutcome::Acked(_) => None,
+            PutOutcome::Unknown(_, CallError::Status(code, _))
+            | PutOutcome::Refused(CallError::Status(code, _)) => Some(*code),
+            PutOutcome::Unknown(..) | PutOutcome::Refused(_) => None,
+        }
+    }
+
+    /// Why a write was not acknowledged, for people: the call error's text (a refused
+    /// connection's alone, as the OS put it); empty for an acknowledged write.
+    pub fn reason(&self) -> String {
+        match self {
+            PutOutcome::Acked(_) => String::new(),
+            PutOutcome::Refused(CallError::Unreachable(why)) => why.clone(),
+            PutOutcome::Refused(e) | PutOutcome::Unknown(_, e) => e.to_string(),
+        }
+    }
 }
 
 fn version_in(answer: &serde_json::Value) -> Option<Version> {
@@ -41,19 +66,20 @@ pub async fn put(
     match call::<_, serde_json::Value>(node, Method::POST, "/data", Some(&body), timeout).await {
         Ok(answer) => match version_in(&answer) {
             Some(version) => PutOutcome::Acked(version),
-            None => PutOutcome::Unknown(None, format!("answer without a version: {answer}")),
+            None => PutOutcome::Unknown(
+                None,
+                CallError::NoAnswer(format!("answer without a version: {answer}")),
+            ),
         },
-        Err(CallError::Unreachable(why)) => PutOutcome::Refused(why),
+        Err(e @ CallError::Unreachable(_)) => PutOutcome::Refused(e),
         Err(CallError::Status(503, text)) => {
             let version = serde_json::from_str(&text)
                 .ok()
                 .and_then(|a| version_in(&a));
-            PutOutcome::Unknown(version, format!("HTTP 503: {text}"))
+            PutOutcome::Unknown(version, CallError::Status(503, text))
         }
-        Err(CallError::Status(code, text)) if (400..500).contains(&code) => {
-            PutOutcome::Refused(format!("HTTP {code}: {text}"))
-        }
-        Err(e) => PutOutcome::Unknown(None, e.to_string()),
+        Err(e @ CallError::Status(400..=499, _)) => PutOutcome::Refused(e),
+        Err(e) => PutOutcome::Unknown(None, e),
     }
 }
 
