@@ -103,3 +103,132 @@ pub async fn get(
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A stand-in server answers each status a loaded KV node can give; the client must
+    //! hand back each as what it is.
+
+    use super::*;
+    use axum::http::StatusCode;
+    use axum::routing::{get as route_get, post};
+    use axum::{Json, Router};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    const SERVER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+
+    /// Answers a write by its key: `shed` 429, `partial` 503 with a version, `broken` 500,
+    /// `bad` 400, `slow` never (in time); a read of `shed` is 429 too.
+    fn stand_in() -> Router {
+        async fn write(
+            Json(put): Json<serde_json::Value>,
+        ) -> (StatusCode, Json<serde_json::Value>) {
+            let version = serde_json::json!({ "counter": 7, "node": "n1" });
+            match put["key"].as_str() {
+                Some("shed") => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(serde_json::json!({ "error": "rate limit exceeded" })),
+                ),
+                Some("partial") => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(serde_json::json!({ "error": "only 1 of 2", "version": version })),
+                ),
+                Some("broken") => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(serde_json::json!({})),
+                ),
+                Some("bad") => (StatusCode::BAD_REQUEST, Json(serde_json::json!({}))),
+                Some("slow") => {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    (
+                        StatusCode::OK,
+                        Json(serde_json::json!({ "version": version })),
+                    )
+                }
+                _ => (
+                    StatusCode::OK,
+                    Json(serde_json::json!({ "version": version })),
+                ),
+            }
+        }
+        async fn read() -> (StatusCode, Json<serde_json::Value>) {
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(serde_json::json!({ "error": "rate limit exceeded" })),
+            )
+        }
+        Router::new()
+            .route("/data", post(write))
+            .route("/data/{key}", route_get(read))
+    }
+
+    #[test]
+    fn a_429_a_5xx_a_timeout_and_a_refusal_come_back_typed() {
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async {
+            let handle = madsim::runtime::Handle::current();
+            let server = handle.create_node().ip(IpAddr::V4(SERVER)).build();
+            server.spawn(async {
+                let listener = tokio::net::TcpListener::bind((SERVER, 5000)).await.unwrap();
+                crate::http::serve(listener, stand_in()).await;
+            });
+            let client = handle.create_node().ip(IpAddr::V4(CLIENT)).build();
+            let outcomes = client
+                .spawn(async {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    let node = SocketAddr::from((SERVER, 5000));
+                    let wait = Duration::from_secs(1);
+                    let mut outcomes = Vec::new();
+                    for key in ["ok", "shed", "partial", "broken", "bad", "slow"] {
+                        outcomes.push(put(node, key, "v", None, None, wait).await);
+                    }
+                    let unreachable = SocketAddr::from((SERVER, 5999));
+                    outcomes.push(put(unreachable, "ok", "v", None, None, wait).await);
+                    let read = get(node, "shed", false, wait).await;
+                    (outcomes, read)
+                })
+                .await
+                .unwrap();
+            let (outcomes, read) = outcomes;
+            let version = Version {
+                counter: 7,
+                node: "n1".into(),
+            };
+            assert_eq!(outcomes[0], PutOutcome::Acked(version.clone()));
+            assert!(
+                matches!(&outcomes[1], PutOutcome::Refused(CallError::Status(429, _))),
+                "{:?}",
+                outcomes[1]
+            );
+            assert_eq!(outcomes[1].status(), Some(429));
+            assert!(
+                matches!(&outcomes[2], PutOutcome::Unknown(Some(v), CallError::Status(503, _)) if *v == version),
+                "{:?}",
+                outcomes[2]
+            );
+            assert_eq!(outcomes[3].status(), Some(500));
+            assert!(matches!(outcomes[3], PutOutcome::Unknown(None, _)));
+            assert!(matches!(outcomes[4], PutOutcome::Refused(CallError::Status(400, _))));
+            assert_eq!(
+                outcomes[5],
+                PutOutcome::Unknown(None, CallError::Timeout(Duration::from_secs(1)))
+            );
+            assert_eq!(
+                outcomes[5].reason(),
+                "no answer: no answer within 1000 ms",
+                "the text older histories hold"
+            );
+            assert!(
+                matches!(&outcomes[6], PutOutcome::Refused(CallError::Unreachable(_))),
+                "{:?}",
+                outcomes[6]
+            );
+            assert_eq!(outcomes[6].status(), None);
+            assert!(
+                matches!(read, Err(CallError::Status(429, _))),
+                "{read:?}"
+            );
+        });
+    }
+}

@@ -28,6 +28,8 @@ pub enum Outcome {
     Shed,
     /// Not acknowledged: its last attempt got no answer within the timeout.
     TimedOut,
+    /// Not acknowledged: its last attempt was answered with a 5xx.
+    ServerError,
     /// Not acknowledged: definitely did not happen (refused, unreachable, 4xx, 5xx).
     Failed,
     /// Not acknowledged: may or may not have happened.
@@ -43,6 +45,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::Shed => "429",
             Outcome::TimedOut => "timeout",
+            Outcome::ServerError => "5xx",
             Outcome::Failed => "fail",
             Outcome::Unknown => "info",
             Outcome::Pending => "pending",
@@ -64,7 +67,7 @@ impl ClientOp<'_> {
         }
     }
 
-    /// How it ended; a 429 or a timeout is named when the attempts were recorded.
+    /// How it ended; a 429, a timeout or a 5xx is named when the attempts were recorded.
     pub fn outcome(&self) -> Outcome {
         let Some((_, op)) = self.end else {
             return Outcome::Pending;
@@ -73,6 +76,7 @@ impl ClientOp<'_> {
             (OpType::Ok, _) => Outcome::Ok,
             (_, Some(AttemptResult::Answered { status: 429 })) => Outcome::Shed,
             (_, Some(AttemptResult::Timeout)) => Outcome::TimedOut,
+            (_, Some(AttemptResult::Answered { status: 500..=599 })) => Outcome::ServerError,
             (OpType::Fail, _) => Outcome::Failed,
             _ => Outcome::Unknown,
         }
@@ -334,6 +338,15 @@ pub(crate) mod tests {
             Some(AttemptResult::Timeout),
         );
         op(&mut h, "c2", 1, 30, 0, None, None);
+        op(
+            &mut h,
+            "c2",
+            2,
+            35,
+            3,
+            Some(OpType::Info),
+            Some(AttemptResult::Answered { status: 503 }),
+        );
         h.push(Entry {
             t: at(40),
             node: "final".into(),
@@ -343,14 +356,14 @@ pub(crate) mod tests {
         });
         let h = sorted(h);
         let ops = super::client_ops(&h, None, 0..u64::MAX);
-        assert_eq!(ops.len(), 4);
+        assert_eq!(ops.len(), 5);
         assert_eq!(
             super::outcome_counts(&ops),
-            "ok 1, 429 1, timeout 1, pending 1"
+            "ok 1, 429 1, timeout 1, 5xx 1, pending 1"
         );
         assert_eq!(ops[0].response_time(), Some(at(5)));
         let only_c2 = super::client_ops(&h, Some(&["c2".to_string()]), 0..u64::MAX);
-        assert_eq!(only_c2.len(), 2);
+        assert_eq!(only_c2.len(), 3);
         let late = super::client_ops(&h, None, at(15)..at(25));
         assert_eq!(late.len(), 1);
         assert_eq!(late[0].client, "c2");

@@ -433,3 +433,63 @@ pub async fn final_reads(live: &[usize], keys: &[String], size: usize, recorder:
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(backoff: Backoff) -> RetryPolicy {
+        RetryPolicy {
+            timeout: Duration::from_millis(500),
+            whole_attempt: true,
+            retries: 4,
+            backoff,
+            base: Duration::from_millis(100),
+        }
+    }
+
+    #[test]
+    fn full_jitter_stays_under_a_doubling_ceiling_and_spreads_out() {
+        let exponential = policy(Backoff::Exponential);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for retry in 1..=4u32 {
+            let ceiling = Duration::from_millis(100 << (retry - 1));
+            let pauses: Vec<Duration> = (0..200)
+                .map(|_| exponential.pause(retry, &mut rng))
+                .collect();
+            assert!(pauses.iter().all(|p| *p < ceiling), "retry {retry}");
+            // Full jitter: pauses fill the range, not cluster at its top.
+            assert!(pauses.iter().any(|p| *p < ceiling / 4), "retry {retry}");
+            assert!(pauses.iter().any(|p| *p > ceiling * 3 / 4), "retry {retry}");
+        }
+        // Same stream, same pauses.
+        let mut a = ChaCha8Rng::seed_from_u64(3);
+        let mut b = ChaCha8Rng::seed_from_u64(3);
+        assert_eq!(exponential.pause(2, &mut a), exponential.pause(2, &mut b));
+        // `none` retries at once and draws nothing.
+        let mut c = ChaCha8Rng::seed_from_u64(3);
+        assert_eq!(policy(Backoff::None).pause(3, &mut c), Duration::ZERO);
+        assert_eq!(c.gen::<u64>(), ChaCha8Rng::seed_from_u64(3).gen::<u64>());
+    }
+
+    #[test]
+    fn shed_overloaded_unanswered_and_refused_connections_are_retried_bad_requests_not() {
+        let status = |code| CallError::Status(code, String::new());
+        assert!(retryable(&status(429)));
+        assert!(retryable(&status(503)));
+        assert!(retryable(&status(500)));
+        assert!(retryable(&CallError::Timeout(Duration::from_secs(1))));
+        assert!(retryable(&CallError::Unreachable("refused".into())));
+        assert!(retryable(&CallError::NoAnswer("reset".into())));
+        assert!(!retryable(&status(400)));
+        assert!(!retryable(&status(413)));
+        assert_eq!(
+            attempt_result(&status(429)),
+            AttemptResult::Answered { status: 429 }
+        );
+        assert_eq!(
+            attempt_result(&CallError::Timeout(Duration::from_secs(1))),
+            AttemptResult::Timeout
+        );
+    }
+}
