@@ -404,6 +404,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn attempts_keep_a_flat_trace_form_and_read_back() {
+        let op = OpEvent::new(OpType::Fail, "put", 3).attempts(vec![
+            Attempt {
+                t: 5,
+                server: "n1".into(),
+                result: AttemptResult::Timeout,
+            },
+            Attempt {
+                t: 9,
+                server: "n2".into(),
+                result: AttemptResult::Answered { status: 429 },
+            },
+        ]);
+        let line = serde_json::to_string(&op).unwrap();
+        assert!(
+            line.contains(r#""attempts":[{"t":5,"server":"n1","result":"timeout"},{"t":9,"server":"n2","result":"answered","status":429}]"#),
+            "{line}"
+        );
+        let back: OpEvent = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, op);
+        assert_eq!(back.last_attempt().and_then(|a| a.status()), Some(429));
+        // No attempts recorded: no field, as in traces written before they existed.
+        let bare = serde_json::to_string(&OpEvent::new(OpType::Ok, "get", 1)).unwrap();
+        assert!(!bare.contains("attempts"), "{bare}");
+    }
+
+    #[test]
     fn fault_actions_keep_their_snake_case_trace_form() {
         let mut fault = AppliedFault::new(Action::Partition);
         fault.groups = vec![vec!["n1".into()], vec!["n2".into()]];
