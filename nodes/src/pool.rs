@@ -175,7 +175,7 @@ fn decode<R: DeserializeOwned>(answer: &[u8]) -> Result<R, CallError> {
 }
 
 fn no_answer_within(timeout: Duration) -> CallError {
-    CallError::NoAnswer(format!("no answer within {} ms", timeout.as_millis()))
+    CallError::Timeout(timeout)
 }
 
 enum Retry {

@@ -426,8 +426,16 @@ fn start_clients(scenario: &Scenario, seed: u64, recorder: &Recorder) -> Vec<Sim
                 }
                 System::Kv => {
                     let keys = systems::kv::keys(scenario);
+                    let record_attempts = scenario.records_attempts();
                     handle.spawn(crate::workload::kv::client(
-                        j, workload, servers, keys, recorder, rng, stop,
+                        j,
+                        workload,
+                        servers,
+                        keys,
+                        recorder,
+                        rng,
+                        stop,
+                        record_attempts,
                     ));
                 }
                 System::Election => {}

@@ -173,6 +173,56 @@ pub struct OpEvent {
     /// Extra detail for people (error text, ...); checkers never parse it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// On a completion: every attempt the operation made, in order (recorded when the
+    /// scenario uses the overload client model, see `Scenario::records_attempts`). An
+    /// operation is invoked once and ends once; its attempts are the load it added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+}
+
+/// One attempt of a client operation: one request to one server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Simulated nanoseconds since the start when the request was sent.
+    pub t: u64,
+    /// The server it went to.
+    pub server: String,
+    /// What came back.
+    #[serde(flatten)]
+    pub result: AttemptResult,
+}
+
+/// What one attempt got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum AttemptResult {
+    /// The server answered with this HTTP status (2xx, 404 on a read of a missing key,
+    /// 429 when it shed the request, 5xx, ...).
+    Answered {
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The connection was refused: the request was never sent.
+    Unreachable,
+    /// No answer within the workload's `timeout`: it may still take effect.
+    Timeout,
+    /// The connection broke, or the answer was not understood: it may have taken effect.
+    Broken,
+}
+
+impl AttemptResult {
+    /// True for a 2xx answer.
+    pub fn is_success(&self) -> bool {
+        matches!(self, AttemptResult::Answered { status } if (200..300).contains(status))
+    }
+
+    /// The HTTP status, when the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            AttemptResult::Answered { status } => Some(*status),
+            _ => None,
+        }
+    }
 }
 
 impl OpEvent {
@@ -189,7 +239,19 @@ impl OpEvent {
             version: None,
             seq: None,
             detail: None,
+            attempts: Vec::new(),
         }
+    }
+
+    /// Sets the attempts.
+    pub fn attempts(mut self, attempts: Vec<Attempt>) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    /// What the operation's last attempt got, when attempts were recorded.
+    pub fn last_attempt(&self) -> Option<&AttemptResult> {
+        self.attempts.last().map(|a| &a.result)
     }
 
     /// Marks it as the harness's own operation.
@@ -387,6 +449,33 @@ pub fn first_difference(a: &[Entry], b: &[Entry]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempts_keep_a_flat_trace_form_and_read_back() {
+        let op = OpEvent::new(OpType::Fail, "put", 3).attempts(vec![
+            Attempt {
+                t: 5,
+                server: "n1".into(),
+                result: AttemptResult::Timeout,
+            },
+            Attempt {
+                t: 9,
+                server: "n2".into(),
+                result: AttemptResult::Answered { status: 429 },
+            },
+        ]);
+        let line = serde_json::to_string(&op).unwrap();
+        assert!(
+            line.contains(r#""attempts":[{"t":5,"server":"n1","result":"timeout"},{"t":9,"server":"n2","result":"answered","status":429}]"#),
+            "{line}"
+        );
+        let back: OpEvent = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, op);
+        assert_eq!(back.last_attempt().and_then(|a| a.status()), Some(429));
+        // No attempts recorded: no field, as in traces written before they existed.
+        let bare = serde_json::to_string(&OpEvent::new(OpType::Ok, "get", 1)).unwrap();
+        assert!(!bare.contains("attempts"), "{bare}");
+    }
 
     #[test]
     fn fault_actions_keep_their_snake_case_trace_form() {

@@ -1,7 +1,9 @@
 //! Writes a [`Scenario`] back as a scenario file (used by `sim shrink`), in the contract's
 //! format, so the result is a file a person can read, edit and commit.
 
-use crate::scenario::{Commit, DiskMode, Dur, Expect, Fault, Scenario, Versioning};
+use crate::scenario::{
+    Arrival, Backoff, Commit, DiskMode, Dur, Expect, Fault, Scenario, Versioning,
+};
 use nodes::duration::format as duration;
 use std::fmt::Write;
 
@@ -149,6 +151,29 @@ pub fn to_toml(s: &Scenario, header: &[String]) -> String {
         if let Some(stop) = &w.stop {
             let _ = writeln!(out, "stop = {}", dur(*stop.get_ref()));
         }
+        if let Some(timeout) = &w.timeout {
+            let _ = writeln!(out, "timeout = {}", dur(*timeout.get_ref()));
+        }
+        if let Some(retries) = &w.retries {
+            let _ = writeln!(out, "retries = {}", retries.get_ref());
+        }
+        if let Some(backoff) = &w.retry_backoff {
+            let backoff = match backoff.get_ref() {
+                Backoff::None => "none",
+                Backoff::Exponential => "exponential",
+            };
+            let _ = writeln!(out, "retry_backoff = {}", quoted(backoff));
+        }
+        if let Some(base) = &w.retry_base {
+            let _ = writeln!(out, "retry_base = {}", dur(*base.get_ref()));
+        }
+        if let Some(arrival) = &w.arrival {
+            let arrival = match arrival.get_ref() {
+                Arrival::Closed => "closed",
+                Arrival::Open => "open",
+            };
+            let _ = writeln!(out, "arrival = {}", quoted(arrival));
+        }
     }
     for fault in &s.faults {
         out.push_str(&fault_toml(fault.get_ref()));
@@ -164,6 +189,32 @@ pub fn to_toml(s: &Scenario, header: &[String]) -> String {
         }
         if let Some(within) = &check.within {
             let _ = writeln!(out, "within = {}", dur(*within.get_ref()));
+        }
+        if let Some(max) = &check.max {
+            let _ = writeln!(out, "max = {}", dur(*max.get_ref()));
+        }
+        if let Some(p) = &check.percentile {
+            let _ = writeln!(out, "percentile = {}", float(*p.get_ref()));
+        }
+        if let Some(from) = &check.from {
+            let _ = writeln!(out, "from = {}", dur(*from.get_ref()));
+        }
+        if let Some(until) = &check.until {
+            let _ = writeln!(out, "until = {}", dur(*until.get_ref()));
+        }
+        if let Some(clients) = &check.clients {
+            let names: Vec<String> = clients
+                .get_ref()
+                .iter()
+                .map(|c| quoted(c.get_ref()))
+                .collect();
+            let _ = writeln!(out, "clients = [{}]", names.join(", "));
+        }
+        if let Some(min) = &check.min {
+            let _ = writeln!(out, "min = {}", float(*min.get_ref()));
+        }
+        if let Some(window) = &check.window {
+            let _ = writeln!(out, "window = {}", dur(*window.get_ref()));
         }
     }
     out
@@ -277,5 +328,32 @@ mod tests {
         );
         assert_eq!(faults[1].id.as_ref().map(|i| *i.get_ref()), Some(42));
         assert_eq!(faults[2].rate.as_ref().map(|r| *r.get_ref()), Some(0.0));
+    }
+
+    #[test]
+    fn the_overload_client_model_and_its_checks_are_written_back() {
+        let text = "name = \"x\"\nsystem = \"kv\"\nnodes = 3\nduration = \"30s\"\n\
+             [workload]\nclients = 2\nops = 10\ntimeout = \"300ms\"\nretries = 3\n\
+             retry_backoff = \"exponential\"\nretry_base = \"50ms\"\narrival = \"open\"\n\
+             [[check]]\nkind = \"latency\"\nmax = \"1s\"\npercentile = 99.9\nfrom = \"1s\"\n\
+             until = \"20s\"\nclients = [\"c2\"]\n\
+             [[check]]\nkind = \"recovers\"\nmin = 0.9\nwithin = \"4s\"\nwindow = \"1s\"\n";
+        let s = parse("base.toml", text).unwrap();
+        let back_text = to_toml(&s, &[]);
+        let back = parse("back.toml", &back_text).unwrap_or_else(|e| panic!("{e}\n{back_text}"));
+        assert_eq!(to_toml(&back, &[]), back_text);
+        for line in [
+            "timeout = \"300ms\"",
+            "retries = 3",
+            "retry_backoff = \"exponential\"",
+            "retry_base = \"50ms\"",
+            "arrival = \"open\"",
+            "percentile = 99.9",
+            "clients = [\"c2\"]",
+            "min = 0.9",
+            "window = \"1s\"",
+        ] {
+            assert!(back_text.contains(line), "{line} missing:\n{back_text}");
+        }
     }
 }
