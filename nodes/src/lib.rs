@@ -20,6 +20,7 @@ pub mod duration;
 pub mod election;
 pub mod http;
 pub mod kv;
+pub mod lb;
 pub mod lines;
 pub mod pool;
 pub mod real;
