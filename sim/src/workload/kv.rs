@@ -1,5 +1,6 @@
 //! The KV workload: each client reads or writes (by `read_ratio`) a random key of `keys`
-//! on a random server at its share of `rate`. Every written value is unique (`c2-17`), so a
+//! on a random server (or through the balancer `lb`, with `via = "lb"`) at its share of
+//! `rate`. Every written value is unique (`c2-17`), so a
 //! value names its write. A client carries its own hybrid logical clock
 //! ([`ClientClock`]): every write is sent with the client's name and a context past every
 //! version the client has read or sent, so a correct store orders the write after
@@ -13,13 +14,14 @@
 
 use super::{ops_for_client, Pacer};
 use crate::history::{OpEvent, OpType, Recorder, What};
-use crate::scenario::Workload;
-use crate::systems::kv::node_addr;
+use crate::scenario::{Via, Workload};
+use crate::systems::kv::{lb_addr, node_addr};
 use nodes::kv::client::{get, put, PutOutcome};
 use nodes::kv::version::ClientClock;
 use nodes::runtime::Clock;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -77,7 +79,7 @@ pub async fn client(
         }
         let key = keys[rng.gen_range(0..keys.len())].clone();
         let server = rng.gen_range(1..=servers);
-        let at = format!("n{server}");
+        let (target, at) = target(&workload, server);
         let read = rng.gen_bool(read_ratio.clamp(0.0, 1.0));
         let op = |kind, f: &str| OpEvent::new(kind, f, k as u64).key(&key);
         if read {
@@ -87,7 +89,7 @@ pub async fn client(
                     op: op(OpType::Invoke, "get"),
                 },
             );
-            let event = match get(node_addr(server), &key, false, REQUEST_TIMEOUT).await {
+            let event = match get(target, &key, false, REQUEST_TIMEOUT).await {
                 Ok(Some(item)) => {
                     clock.observe(&item.version);
                     op(OpType::Ok, "get")
@@ -111,7 +113,7 @@ pub async fn client(
             let context = clock.next_context(wall.wall_ms());
             let wire = padded(&value, size);
             let sent = put(
-                node_addr(server),
+                target,
                 &key,
                 &wire,
                 Some(context),
@@ -137,6 +139,18 @@ pub async fn client(
             };
             recorder.record(&name, What::Op { op: event });
         }
+    }
+}
+
+/// Where a client request goes, and the name the history gives it: server `n{server}`
+/// directly, or node `lb` when the workload says `via = "lb"` (the server is still drawn,
+/// so a scenario's operations are the same with or without the balancer). The history
+/// names `lb`, the node the client talked to: the backend that answered is in the
+/// balancer's `X-Backend` header, which the KV client protocol does not read.
+pub fn target(workload: &Workload, server: usize) -> (SocketAddr, String) {
+    match workload.via.as_ref().map(|v| *v.get_ref()) {
+        Some(Via::Lb) => (lb_addr(), "lb".to_string()),
+        None => (node_addr(server), format!("n{server}")),
     }
 }
 
