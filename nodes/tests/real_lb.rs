@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{free_port, real_binary, wait_for, Running};
+use common::{free_port, kv_cluster, kv_node, real_binary, wait_for, Running};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -285,19 +285,6 @@ fn round_robin_gives_uneven_latency_and_least_connections_even_latency() {
     );
 }
 
-fn kv_node(id: usize, port: u16, registry: u16) -> Running {
-    Running::start(
-        &format!("node-{id}"),
-        &real_binary("kv-node"),
-        &[
-            format!("--port={port}"),
-            format!("--id=node-{id}"),
-            format!("--registry=http://localhost:{registry}"),
-            "--registry-heartbeat=300ms".into(),
-        ],
-    )
-}
-
 fn backend_view(port: u16, backend: u16) -> Option<serde_json::Value> {
     let name = format!("127.0.0.1:{backend}");
     stats(port)?["backends"]
@@ -317,16 +304,8 @@ fn put(agent: &ureq::Agent, lb: u16, key: &str, value: &str) -> Result<u16, Stri
 
 #[test]
 fn a_killed_kv_node_is_skipped_and_taken_back_when_it_returns() {
-    let registry_port = free_port();
-    let _registry = Running::start(
-        "registry",
-        &real_binary("registry"),
-        &[format!("--port={registry_port}"), "--ttl=3s".into()],
-    );
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut nodes: Vec<Running> = (0..3)
-        .map(|i| kv_node(i + 1, ports[i], registry_port))
-        .collect();
+    // running[0] is the registry, running[i] node-i.
+    let (mut running, ports, registry_port) = kv_cluster(&[]);
     let lb = free_port();
     let _balancer = load_balancer(lb, &ports, "round_robin");
     let agent = ureq::AgentBuilder::new()
@@ -364,7 +343,7 @@ fn a_killed_kv_node_is_skipped_and_taken_back_when_it_returns() {
         })
     };
     thread::sleep(Duration::from_millis(500));
-    nodes[1].kill();
+    running[2].kill();
     wait_for("node-2 down in /lb-stats", Duration::from_secs(10), || {
         backend_view(lb, ports[1]).is_some_and(|b| b["healthy"] == false)
     });
@@ -395,7 +374,7 @@ fn a_killed_kv_node_is_skipped_and_taken_back_when_it_returns() {
         assert_ne!(answer.header("x-backend"), Some(node2.as_str()));
     }
     // Back on its port, it is taken back by the next health checks.
-    nodes[1] = kv_node(2, ports[1], registry_port);
+    running[2] = kv_node(2, ports[1], registry_port, &[]);
     wait_for("node-2 healthy again", Duration::from_secs(10), || {
         backend_view(lb, ports[1]).is_some_and(|b| b["healthy"] == true)
     });
