@@ -1,6 +1,7 @@
 //! The harness: one seeded madsim runtime per run, built from a scenario.
 //!
-//! It creates servers `n1..nN` at `10.0.0.i` (and clients `c1..cM` at `10.0.1.j`), starts
+//! It creates servers `n1..nN` at `10.0.0.i` (and clients `c1..cM` at `10.0.1.j`; for kv
+//! the registry, and the balancer `lb` when the scenario has `[lb]`), starts
 //! each server through the same entry point as its real binary, applies the scenario's
 //! faults at their simulated times, lets the run go to `duration`, and returns the
 //! recorded history. Every run gets a fresh OS thread, because madsim seeds std's hash
@@ -139,6 +140,9 @@ async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64,
     for index in 1..=scenario.server_count() {
         cluster.add(start_server(&scenario, index, &recorder, &key));
     }
+    if let Some(config) = systems::kv::lb_config(&scenario) {
+        cluster.add(start_lb(config, &recorder, &key));
+    }
     for client in start_clients(&scenario, seed, &recorder) {
         cluster.add(client);
     }
@@ -268,23 +272,53 @@ pub fn fault_stream(seed: u64, fault: &Fault) -> ChaCha8Rng {
     stream(seed, &format!("fault/{id}"))
 }
 
-/// The KV registry, node `registry` at 10.0.2.1.
 /// The run's cluster key, which every simulated node is given (real nodes read a key file).
 pub fn cluster_key(seed: u64) -> ClusterKey {
     ClusterKey::derived(&format!("simulation, seed {seed}"))
 }
 
+/// The KV load balancer of `[lb]`, node `lb` at 10.0.2.2 (its real entry point, so a
+/// restart re-runs the real start-up: fresh statistics, every backend taken for up until
+/// checked). It is handed the environment every node gets but uses only its clock and
+/// events: a client of the KV nodes, it holds no cluster key.
+fn start_lb(config: nodes::lb::LbConfig, recorder: &Recorder, key: &ClusterKey) -> SimNode {
+    let ip = systems::kv::lb_addr().ip();
+    start_diskless("lb", ip, Kind::Balancer, recorder, key, move |env| {
+        nodes::lb::run(config.clone(), env.clock, env.events)
+    })
+}
+
+/// The KV registry, node `registry` at 10.0.2.1.
 fn start_registry(scenario: &Scenario, recorder: &Recorder, key: &ClusterKey) -> SimNode {
-    let clock = Clock::new();
     let config = systems::kv::registry_config(scenario);
+    let ip = systems::kv::registry_addr().ip();
+    start_diskless("registry", ip, Kind::Registry, recorder, key, move |env| {
+        nodes::kv::registry::run(config.clone(), env)
+    })
+}
+
+/// A node with no durable state (the registry, the balancer): each start (a restart too)
+/// runs `entry` on a fresh environment whose events and start-up error go to the history
+/// under `name`.
+fn start_diskless<F, Fut>(
+    name: &'static str,
+    ip: std::net::IpAddr,
+    kind: Kind,
+    recorder: &Recorder,
+    key: &ClusterKey,
+    entry: F,
+) -> SimNode
+where
+    F: Fn(NodeEnv) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let clock = Clock::new();
     let init = {
         let (clock, recorder, key) = (clock.clone(), recorder.clone(), key.clone());
         move || {
             let sink = {
                 let recorder = recorder.clone();
-                EventSink::new(move |event| {
-                    recorder.record("registry", What::Event { data: event })
-                })
+                EventSink::new(move |event| recorder.record(name, What::Event { data: event }))
             };
             let env = NodeEnv {
                 clock: clock.clone(),
@@ -293,11 +327,11 @@ fn start_registry(scenario: &Scenario, recorder: &Recorder, key: &ClusterKey) ->
                 cluster_key: key.clone(),
                 wire: recorder.wire_tap("registry"),
             };
-            let (config, recorder) = (config.clone(), recorder.clone());
+            let (node, recorder) = (entry(env), recorder.clone());
             async move {
-                if let Err(e) = nodes::kv::registry::run(config, env).await {
+                if let Err(e) = node.await {
                     recorder.record(
-                        "registry",
+                        name,
                         What::Error {
                             message: e.to_string(),
                         },
@@ -308,14 +342,14 @@ fn start_registry(scenario: &Scenario, recorder: &Recorder, key: &ClusterKey) ->
     };
     let handle = Handle::current()
         .create_node()
-        .name("registry")
-        .ip(systems::kv::registry_addr().ip())
+        .name(name)
+        .ip(ip)
         .init(init)
         .build();
     SimNode {
-        name: "registry".into(),
+        name: name.into(),
         id: handle.id(),
-        kind: Kind::Registry,
+        kind,
         status: Status::Up,
         clock,
         disk: SimDisk::default(),

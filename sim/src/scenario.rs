@@ -43,6 +43,9 @@ pub struct Scenario {
     /// System knobs.
     #[serde(default)]
     pub config: Knobs,
+    /// kv: the seed-001 load balancer in front of the servers, as node `lb`.
+    #[serde(default)]
+    pub lb: Option<Spanned<Lb>>,
     /// Simulated clients.
     #[serde(default)]
     pub workload: Option<Workload>,
@@ -262,6 +265,39 @@ pub enum Versioning {
     WallClock,
 }
 
+/// `[lb]`: the seed-001 load balancer, node `lb` (kv only).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lb {
+    /// How it picks a backend (default: round robin).
+    #[serde(default)]
+    pub strategy: Option<Spanned<LbStrategy>>,
+    /// The servers behind it, in rotation order (default: every server).
+    #[serde(default)]
+    pub backends: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Time between two health checks of one backend (default 1s).
+    #[serde(default)]
+    pub health_interval: Option<Spanned<Dur>>,
+}
+
+/// The balancer's strategies (seed 001 `--strategy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LbStrategy {
+    /// Each backend in turn.
+    RoundRobin,
+    /// The backend with the fewest requests in flight.
+    LeastConnections,
+}
+
+/// Where clients send their requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// Through the load balancer of `[lb]`.
+    Lb,
+}
+
 /// `[workload]`: simulated clients.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -303,6 +339,10 @@ pub struct Workload {
     /// kv: whether a client waits for its previous operation (default `closed`).
     #[serde(default)]
     pub arrival: Option<Spanned<Arrival>>,
+    /// kv: `"lb"` sends every request through the load balancer (default: to a random
+    /// server directly).
+    #[serde(default)]
+    pub via: Option<Spanned<Via>>,
 }
 
 /// How long a kv client waits for one answer when the workload gives no `timeout`.
@@ -752,6 +792,7 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
         servers: nodes,
         clients,
         registry: s.system == System::Kv,
+        lb: s.lb.is_some(),
     };
     if let Some(latency) = &s.network.latency {
         check_range(latency, "latency")?;
@@ -760,8 +801,18 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
         check_probability(loss, "loss")?;
     }
     validate_knobs(s)?;
+    if let Some(lb) = &s.lb {
+        validate_lb(s.system, lb, nodes)?;
+    }
     if let Some(w) = &s.workload {
         validate_workload(s.system, w)?;
+        if let (Some(via), None) = (&w.via, &s.lb) {
+            return Err((
+                via.span(),
+                "via",
+                "`via = \"lb\"` needs a load balancer: add an [lb] table".into(),
+            ));
+        }
     }
     for fault in &s.faults {
         validate_fault(fault.get_ref(), &names, s.duration)?;
@@ -941,6 +992,58 @@ fn validate_knobs(s: &Scenario) -> Result<(), Invalid> {
     Ok(())
 }
 
+fn validate_lb(system: System, lb: &Spanned<Lb>, servers: usize) -> Result<(), Invalid> {
+    if system != System::Kv {
+        return Err((
+            lb.span(),
+            "lb",
+            format!("[lb] applies to kv, not to {system}"),
+        ));
+    }
+    let lb = lb.get_ref();
+    if let Some(backends) = &lb.backends {
+        if backends.get_ref().is_empty() {
+            return Err((
+                backends.span(),
+                "backends",
+                "expected at least one server (or leave `backends` out for every server)".into(),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for name in backends.get_ref() {
+            let text = name.get_ref();
+            let index = text
+                .strip_prefix('n')
+                .filter(|n| !n.starts_with('0'))
+                .and_then(|n| n.parse::<usize>().ok());
+            if !index.is_some_and(|i| (1..=servers).contains(&i)) {
+                return Err((
+                    name.span(),
+                    "backends",
+                    format!("unknown server \"{text}\": expected one of n1..n{servers}"),
+                ));
+            }
+            if !seen.insert(text.clone()) {
+                return Err((
+                    name.span(),
+                    "backends",
+                    format!("\"{text}\" is listed twice"),
+                ));
+            }
+        }
+    }
+    if let Some(every) = &lb.health_interval {
+        if every.get_ref().0.is_zero() {
+            return Err((
+                every.span(),
+                "health_interval",
+                "expected a duration above 0s".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn validate_workload(system: System, w: &Workload) -> Result<(), Invalid> {
     if *w.clients.get_ref() == 0 || *w.clients.get_ref() > 250 {
         return Err((
@@ -994,6 +1097,13 @@ fn validate_workload(system: System, w: &Workload) -> Result<(), Invalid> {
                     format!("applies to kv workloads, not {system}: {why}"),
                 ));
             }
+        }
+        if let Some(v) = &w.via {
+            return Err((
+                v.span(),
+                "via",
+                format!("applies to kv workloads, not {system}"),
+            ));
         }
     }
     validate_client_model(w)?;
@@ -1238,6 +1348,8 @@ struct Names {
     servers: usize,
     clients: usize,
     registry: bool,
+    /// Whether `[lb]` puts node `lb` in the run.
+    lb: bool,
 }
 
 impl Names {
@@ -1256,6 +1368,7 @@ impl Names {
         let ok = numbered('n', self.servers)
             || numbered('c', self.clients)
             || (self.registry && text == "registry")
+            || (self.lb && text == "lb")
             || (selectors && (text == "leader" || text == "random"));
         if ok {
             return Ok(());
@@ -1266,6 +1379,9 @@ impl Names {
         }
         if self.registry {
             expected.push_str(", registry");
+        }
+        if self.lb {
+            expected.push_str(", lb");
         }
         if selectors {
             expected.push_str(", leader, random");

@@ -2,7 +2,8 @@
 //! format, so the result is a file a person can read, edit and commit.
 
 use crate::scenario::{
-    Arrival, Backoff, Commit, DiskMode, Dur, Expect, Fault, Scenario, Versioning,
+    Arrival, Backoff, Commit, DiskMode, Dur, Expect, Fault, Lb, LbStrategy, Scenario, Versioning,
+    Via,
 };
 use nodes::duration::format as duration;
 use std::fmt::Write;
@@ -133,6 +134,9 @@ pub fn to_toml(s: &Scenario, header: &[String]) -> String {
     if !config.is_empty() {
         let _ = write!(out, "\n[config]\n{config}");
     }
+    if let Some(lb) = &s.lb {
+        out.push_str(&lb_toml(lb.get_ref()));
+    }
     if let Some(w) = &s.workload {
         let _ = writeln!(out, "\n[workload]");
         let _ = writeln!(out, "clients = {}", w.clients.get_ref());
@@ -173,6 +177,9 @@ pub fn to_toml(s: &Scenario, header: &[String]) -> String {
                 Arrival::Open => "open",
             };
             let _ = writeln!(out, "arrival = {}", quoted(arrival));
+        }
+        if let Some(Via::Lb) = w.via.as_ref().map(|v| *v.get_ref()) {
+            let _ = writeln!(out, "via = \"lb\"");
         }
     }
     for fault in &s.faults {
@@ -216,6 +223,29 @@ pub fn to_toml(s: &Scenario, header: &[String]) -> String {
         if let Some(window) = &check.window {
             let _ = writeln!(out, "window = {}", dur(*window.get_ref()));
         }
+    }
+    out
+}
+
+fn lb_toml(lb: &Lb) -> String {
+    let mut out = String::from("\n[lb]\n");
+    if let Some(strategy) = &lb.strategy {
+        let name = match strategy.get_ref() {
+            LbStrategy::RoundRobin => "round_robin",
+            LbStrategy::LeastConnections => "least_connections",
+        };
+        let _ = writeln!(out, "strategy = {}", quoted(name));
+    }
+    if let Some(backends) = &lb.backends {
+        let names: Vec<String> = backends
+            .get_ref()
+            .iter()
+            .map(|n| quoted(n.get_ref()))
+            .collect();
+        let _ = writeln!(out, "backends = [{}]", names.join(", "));
+    }
+    if let Some(every) = &lb.health_interval {
+        let _ = writeln!(out, "health_interval = {}", dur(*every.get_ref()));
     }
     out
 }
@@ -355,5 +385,38 @@ mod tests {
         ] {
             assert!(back_text.contains(line), "{line} missing:\n{back_text}");
         }
+    }
+
+    #[test]
+    fn the_balancer_and_via_are_written_back() {
+        let s = parse(
+            "lb.toml",
+            "name = \"x\"\nsystem = \"kv\"\nnodes = 3\nduration = \"30s\"\n\
+             [lb]\nstrategy = \"least_connections\"\nbackends = [\"n3\", \"n1\"]\n\
+             health_interval = \"250ms\"\n[workload]\nvia = \"lb\"\n\
+             [[check]]\nkind = \"converged\"\n",
+        )
+        .unwrap();
+        let text = to_toml(&s, &[]);
+        let back = parse("back.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let lb = back.lb.expect("[lb] kept").into_inner();
+        assert_eq!(
+            lb.strategy.map(|s| s.into_inner()),
+            Some(LbStrategy::LeastConnections)
+        );
+        let backends: Vec<String> = lb
+            .backends
+            .expect("backends kept")
+            .into_inner()
+            .into_iter()
+            .map(|b| b.into_inner())
+            .collect();
+        assert_eq!(backends, ["n3", "n1"]);
+        assert_eq!(
+            lb.health_interval.map(|d| d.into_inner().0),
+            Some(Duration::from_millis(250))
+        );
+        let via = back.workload.and_then(|w| w.via).map(|v| v.into_inner());
+        assert_eq!(via, Some(Via::Lb), "{text}");
     }
 }

@@ -1,5 +1,6 @@
 //! The KV workload: each client reads or writes (by `read_ratio`) a random key of `keys`
-//! on a random server at its share of `rate`. Every written value is unique (`c2-17`), so a
+//! on a random server (or through the balancer `lb`, with `via = "lb"`) at its share of
+//! `rate`. Every written value is unique (`c2-17`), so a
 //! value names its write. A client carries its own hybrid logical clock
 //! ([`ClientClock`]): every write is sent with the client's name and a context past every
 //! version the client has read or sent, so a correct store orders the write after
@@ -21,8 +22,8 @@
 
 use super::{ops_for_client, Pacer};
 use crate::history::{Attempt, AttemptResult, OpEvent, OpType, Recorder, What};
-use crate::scenario::{Arrival, Backoff, Workload};
-use crate::systems::kv::node_addr;
+use crate::scenario::{Arrival, Backoff, Via, Workload};
+use crate::systems::kv::{lb_addr, node_addr};
 use nodes::http::CallError;
 use nodes::kv::client::{get, put, PutOutcome};
 use nodes::kv::version::ClientClock;
@@ -32,6 +33,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -149,6 +151,8 @@ fn retryable(error: &CallError) -> bool {
 struct Client {
     name: String,
     servers: usize,
+    /// `via = "lb"`: every request goes to the balancer.
+    via: Option<Via>,
     size: usize,
     policy: RetryPolicy,
     record_attempts: bool,
@@ -196,6 +200,11 @@ impl Client {
         rng.gen_range(1..=self.servers)
     }
 
+    /// Where a request meant for server `n{server}` goes, and the name the history gives it.
+    fn target(&self, server: usize) -> (SocketAddr, String) {
+        route(self.via, server)
+    }
+
     async fn run(&self, op: Planned, rng: &mut ChaCha8Rng) {
         if op.read {
             self.read(op, rng).await
@@ -212,7 +221,8 @@ impl Client {
         let mut retry = 0;
         let answer = loop {
             let t = self.now();
-            let call = get(node_addr(server), &planned.key, false, self.policy.timeout);
+            let (addr, name) = self.target(server);
+            let call = get(addr, &planned.key, false, self.policy.timeout);
             let answer = self
                 .policy
                 .bounded(call, |after| Err(CallError::Timeout(after)))
@@ -224,7 +234,7 @@ impl Client {
             };
             attempts.push(Attempt {
                 t,
-                server: format!("n{server}"),
+                server: name,
                 result,
             });
             match &answer {
@@ -235,7 +245,7 @@ impl Client {
                 _ => break answer,
             }
         };
-        let at = format!("n{server}");
+        let at = self.target(server).1;
         let event = match answer {
             Ok(Some(item)) => {
                 self.clock().observe(&item.version);
@@ -268,8 +278,9 @@ impl Client {
         let mut retry = 0;
         let outcome = loop {
             let t = self.now();
+            let (addr, name) = self.target(server);
             let call = put(
-                node_addr(server),
+                addr,
                 &planned.key,
                 &wire,
                 Some(context.clone()),
@@ -296,7 +307,7 @@ impl Client {
             };
             attempts.push(Attempt {
                 t,
-                server: format!("n{server}"),
+                server: name,
                 result,
             });
             match error {
@@ -307,7 +318,7 @@ impl Client {
                 _ => break outcome,
             }
         };
-        let at = format!("n{server}");
+        let at = self.target(server).1;
         let event = match &outcome {
             PutOutcome::Acked(version) => {
                 self.clock().observe(version);
@@ -351,6 +362,7 @@ pub async fn client(
         clock: Mutex::new(ClientClock::new(&name)),
         name,
         servers,
+        via: workload.via.as_ref().map(|v| *v.get_ref()),
         size: value_size(&workload),
         policy: RetryPolicy::of(&workload),
         record_attempts,
@@ -386,6 +398,22 @@ pub async fn client(
     }
     for task in outstanding {
         let _ = task.await;
+    }
+}
+
+/// Where a client request goes, and the name the history gives it: server `n{server}`
+/// directly, or node `lb` when the workload says `via = "lb"` (the server is still drawn,
+/// so a scenario's operations are the same with or without the balancer). The history
+/// names `lb`, the node the client talked to: the backend that answered is in the
+/// balancer's `X-Backend` header, which the KV client protocol does not read.
+pub fn target(workload: &Workload, server: usize) -> (SocketAddr, String) {
+    route(workload.via.as_ref().map(|v| *v.get_ref()), server)
+}
+
+fn route(via: Option<Via>, server: usize) -> (SocketAddr, String) {
+    match via {
+        Some(Via::Lb) => (lb_addr(), "lb".to_string()),
+        None => (node_addr(server), format!("n{server}")),
     }
 }
 
