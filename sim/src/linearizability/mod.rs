@@ -56,24 +56,36 @@
 #![warn(missing_docs)]
 
 mod check;
+pub mod command;
 mod edn;
+mod edn_history;
 mod evidence;
 mod hash;
 mod history;
+pub mod html;
 mod jepsen_log;
 mod kv;
 mod load;
 mod model;
+mod multi_register;
+mod mutex;
 mod register;
 mod search;
+pub mod set;
 #[cfg(test)]
 mod testing;
+mod window;
 
-pub use check::{check, Budget, Outcome, Stats, Verdict};
-pub use edn::{edn_string, write_edn};
-pub use evidence::{Evidence, OpRecord, StuckOp};
-pub use history::{Input, JepsenOperation, Key, Operation, Output, Value};
+pub use check::{check, check_parts, Budget, Outcome, PartFound, Stats, Verdict};
+pub use edn_history::{edn_string, write_edn};
+pub use evidence::{Evidence, OpRecord, StuckOp, Window};
+pub use history::{Input, JepsenOperation, Key, MicroOp, Operation, Output, Value};
 pub use kv::{HashedStr, Kv, KvMap, KvWholeMap};
-pub use load::{load, parse_history, Format, InputError, LoadedHistory};
+pub use load::{
+    load, parse_history, parse_key_values, parse_value, Format, InputError, LoadedHistory,
+};
 pub use model::{Model, Partition};
+pub use multi_register::{MultiRegister, Registers};
+pub use mutex::Mutex;
 pub use register::Register;
+pub use window::smallest_window;

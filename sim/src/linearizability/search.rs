@@ -84,15 +84,14 @@ impl Control<'_> {
 /// What a finished search found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Found {
-    Linearizable,
+    /// `order` is a valid order (indices into the ops) of every operation that took
+    /// effect; operations left out never returned and are taken not to have happened.
+    Linearizable { order: Vec<usize> },
     /// No order exists. `blocked` is the operation whose return is the furthest point in
     /// time any valid order reached: every valid order that places all operations returned
     /// before it still cannot place it. `order` is one such valid order (indices into the
     /// ops), the one that first got there.
-    Violation {
-        order: Vec<usize>,
-        blocked: usize,
-    },
+    Violation { order: Vec<usize>, blocked: usize },
 }
 
 const HEAD: u32 = 0;
@@ -266,7 +265,7 @@ pub(crate) fn search<M: Model>(
     control: &mut Control<'_>,
 ) -> Result<Found, Interrupt> {
     if ops.is_empty() {
-        return Ok(Found::Linearizable);
+        return Ok(Found::Linearizable { order: Vec::new() });
     }
     let mut events = Events::new(ops);
     let zobrist: Vec<u64> = (0..ops.len() as u64)
@@ -330,7 +329,12 @@ pub(crate) fn search<M: Model>(
                 bits_hash = next_bits_hash;
                 events.lift($call);
                 if events.next[HEAD as usize] == events.tail {
-                    return Ok(Found::Linearizable);
+                    return Ok(Found::Linearizable {
+                        order: stack
+                            .iter()
+                            .map(|frame| events.op[frame.call as usize] as usize)
+                            .collect(),
+                    });
                 }
                 fresh = true;
                 true
@@ -388,6 +392,15 @@ pub(crate) fn search<M: Model>(
                 }
             }
             node = events.next[node as usize];
+        } else if ops[events.op[node as usize] as usize].ret == u64::MAX {
+            // The return of an operation that never returned: every operation left is one
+            // (their returns come last), and each may simply never have taken effect.
+            return Ok(Found::Linearizable {
+                order: stack
+                    .iter()
+                    .map(|frame| events.op[frame.call as usize] as usize)
+                    .collect(),
+            });
         } else {
             // A return of an operation not linearized yet: undo the last choice.
             if node > frontier {
