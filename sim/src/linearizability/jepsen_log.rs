@@ -38,7 +38,10 @@ fn parse_line(text: &str, line: usize) -> Result<Option<RawEvent>, InputError> {
     let mut cursor = Cursor::new(text, line);
     cursor.skip_space(false);
     let col = cursor.col();
-    if !cursor.peek().is_some_and(|c| c.is_ascii_digit()) {
+    if !cursor
+        .peek()
+        .is_some_and(|c| c.is_ascii_digit() || c == ':')
+    {
         cursor.expect_word("INFO")?;
         cursor.expect_space("`jepsen.util`")?;
         cursor.expect_word("jepsen.util")?;

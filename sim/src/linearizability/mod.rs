@@ -36,11 +36,14 @@
 //! valid order up to there, and why nothing can follow it), or
 //! [`Verdict::Unknown`] when the [`Budget`] runs out: never a guess.
 //!
-//! Histories come from our simulator or from files in the two formats of the Porcupine
-//! corpus ([`load`]: Jepsen etcd log lines, EDN maps), and can be written as EDN maps
-//! ([`write_edn`]) for Jepsen's own tools. Models: [`Register`] (read/write/cas, one
-//! register per key) and [`Kv`] (get/put/append strings per key; [`KvWholeMap`] checks the
-//! whole map as one object).
+//! Histories come from our simulator or from files as Jepsen and Knossos write them
+//! ([`load`]: EDN op maps in any layout, Jepsen log lines; see `edn.rs`, `edn_history.rs`,
+//! `jepsen_log.rs`), and can be written as EDN maps ([`write_edn`]) for Jepsen's own tools.
+//! Models: [`Register`] (read/write/cas, one register per key, Porcupine's or Knossos's
+//! reading), [`Kv`] (get/put/append strings per key; [`KvWholeMap`] checks the whole map as
+//! one object), [`Mutex`] and [`MultiRegister`]; [`set`] is Jepsen's set checker, which is
+//! not about linearizability. A violation's [`smallest_window`] and the [`html`] page show
+//! it to a person; [`command`] is `sim check-history`.
 //!
 //! ```
 //! use sim::linearizability::{check, Budget, Input, Operation, Output, Register, Value, Verdict};
