@@ -39,16 +39,6 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum ModelName {
-    Register,
-    CasRegister,
-    Kv,
-    Mutex,
-    MultiRegister,
-    Set,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Run scenarios and judge them; prints a report per run.
@@ -83,8 +73,8 @@ enum Command {
         /// (Knossos's: nil reads and failed cas say nothing), `kv` (get/put/append),
         /// `mutex` (acquire/release), `multi-register` (txn of [:r k v] / [:w k v]), or
         /// `set` (every acknowledged add in the final read; not a linearizability check).
-        #[arg(long, value_enum, default_value_t = ModelName::Register)]
-        model: ModelName,
+        #[arg(long, value_enum, default_value_t = ModelChoice::Register)]
+        model: ModelChoice,
         /// kv only: check the whole map as one object instead of key by key.
         #[arg(long)]
         whole_map: bool,
@@ -190,14 +180,7 @@ fn main() -> ExitCode {
             max_steps,
         } => check_history(sim::linearizability::command::Options {
             file,
-            model: match model {
-                ModelName::Register => ModelChoice::Register,
-                ModelName::CasRegister => ModelChoice::CasRegister,
-                ModelName::Kv => ModelChoice::Kv,
-                ModelName::Mutex => ModelChoice::Mutex,
-                ModelName::MultiRegister => ModelChoice::MultiRegister,
-                ModelName::Set => ModelChoice::Set,
-            },
+            model,
             whole_map,
             initial_value,
             html,

@@ -302,16 +302,7 @@ fn check_part<M: Model>(
     let ops: Vec<Op<'_, M::Input, M::Output>> = part
         .operations
         .iter()
-        .map(|&index| {
-            let operation = &history[index];
-            Op {
-                index,
-                input: &operation.input,
-                output: operation.output.as_ref(),
-                call: operation.call,
-                ret: operation.ret_or_infinity(),
-            }
-        })
+        .map(|&index| Op::of(history, index))
         .collect();
     let mut control = Control {
         steps: 0,

@@ -15,8 +15,8 @@ use super::{
     check_parts, smallest_window, Budget, Kv, KvWholeMap, MultiRegister, Mutex, Register, Verdict,
 };
 
-/// The models `check-history` knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The models `check-history` knows (`--model`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ModelChoice {
     /// read/write/cas registers, one per key, Porcupine's reading (`nil` read = empty).
     Register,

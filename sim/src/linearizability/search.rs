@@ -37,6 +37,20 @@ pub(crate) struct Op<'h, I, O> {
     pub(crate) ret: u64,
 }
 
+impl<'h, I, O> Op<'h, I, O> {
+    /// The search's view of `history[index]`.
+    pub(crate) fn of(history: &'h [super::history::Operation<I, O>], index: usize) -> Op<'h, I, O> {
+        let operation = &history[index];
+        Op {
+            index,
+            input: &operation.input,
+            output: operation.output.as_ref(),
+            call: operation.call,
+            ret: operation.ret_or_infinity(),
+        }
+    }
+}
+
 /// The budget of one partition's search, and the flag other partitions raise to stop it.
 pub(crate) struct Control<'a> {
     pub(crate) steps: u64,

@@ -168,16 +168,7 @@ pub fn smallest_window<M: Model>(
             let operation = &history[index];
             !model.is_noop(&operation.input, operation.output.as_ref())
         })
-        .map(|&index| {
-            let operation = &history[index];
-            Op {
-                index,
-                input: &operation.input,
-                output: operation.output.as_ref(),
-                call: operation.call,
-                ret: operation.ret_or_infinity(),
-            }
-        })
+        .map(|&index| Op::of(history, index))
         .collect();
     let blocked = ops
         .iter()
