@@ -61,6 +61,7 @@ pub fn env_with_log(
         clock: crate::runtime::Clock::new(),
         storage: Box::new(storage),
         events: crate::runtime::EventSink::stdout(node),
+        slowdown: crate::runtime::Slowdown::new(),
     })
 }
 
@@ -70,6 +71,7 @@ pub fn env_in_memory(node: &str) -> crate::runtime::NodeEnv {
         clock: crate::runtime::Clock::new(),
         storage: Box::new(crate::runtime::storage::Nowhere),
         events: crate::runtime::EventSink::stdout(node),
+        slowdown: crate::runtime::Slowdown::new(),
     }
 }
 

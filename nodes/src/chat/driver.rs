@@ -68,6 +68,7 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
         clock,
         storage,
         events,
+        ..
     } = env;
     let (mut log, recovery) = DurableLog::open(storage)?;
     let recovered = store::recover(&recovery.records);

@@ -31,6 +31,7 @@ pub async fn run(config: ElectionNodeConfig, env: NodeEnv) -> io::Result<()> {
         clock,
         storage,
         events,
+        ..
     } = env;
     let (mut log, persisted) = recover(storage, &events)?;
     let (transport, mut inbox) =
