@@ -14,7 +14,7 @@ use crate::probe;
 use crate::scenario::{Fault, Scenario, System};
 use crate::systems;
 use madsim::runtime::{Handle, Runtime};
-use nodes::runtime::{Clock, EventSink, NodeEnv};
+use nodes::runtime::{Clock, EventSink, NodeEnv, Slowdown};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::time::{Duration, Instant};
@@ -265,6 +265,7 @@ fn start_registry(scenario: &Scenario, recorder: &Recorder) -> SimNode {
                 clock: clock.clone(),
                 storage: Box::new(nodes::runtime::storage::Nowhere),
                 events: sink,
+                slowdown: Slowdown::new(),
             };
             let (config, recorder) = (config.clone(), recorder.clone());
             async move {
@@ -292,6 +293,7 @@ fn start_registry(scenario: &Scenario, recorder: &Recorder) -> SimNode {
         status: Status::Up,
         clock,
         disk: SimDisk::default(),
+        slowdown: Slowdown::new(),
     }
 }
 
@@ -299,20 +301,27 @@ fn start_server(scenario: &Scenario, index: usize, recorder: &Recorder) -> SimNo
     let name = format!("n{index}");
     let clock = Clock::new();
     let disk = SimDisk::default();
+    let slowdown = Slowdown::new();
     let sink = {
         let recorder = recorder.clone();
         let name = name.clone();
         EventSink::new(move |event| recorder.record(&name, What::Event { data: event }))
     };
     let init = {
-        let (clock, disk, recorder, name) =
-            (clock.clone(), disk.clone(), recorder.clone(), name.clone());
+        let (clock, disk, slowdown, recorder, name) = (
+            clock.clone(),
+            disk.clone(),
+            slowdown.clone(),
+            recorder.clone(),
+            name.clone(),
+        );
         let scenario = scenario.clone();
         move || {
             let env = NodeEnv {
                 clock: clock.clone(),
                 storage: Box::new(disk.clone()),
                 events: sink.clone(),
+                slowdown: slowdown.clone(),
             };
             let (recorder, name) = (recorder.clone(), name.clone());
             let node = server_entry(&scenario, index, env);
@@ -341,6 +350,7 @@ fn start_server(scenario: &Scenario, index: usize, recorder: &Recorder) -> SimNo
         status: Status::Up,
         clock,
         disk,
+        slowdown,
     }
 }
 
@@ -405,6 +415,7 @@ fn start_clients(scenario: &Scenario, seed: u64, recorder: &Recorder) -> Vec<Sim
                 status: Status::Up,
                 clock: Clock::new(),
                 disk: SimDisk::default(),
+                slowdown: Slowdown::new(),
             }
         })
         .collect()

@@ -14,9 +14,12 @@
 //! `1 / LEASE_FRACTION` = 1.25 times as fast as the leader's, and two nodes drifting
 //! `+d` and `-d` have the rate ratio `(1 + d) / (1 - d)`, which stays below 1.25 for
 //! `d < 1/9`), so fuzzing tests the claim rather than a comfortable fraction of it; a
-//! `disk` fault only on a crashed node. Every fault is undone
+//! `disk` fault only on a crashed node; one `slow` server at a time (factor 2 to 20: the
+//! degraded node a cascading failure starts from, not a cluster that is slow all over).
+//! Every fault is undone
 //! by `until` (default: the workload's `stop`, else 3/4 of the run): crashed nodes
-//! restarted, paused ones resumed, partitions and clogs healed, skew cleared, loss and
+//! restarted, paused ones resumed, partitions and clogs healed, skew cleared, slow
+//! servers back to speed, loss and
 //! latency back to the scenario's own `[network]` (its baseline, not fixed values), and
 //! nothing more is injected, so the end of the run shows whether the system recovers.
 //!
@@ -157,6 +160,8 @@ struct State {
     network_until: Option<Duration>,
     /// When the current loss/latency change is undone.
     links_until: Option<Duration>,
+    /// When the slow server is back to speed.
+    slow_until: Option<Duration>,
 }
 
 impl State {
@@ -167,6 +172,9 @@ impl State {
         }
         if self.links_until.is_some_and(|u| u <= now) {
             self.links_until = None;
+        }
+        if self.slow_until.is_some_and(|u| u <= now) {
+            self.slow_until = None;
         }
     }
 
@@ -261,6 +269,18 @@ fn inject(
             faults.push(Fault::new(heal_at, Action::Unclog).link(pair[0], pair[1]));
             state.network_until = Some(heal_at);
         }
+        NemesisKind::Slow => {
+            if state.slow_until.is_some() {
+                return;
+            }
+            let Some(node) = servers.choose(rng) else {
+                return;
+            };
+            let factor = [2.0, 5.0, 10.0, 20.0][rng.gen_range(0..4)];
+            faults.push(slow(at, node, factor));
+            faults.push(slow(heal_at, node, 1.0));
+            state.slow_until = Some(heal_at);
+        }
         NemesisKind::Skew => {
             let Some(node) = servers.choose(rng) else {
                 return;
@@ -296,6 +316,12 @@ fn inject(
             state.links_until = Some(heal_at);
         }
     }
+}
+
+fn slow(at: Duration, node: &str, factor: f64) -> Fault {
+    let mut slow = Fault::new(at, Action::Slow).node(node);
+    slow.factor = Some(Spanned::new(0..0, factor));
+    slow
 }
 
 fn clear_skew(at: Duration, node: &str) -> Fault {
