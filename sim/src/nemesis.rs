@@ -444,4 +444,37 @@ kind = "election_safety"
         let claim = 1.0 / nodes::election::config::LEASE_FRACTION;
         assert!((ratio - claim).abs() < 1e-9, "{ratio} vs {claim}");
     }
+
+    #[test]
+    fn one_server_is_slow_at_a_time_and_every_slow_server_is_back_to_speed_by_until() {
+        let scenario = crate::scenario::parse(
+            "slow.toml",
+            "name = \"slow\"\nsystem = \"kv\"\nnodes = 3\nduration = \"60s\"\n\
+             [nemesis]\nkinds = [\"slow\"]\ninterval = [\"1s\", \"3s\"]\nuntil = \"40s\"\n\
+             [[check]]\nkind = \"converged\"\n",
+        )
+        .expect("parses");
+        let mut slowed = 0;
+        for seed in 1..20 {
+            let mut slow_now: Option<String> = None;
+            for f in schedule(&scenario, seed)
+                .iter()
+                .filter(|f| *f.action.get_ref() == Action::Slow)
+            {
+                let node = f.node.as_ref().map(|n| n.get_ref().clone());
+                let factor = f.factor.as_ref().map_or(0.0, |x| *x.get_ref());
+                assert!(f.at.0 <= Duration::from_secs(40), "seed {seed}: {f:?}");
+                if factor > 1.0 {
+                    assert!(slow_now.is_none(), "seed {seed}: two slow servers at once");
+                    assert!([2.0, 5.0, 10.0, 20.0].contains(&factor));
+                    slow_now = node;
+                    slowed += 1;
+                } else {
+                    assert_eq!(slow_now.take(), node, "seed {seed}: reset of another node");
+                }
+            }
+            assert!(slow_now.is_none(), "seed {seed}: still slow after until");
+        }
+        assert!(slowed > 20, "{slowed} slow faults over 19 seeds");
+    }
 }
