@@ -6,47 +6,15 @@
 
 mod common;
 
-use common::{free_port, real_binary, wait_for, Running};
+use common::{free_port, kv_node, real_binary, three_kv_nodes, wait_for, Running};
 use std::time::{Duration, Instant};
 
 const WRITES: usize = 20_000;
 const CLIENTS: usize = 8;
 
-fn kv_node(id: usize, port: u16, registry: u16, extra: &[&str]) -> Running {
-    let mut args = vec![
-        format!("--port={port}"),
-        format!("--id=node-{id}"),
-        format!("--registry=http://localhost:{registry}"),
-        "--registry-heartbeat=300ms".into(),
-    ];
-    args.extend(extra.iter().map(|a| a.to_string()));
-    Running::start(&format!("node-{id}"), &real_binary("kv-node"), &args)
-}
-
-fn peers_of(port: u16) -> usize {
-    ureq::get(&format!("http://127.0.0.1:{port}/peers"))
-        .call()
-        .ok()
-        .and_then(|r| r.into_json::<serde_json::Value>().ok())
-        .and_then(|p| p["peers"].as_array().map(Vec::len))
-        .unwrap_or(0)
-}
-
 /// A registry and three kv-nodes (with `extra` flags), once every node sees the others.
-/// Returns the processes (stopped when dropped) and the nodes' ports.
 fn three_nodes(extra: &[&str]) -> (Vec<Running>, Vec<u16>) {
-    let registry_port = free_port();
-    let mut running = vec![Running::start(
-        "registry",
-        &real_binary("registry"),
-        &[format!("--port={registry_port}"), "--ttl=3s".into()],
-    )];
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    running.extend((0..3).map(|i| kv_node(i + 1, ports[i], registry_port, extra)));
-    wait_for("three members everywhere", Duration::from_secs(20), || {
-        ports.iter().all(|&p| peers_of(p) == 2)
-    });
-    (running, ports)
+    three_kv_nodes("3s", extra)
 }
 
 fn keys_on(port: u16) -> usize {

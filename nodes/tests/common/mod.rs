@@ -139,3 +139,44 @@ pub fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool
     }
     panic!("timed out after {limit:?} waiting for {what}");
 }
+
+/// A kv-node `node-{id}` on `port`, registered with the registry on `registry`
+/// (heartbeat every 300 ms), with `extra` flags.
+pub fn kv_node(id: usize, port: u16, registry: u16, extra: &[&str]) -> Running {
+    let mut args = vec![
+        format!("--port={port}"),
+        format!("--id=node-{id}"),
+        format!("--registry=http://localhost:{registry}"),
+        "--registry-heartbeat=300ms".into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    Running::start(&format!("node-{id}"), &real_binary("kv-node"), &args)
+}
+
+/// How many peers the node on `port` lists in `GET /peers` (0 if it does not answer).
+pub fn peers_of(port: u16) -> usize {
+    ureq::get(&format!("http://127.0.0.1:{port}/peers"))
+        .call()
+        .ok()
+        .and_then(|r| r.into_json::<serde_json::Value>().ok())
+        .and_then(|p| p["peers"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+/// A registry (with `ttl`) and three kv-nodes (with `extra` flags), once every node sees
+/// the others. Returns the processes (stopped when dropped; the registry first) and the
+/// nodes' ports.
+pub fn three_kv_nodes(ttl: &str, extra: &[&str]) -> (Vec<Running>, Vec<u16>) {
+    let registry_port = free_port();
+    let mut running = vec![Running::start(
+        "registry",
+        &real_binary("registry"),
+        &[format!("--port={registry_port}"), format!("--ttl={ttl}")],
+    )];
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    running.extend((0..3).map(|i| kv_node(i + 1, ports[i], registry_port, extra)));
+    wait_for("three members everywhere", Duration::from_secs(20), || {
+        ports.iter().all(|&p| peers_of(p) == 2)
+    });
+    (running, ports)
+}
