@@ -94,14 +94,13 @@ pub const MAX_CONNECTIONS: usize = 512;
 /// idle between requests: a slowloris or an idle keep-alive socket is closed after it.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The address a request came from, in every request's extensions (axum's `ConnectInfo`
-/// needs its `tokio` feature, which does not run under madsim): what a per-client rate
-/// limit keys on.
+/// The address a request came from, in every served request's extensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 
 /// Serves `router` on `listener` forever, one task per connection, at most
 /// [`MAX_CONNECTIONS`] at once, each closed if its headers take over [`HEADER_TIMEOUT`].
+/// Handlers find the caller's address as the [`PeerAddr`] extension.
 pub async fn serve(listener: TcpListener, router: Router) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -118,9 +117,9 @@ pub async fn serve(listener: TcpListener, router: Router) {
         };
         let counted = router
             .clone()
-            .layer(axum::Extension(PeerAddr(peer)))
             .layer(axum::middleware::map_response(json_errors))
-            .layer(axum::middleware::from_fn(count_request));
+            .layer(axum::middleware::from_fn(count_request))
+            .layer(axum::Extension(PeerAddr(peer)));
         let service = TowerToHyperService::new(counted);
         tokio::spawn(async move {
             let io = TokioIo::new(NoEmptyFlush::new(stream));

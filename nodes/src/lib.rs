@@ -14,6 +14,7 @@
 //! may act on its last majority acknowledgement; *seam* — the one place where real and
 //! simulated runs differ.
 
+pub mod auth;
 pub mod chat;
 pub mod duration;
 pub mod election;

@@ -11,6 +11,7 @@
 //! Same code in both modes: connections are `tokio::net` streams (madsim's in a
 //! simulation), the pool an ordered map behind a mutex, so a seeded run stays seeded.
 
+use crate::auth::ClusterKey;
 use crate::http::{CallError, NoEmptyFlush};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -34,12 +35,23 @@ type Sender = SendRequest<Full<Bytes>>;
 #[derive(Clone, Default)]
 pub struct Pool {
     idle: Arc<Mutex<BTreeMap<SocketAddr, Vec<Sender>>>>,
+    /// Signs every request with the cluster key (node-to-node calls) when set.
+    key: Option<ClusterKey>,
 }
 
 impl Pool {
-    /// An empty pool.
+    /// An empty pool whose requests are not signed (a client's).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty pool that signs every request with `key` (a node's calls to its peers and
+    /// the registry; see [`crate::auth::http`]).
+    pub fn signed(key: ClusterKey) -> Self {
+        Pool {
+            key: Some(key),
+            ..Self::default()
+        }
     }
 
     fn take(&self, addr: SocketAddr) -> Option<Sender> {
@@ -123,11 +135,16 @@ impl Pool {
         if sender.ready().await.is_err() {
             return Err(Retry::Fresh);
         }
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method.clone())
             .uri(path)
             .header("host", addr.to_string())
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        if let Some(key) = &self.key {
+            let mac = crate::auth::http::sign(key, method.as_str(), path, &body);
+            request = request.header(crate::auth::http::HEADER, mac);
+        }
+        let request = request
             .body(Full::new(body))
             .map_err(|e| Retry::No(CallError::Unreachable(e.to_string())))?;
         let response = match sender.send_request(request).await {

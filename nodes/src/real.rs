@@ -47,12 +47,29 @@ pub fn parse_peer(text: &str) -> Result<(u64, std::net::SocketAddr), String> {
     Ok((id, addr))
 }
 
+/// The flag every node takes: where the cluster key is (see [`crate::auth::key_file`]).
+#[derive(clap::Args, Debug, Clone)]
+pub struct KeyArgs {
+    /// File holding the cluster's shared secret (default: ~/.simnode/cluster-key, created
+    /// on first start); every node of one cluster must read the same secret.
+    #[arg(long)]
+    pub cluster_key_file: Option<std::path::PathBuf>,
+}
+
+impl KeyArgs {
+    /// The cluster key from `--cluster-key-file`, or the per-user default file.
+    pub fn load(&self) -> Result<crate::auth::ClusterKey, String> {
+        crate::auth::key_file::load(self.cluster_key_file.as_deref())
+    }
+}
+
 /// A real node's environment: the system clock, a durable log in `data_dir/file` (created
-/// with its directory), and events printed as JSON lines tagged `node`.
+/// with its directory), events printed as JSON lines tagged `node`, and the cluster key.
 pub fn env_with_log(
     data_dir: &std::path::Path,
     file: &str,
     node: &str,
+    key: &KeyArgs,
 ) -> Result<crate::runtime::NodeEnv, String> {
     let path = data_dir.join(file);
     let storage = crate::runtime::storage::FileStorage::open(&path)
@@ -62,17 +79,19 @@ pub fn env_with_log(
         storage: Box::new(storage),
         events: crate::runtime::EventSink::stdout(node),
         slowdown: crate::runtime::Slowdown::new(),
+        cluster_key: key.load()?,
     })
 }
 
 /// A real node's environment without durable state (the KV nodes and the registry).
-pub fn env_in_memory(node: &str) -> crate::runtime::NodeEnv {
-    crate::runtime::NodeEnv {
+pub fn env_in_memory(node: &str, key: &KeyArgs) -> Result<crate::runtime::NodeEnv, String> {
+    Ok(crate::runtime::NodeEnv {
         clock: crate::runtime::Clock::new(),
         storage: Box::new(crate::runtime::storage::Nowhere),
         events: crate::runtime::EventSink::stdout(node),
         slowdown: crate::runtime::Slowdown::new(),
-    }
+        cluster_key: key.load()?,
+    })
 }
 
 /// The flags every election participant takes (`election-node`, `chat-node`); they mirror
@@ -100,6 +119,8 @@ pub struct ElectionArgs {
     /// Directory for the durable log.
     #[arg(long, default_value = "data")]
     pub data_dir: std::path::PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 impl ElectionArgs {
@@ -161,6 +182,7 @@ impl ElectionArgs {
             &self.data_dir,
             &format!("{prefix}-{}.log", self.id),
             &format!("n{}", self.id),
+            &self.key,
         )
     }
 }

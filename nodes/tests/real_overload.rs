@@ -7,7 +7,9 @@
 
 mod common;
 
-use common::{free_port, real_binary, three_kv_nodes, wait_for, Running};
+use common::{
+    events_of, free_port, kv_cluster, kv_cluster_with_ttl, real_binary, wait_for, Running,
+};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::Command;
@@ -115,6 +117,9 @@ fn the_seeds_rate_limit_loop_prints_three_200s_then_429s_for_that_client_only() 
         .and_then(|v| v.parse().ok())
         .expect("a Retry-After in whole seconds");
     assert!(retry_after >= 1, "{retry_after}");
+    // Asking for one node's copy, as peers do, does not get a client past the limit.
+    let local = request(CLIENT_A, port, "GET", "/data/k?local=true", "");
+    assert_eq!(local.status, 429, "{}", local.body);
     // Another client has a bucket of its own.
     let other: Vec<u16> = (0..3)
         .map(|_| request(CLIENT_B, port, "GET", "/health", "").status)
@@ -197,18 +202,14 @@ fn signal(node: &Running, name: &str) {
     assert!(status.success(), "kill -{name} {pid}");
 }
 
-/// The breaker transitions node-1 printed about `peer`, in order.
+/// The breaker transitions `node` printed about `peer`, in order.
 fn transitions(node: &Running, peer: &str) -> Vec<(String, String)> {
-    node.lines()
+    events_of(node)
         .iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|l| l["data"].clone())
         .filter(|d| d["event"] == "breaker" && d["peer"] == peer)
         .map(|d| {
-            (
-                d["from"].as_str().unwrap_or("").into(),
-                d["to"].as_str().unwrap_or("").into(),
-            )
+            let state = |s: &serde_json::Value| s.as_str().unwrap_or_default().to_string();
+            (state(&d["from"]), state(&d["to"]))
         })
         .collect()
 }
@@ -222,7 +223,7 @@ fn transitions(node: &Running, peer: &str) -> Vec<(String, String)> {
 fn a_breaker_opens_on_a_stopped_peer_probes_and_closes_when_it_runs_again() {
     // A long registry TTL keeps node-3 a member while it is stopped, so node-1 keeps
     // calling it (the breaker, not the registry, is what stops the calls).
-    let (cluster, ports) = three_kv_nodes(
+    let (cluster, ports, _) = kv_cluster_with_ttl(
         "60s",
         &[
             "--circuit-breaker",
@@ -321,7 +322,7 @@ fn a_breaker_opens_on_a_stopped_peer_probes_and_closes_when_it_runs_again() {
 
 #[test]
 fn discovery_status_shows_the_registry_the_last_heartbeat_and_the_members() {
-    let (_cluster, ports) = three_kv_nodes("3s", &[]);
+    let (_cluster, ports, _) = kv_cluster(&[]);
     wait_for("a heartbeat", Duration::from_secs(10), || {
         !get_json(ports[0], "/discovery-status")["last_heartbeat"].is_null()
     });

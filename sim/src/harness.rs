@@ -14,6 +14,7 @@ use crate::probe;
 use crate::scenario::{Fault, Scenario, System};
 use crate::systems;
 use madsim::runtime::{Handle, Runtime};
+use nodes::auth::ClusterKey;
 use nodes::runtime::{Clock, EventSink, NodeEnv, Slowdown};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -113,11 +114,12 @@ async fn simulate(scenario: Scenario, seed: u64) -> (Vec<Entry>, u64) {
     }
     let recorder = Recorder::new();
     let mut cluster = Cluster::new();
+    let key = cluster_key(seed);
     if scenario.system == System::Kv {
-        cluster.add(start_registry(&scenario, &recorder));
+        cluster.add(start_registry(&scenario, &recorder, &key));
     }
     for index in 1..=scenario.server_count() {
-        cluster.add(start_server(&scenario, index, &recorder));
+        cluster.add(start_server(&scenario, index, &recorder, &key));
     }
     for client in start_clients(&scenario, seed, &recorder) {
         cluster.add(client);
@@ -159,17 +161,16 @@ async fn simulate(scenario: Scenario, seed: u64) -> (Vec<Entry>, u64) {
             .name("final")
             .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 3, 1)))
             .build();
-        let (keys, recorder) = (systems::kv::keys(&scenario), recorder.clone());
+        let (keys, recorder, key) = (systems::kv::keys(&scenario), recorder.clone(), key);
         let size = scenario
             .workload
             .as_ref()
             .map_or(0, crate::workload::kv::value_size);
-        let _ =
-            reader
-                .spawn(async move {
-                    crate::workload::kv::final_reads(&live, &keys, size, &recorder).await
-                })
-                .await;
+        let _ = reader
+            .spawn(async move {
+                crate::workload::kv::final_reads(&live, &keys, size, &recorder, key).await
+            })
+            .await;
     }
     let messages = madsim::net::NetSim::current().stat().msg_count;
     // Kill every node so its tasks are dropped now: tasks left pending when the runtime
@@ -249,11 +250,16 @@ pub fn fault_stream(seed: u64, fault: &Fault) -> ChaCha8Rng {
 }
 
 /// The KV registry, node `registry` at 10.0.2.1.
-fn start_registry(scenario: &Scenario, recorder: &Recorder) -> SimNode {
+/// The run's cluster key, which every simulated node is given (real nodes read a key file).
+pub fn cluster_key(seed: u64) -> ClusterKey {
+    ClusterKey::derived(&format!("simulation, seed {seed}"))
+}
+
+fn start_registry(scenario: &Scenario, recorder: &Recorder, key: &ClusterKey) -> SimNode {
     let clock = Clock::new();
     let config = systems::kv::registry_config(scenario);
     let init = {
-        let (clock, recorder) = (clock.clone(), recorder.clone());
+        let (clock, recorder, key) = (clock.clone(), recorder.clone(), key.clone());
         move || {
             let sink = {
                 let recorder = recorder.clone();
@@ -266,6 +272,7 @@ fn start_registry(scenario: &Scenario, recorder: &Recorder) -> SimNode {
                 storage: Box::new(nodes::runtime::storage::Nowhere),
                 events: sink,
                 slowdown: Slowdown::new(),
+                cluster_key: key.clone(),
             };
             let (config, recorder) = (config.clone(), recorder.clone());
             async move {
@@ -297,7 +304,12 @@ fn start_registry(scenario: &Scenario, recorder: &Recorder) -> SimNode {
     }
 }
 
-fn start_server(scenario: &Scenario, index: usize, recorder: &Recorder) -> SimNode {
+fn start_server(
+    scenario: &Scenario,
+    index: usize,
+    recorder: &Recorder,
+    key: &ClusterKey,
+) -> SimNode {
     let name = format!("n{index}");
     let clock = Clock::new();
     let disk = SimDisk::default();
@@ -316,12 +328,14 @@ fn start_server(scenario: &Scenario, index: usize, recorder: &Recorder) -> SimNo
             name.clone(),
         );
         let scenario = scenario.clone();
+        let key = key.clone();
         move || {
             let env = NodeEnv {
                 clock: clock.clone(),
                 storage: Box::new(disk.clone()),
                 events: sink.clone(),
                 slowdown: slowdown.clone(),
+                cluster_key: key.clone(),
             };
             let (recorder, name) = (recorder.clone(), name.clone());
             let node = server_entry(&scenario, index, env);

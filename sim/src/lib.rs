@@ -6,6 +6,7 @@
 //! [`check`]s judge that history, and [`report`] tells a person (or CI) what happened and
 //! how to reproduce it.
 
+pub mod artifacts;
 pub mod bench;
 pub mod check;
 pub mod cluster;
@@ -14,6 +15,7 @@ pub mod fault;
 pub mod fuzz;
 pub mod harness;
 pub mod history;
+pub mod html;
 pub mod linearizability;
 pub mod nemesis;
 pub mod probe;
@@ -23,6 +25,7 @@ pub mod scenario;
 pub mod scenario_toml;
 pub mod shrink;
 pub mod systems;
+pub mod teach;
 pub mod timeline;
 pub mod workload;
 

@@ -67,6 +67,9 @@ enum Command {
         /// and Jepsen's own tools).
         #[arg(long)]
         history: Option<PathBuf>,
+        /// Write a self-contained HTML report of the run here (opens from disk, offline).
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Check a recorded history for linearizability. Exit 0 linearizable, 1 not,
     /// 3 unknown (budget exhausted), 2 bad input.
@@ -106,6 +109,19 @@ enum Command {
         /// Stop after this many failing seeds.
         #[arg(long)]
         max_failures: Option<usize>,
+        /// For each failing seed (the first 10), write its shrunk scenario, trace and
+        /// report (text and HTML) into DIR/<scenario>-seed-<N>/.
+        #[arg(long)]
+        artifacts: Option<PathBuf>,
+    },
+    /// List the failure modes the scenarios teach; with a NAME, run its failing scenario
+    /// and its fixed sibling and write both HTML reports.
+    Teach {
+        /// A lesson (see the list `sim teach` prints).
+        name: Option<String>,
+        /// Directory for the two pages (NAME.failing.html, NAME.fixed.html).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
     },
     /// Minimize a failing seed to a standalone scenario with an explicit fault timeline.
     Shrink {
@@ -117,6 +133,9 @@ enum Command {
         /// Where to write the shrunk scenario (default: stdout).
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
+        /// Also write the HTML report of the shrunk run here.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Measure fuzz throughput, overhead against raw madsim, seeds to first failure and
     /// peak memory (use a release build: `cargo run --release -p sim -- bench`).
@@ -154,6 +173,7 @@ fn main() -> ExitCode {
             trace,
             timeline,
             history,
+            html,
         } => run(
             &scenarios,
             seed,
@@ -162,6 +182,7 @@ fn main() -> ExitCode {
                 trace: trace.as_deref(),
                 timeline: timeline.as_deref(),
                 history: history.as_deref(),
+                html: html.as_deref(),
             },
         ),
         Command::CheckHistory {
@@ -178,6 +199,7 @@ fn main() -> ExitCode {
             shard,
             json,
             max_failures,
+            artifacts,
         } => {
             let plan = SeedPlan {
                 start: seeds.0,
@@ -186,13 +208,21 @@ fn main() -> ExitCode {
             };
             let jobs =
                 jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            run_fuzz(&scenario, plan, jobs, json, max_failures)
+            run_fuzz(
+                &scenario,
+                plan,
+                jobs,
+                json,
+                max_failures,
+                artifacts.as_deref(),
+            )
         }
         Command::Shrink {
             scenario,
             seed,
             output,
-        } => run_shrink(&scenario, seed, output.as_deref()),
+            html,
+        } => run_shrink(&scenario, seed, output.as_deref(), html.as_deref()),
         Command::Bench { seeds } => {
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
             match sim::bench::bench(&root, seeds) {
@@ -207,6 +237,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Validate { scenarios } => validate(&scenarios),
+        Command::Teach { name, out } => teach(name.as_deref(), &out),
         Command::CheckDeterminism {
             scenario,
             seed,
@@ -249,6 +280,7 @@ struct Outputs<'a> {
     trace: Option<&'a Path>,
     timeline: Option<&'a Path>,
     history: Option<&'a Path>,
+    html: Option<&'a Path>,
 }
 
 fn write_file(path: &Path, text: String) -> Result<(), ExitCode> {
@@ -274,22 +306,25 @@ fn run(paths: &[PathBuf], seed: Option<u64>, json: bool, outputs: Outputs<'_>) -
                 return ExitCode::from(2);
             }
         };
-        let files = [
-            (outputs.trace, to_json_lines(&finished.history)),
-            (
-                outputs.timeline,
-                sim::timeline::render(scenario, &finished.history),
-            ),
-            (
-                outputs.history,
+        // Each output is rendered only when asked for.
+        let history = &finished.history;
+        let files: [(Option<&Path>, &dyn Fn() -> String); 4] = [
+            (outputs.trace, &|| to_json_lines(history)),
+            (outputs.timeline, &|| {
+                sim::timeline::render(scenario, history)
+            }),
+            (outputs.history, &|| {
                 sim::linearizability::edn_string(&sim::check::linearizable::client_operations(
-                    &finished.history,
-                )),
-            ),
+                    history,
+                ))
+            }),
+            (outputs.html, &|| {
+                sim::html::render(scenario, &finished.report, history)
+            }),
         ];
-        for (path, text) in files {
+        for (path, render) in files {
             if let Some(path) = path {
-                if let Err(code) = write_file(&per_run_path(path, &scenario.name, many), text) {
+                if let Err(code) = write_file(&per_run_path(path, &scenario.name, many), render()) {
                     return code;
                 }
             }
@@ -302,6 +337,68 @@ fn run(paths: &[PathBuf], seed: Option<u64>, json: bool, outputs: Outputs<'_>) -
                 say!();
             }
         }
+        all_passed &= finished.report.passed();
+    }
+    if all_passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn teach(name: Option<&str>, out: &Path) -> ExitCode {
+    let Some(name) = name else {
+        say_raw!("{}", sim::teach::catalogue());
+        return ExitCode::SUCCESS;
+    };
+    let Some(lesson) = sim::teach::find(name) else {
+        let names: Vec<&str> = sim::teach::LESSONS.iter().map(|l| l.name).collect();
+        eprintln!(
+            "error: no lesson \"{name}\": expected one of {}",
+            names.join(", ")
+        );
+        return ExitCode::from(2);
+    };
+    say!(
+        "{}\n  claim: {}\n  {}\n",
+        lesson.title,
+        lesson.claim,
+        lesson.lesson
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut all_passed = true;
+    let runs = [("failing", Some(lesson.failing)), ("fixed", lesson.fixed)];
+    for (role, file) in runs {
+        let Some(file) = file else {
+            say!("(no fixed sibling in this system)");
+            continue;
+        };
+        let path = if Path::new(file).exists() {
+            PathBuf::from(file)
+        } else {
+            root.join(file)
+        };
+        let scenario = match scenario::load(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let finished = match run_scenario(&scenario, file, scenario.default_seed()) {
+            Ok(f) => f,
+            Err(why) => {
+                eprintln!("error: {file}: {why}");
+                return ExitCode::from(2);
+            }
+        };
+        let page = out.join(format!("{name}.{role}.html"));
+        let html = sim::html::render(&scenario, &finished.report, &finished.history);
+        if let Err(code) = write_file(&page, html) {
+            return code;
+        }
+        say_raw!("{}", finished.report.to_human(&scenario));
+        say!("page: {}\n", page.display());
         all_passed &= finished.report.passed();
     }
     if all_passed {
@@ -440,6 +537,7 @@ fn run_fuzz(
     jobs: usize,
     json: bool,
     max_failures: Option<usize>,
+    artifacts: Option<&Path>,
 ) -> ExitCode {
     use std::io::IsTerminal;
     let scenarios = match load_all(&[path.to_path_buf()]) {
@@ -458,6 +556,7 @@ fn run_fuzz(
     });
     let started = std::time::Instant::now();
     let mut failed = 0usize;
+    let mut failing_seeds = Vec::new();
     let mut sim_ms = 0u64;
     let result = fuzz(scenario, file, &seeds, jobs, max_failures, |r| {
         sim_ms += r.report.sim_ms;
@@ -466,6 +565,7 @@ fn run_fuzz(
         }
         if !r.report.passed() {
             failed += 1;
+            failing_seeds.push(r.seed);
             let line = format!(
                 "seed {} FAILED {}\n  reproduce: {}",
                 r.seed,
@@ -510,6 +610,32 @@ fn run_fuzz(
     } else {
         say!("{summary}");
     }
+    if let Some(root) = artifacts {
+        failing_seeds.sort_unstable();
+        for &seed in failing_seeds.iter().take(sim::artifacts::MAX_SEEDS) {
+            match sim::artifacts::write_failure(root, scenario, file, seed) {
+                Ok(w) => {
+                    let note = w
+                        .unshrunk
+                        .map(|why| format!(" (not shrunk: {why})"))
+                        .unwrap_or_default();
+                    eprintln!("artifacts of seed {seed}: {}{note}", w.dir.display());
+                    eprintln!("  reproduce: {}", w.reproduce);
+                }
+                Err(why) => {
+                    eprintln!("error: artifacts of seed {seed}: {why}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        if failing_seeds.len() > sim::artifacts::MAX_SEEDS {
+            eprintln!(
+                "artifacts written for the first {} of {} failing seeds",
+                sim::artifacts::MAX_SEEDS,
+                failing_seeds.len()
+            );
+        }
+    }
     if failed > 0 {
         ExitCode::from(1)
     } else {
@@ -517,7 +643,7 @@ fn run_fuzz(
     }
 }
 
-fn run_shrink(path: &Path, seed: u64, output: Option<&Path>) -> ExitCode {
+fn run_shrink(path: &Path, seed: u64, output: Option<&Path>, html: Option<&Path>) -> ExitCode {
     let scenarios = match load_all(&[path.to_path_buf()]) {
         Ok(s) => s,
         Err(code) => return code,
@@ -553,6 +679,21 @@ fn run_shrink(path: &Path, seed: u64, output: Option<&Path>) -> ExitCode {
                 shrunk.check, shrunk.faults_after, shrunk.faults_before, shrunk.runs
             );
         }
+    }
+    if let Some(page) = html {
+        let shown = output.map_or_else(|| file.clone(), |o| o.display().to_string());
+        let finished = match run_scenario(&shrunk.scenario, &shown, seed) {
+            Ok(f) => f,
+            Err(why) => {
+                eprintln!("error: {why}");
+                return ExitCode::from(2);
+            }
+        };
+        let text = sim::html::render(&shrunk.scenario, &finished.report, &finished.history);
+        if let Err(code) = write_file(page, text) {
+            return code;
+        }
+        eprintln!("wrote {}: the shrunk run's report", page.display());
     }
     ExitCode::SUCCESS
 }

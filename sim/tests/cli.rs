@@ -269,3 +269,99 @@ fn a_dead_cluster_exits_one_and_says_why_in_plain_words() {
     assert_eq!(report["checks"][0]["status"], "vacuous");
     assert_eq!(report["verdict"], "fail");
 }
+
+/// Failing seed → shrunk scenario → picture: `fuzz --artifacts` writes, per failing seed,
+/// a shrunk scenario that still fails, its trace and its reports; `shrink --html` writes
+/// the shrunk run's page beside the file.
+#[test]
+fn fuzz_artifacts_hand_back_the_shrunk_scenario_its_trace_and_its_pictures() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/election/leader-isolated-plain.toml"),
+    )
+    .unwrap()
+    .replace(
+        "expect = { violation = [\"single_leader\"] }",
+        "expect = \"pass\"",
+    );
+    let path = temp_file("fuzz-artifacts.toml", &text);
+    let dir = path.with_file_name("artifacts");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = sim(&[
+        "fuzz",
+        path.to_str().unwrap(),
+        "--seeds",
+        "1..3",
+        "--jobs",
+        "1",
+        "--artifacts",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "the seeds fail their expect");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for seed in [1, 2] {
+        let seed_dir = dir.join(format!("election-leader-isolated-plain-seed-{seed}"));
+        assert!(stderr.contains(&seed_dir.display().to_string()), "{stderr}");
+        let shrunk = seed_dir.join("shrunk.toml");
+        let replay = sim(&["run", shrunk.to_str().unwrap(), "--seed", &seed.to_string()]);
+        assert_eq!(
+            replay.status.code(),
+            Some(1),
+            "the shrunk scenario still fails"
+        );
+        let page = std::fs::read_to_string(seed_dir.join("report.html")).expect("page");
+        assert!(
+            page.contains("single_leader"),
+            "the page shows the failed check"
+        );
+        let report = std::fs::read_to_string(seed_dir.join("report.txt")).expect("text");
+        assert!(report.contains("FAIL single_leader"), "{report}");
+        let trace = std::fs::read_to_string(seed_dir.join("trace.jsonl")).expect("trace");
+        assert!(trace.lines().count() > 10);
+    }
+    let page = path.with_file_name("shrunk.html");
+    let shrunk = path.with_file_name("shrunk.toml");
+    let out = sim(&[
+        "shrink",
+        path.to_str().unwrap(),
+        "--seed",
+        "1",
+        "-o",
+        shrunk.to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&page).expect("shrink wrote the page");
+    assert!(html.contains(&format!("run {} --seed 1", shrunk.display())));
+}
+
+#[test]
+fn teach_lists_the_lessons_and_runs_a_pair_into_two_pages() {
+    let list = sim(&["teach"]);
+    assert_eq!(list.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&list.stdout);
+    for lesson in sim::teach::LESSONS {
+        assert!(text.contains(&format!("teach {}", lesson.name)), "{text}");
+    }
+    let dir = temp_file("teach-marker", "").with_file_name("teach");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = sim(&["teach", "split-brain", "--out", dir.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failing = std::fs::read_to_string(dir.join("split-brain.failing.html")).unwrap();
+    let fixed = std::fs::read_to_string(dir.join("split-brain.fixed.html")).unwrap();
+    assert!(failing.contains("total_order") && failing.contains("violation"));
+    assert!(fixed.contains("teaching-split-brain-fixed"));
+    let unknown = sim(&["teach", "no-such-lesson"]);
+    assert_eq!(unknown.status.code(), Some(2));
+}

@@ -76,6 +76,8 @@ struct Args {
     /// Simulated work per client request, in ms on the node's clock.
     #[arg(long, default_value = "0", value_parser = nodes::kv::overload::parse_load_factor)]
     load_factor: Duration,
+    #[command(flatten)]
+    key: nodes::real::KeyArgs,
 }
 
 /// An integer of at least 1.
@@ -159,7 +161,7 @@ fn main() {
             peer_timeout: Duration::from_secs(1),
             overload: args.overload(),
         };
-        let env = nodes::real::env_in_memory(&args.id);
+        let env = nodes::real::env_in_memory(&args.id, &args.key)?;
         kv::run(config, env).await.map_err(|e| e.to_string())
     });
 }

@@ -24,6 +24,8 @@ struct Args {
     /// Silence after which a node is dropped.
     #[arg(long, default_value = "6s", value_parser = nodes::duration::parse_positive)]
     ttl: Duration,
+    #[command(flatten)]
+    key: nodes::real::KeyArgs,
 }
 
 fn main() {
@@ -33,7 +35,7 @@ fn main() {
             listen: SocketAddr::new(args.host, args.port),
             ttl: args.ttl,
         };
-        let env = nodes::real::env_in_memory("registry");
+        let env = nodes::real::env_in_memory("registry", &args.key)?;
         registry::run(config, env).await.map_err(|e| e.to_string())
     });
 }

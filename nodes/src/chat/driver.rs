@@ -68,6 +68,7 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
         clock,
         storage,
         events,
+        cluster_key,
         ..
     } = env;
     let (mut log, recovery) = DurableLog::open(storage)?;
@@ -77,7 +78,8 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
         damage: recovery.damage,
     });
     let me = config.chat.election.id;
-    let (transport, mut inbox) = Transport::<Wire>::start(me, config.listen, &config.peers).await?;
+    let (transport, mut inbox) =
+        Transport::<Wire>::start(me, config.listen, &config.peers, &cluster_key, &events).await?;
     let listener = TcpListener::bind(config.client_listen).await?;
     let (client_tx, mut clients) = mpsc::channel(1024);
     tokio::spawn(accept_clients(listener, client_tx));

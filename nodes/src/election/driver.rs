@@ -31,11 +31,14 @@ pub async fn run(config: ElectionNodeConfig, env: NodeEnv) -> io::Result<()> {
         clock,
         storage,
         events,
+        cluster_key,
         ..
     } = env;
     let (mut log, persisted) = recover(storage, &events)?;
+    let me = config.election.id;
     let (transport, mut inbox) =
-        Transport::<Message>::start(config.election.id, config.listen, &config.peers).await?;
+        Transport::<Message>::start(me, config.listen, &config.peers, &cluster_key, &events)
+            .await?;
     let mut election = Election::new(config.election, persisted, clock.now());
     let mut commands = election.start(clock.now());
     let shutdown = tokio::signal::ctrl_c();

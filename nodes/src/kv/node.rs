@@ -7,7 +7,8 @@
 //! (optionally `"context"`: the version the client last saw, so its write is ordered
 //! after it, and `"client"`: the client's name, so its own clock orders its writes), `GET /data/{key}` (`?local=true`: this node's copy only), `GET /health`,
 //! `GET /peers`; internal `POST /replicate`, `POST /gossip` (one digest page) and
-//! `POST /gossip/items` (what the peer wanted). Bad requests get a 4xx
+//! `POST /gossip/items` (what the peer wanted), which only callers holding the cluster key
+//! reach ([`crate::auth`]; others get 401). Bad requests get a 4xx
 //! with a JSON error and the node keeps serving.
 //!
 //! Seed 001's middleware sits in front of the routes ([`super::overload`]: rate limit,
@@ -22,7 +23,8 @@ use super::overload::{self, Overload, OverloadConfig};
 use super::registry::{Member, NodeId, Nodes};
 use super::ring::Ring;
 use super::version::{wins, Version, VersionSource, Versioning, MAX_COUNTER};
-use crate::http::{call, error, json_body, serve, CallError};
+use crate::auth::{self, http::Guard};
+use crate::http::{error, json_body, serve, CallError};
 use crate::pool::Pool;
 use crate::runtime::{Clock, EventSink, NodeEnv, NodeEvent};
 use axum::body::Bytes;
@@ -587,6 +589,7 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
     let NodeEnv {
         clock,
         events,
+        cluster_key,
         slowdown,
         ..
     } = env;
@@ -604,9 +607,10 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         clock.clone(),
         slowdown,
         events.clone(),
+        cluster_key.clone(),
     ));
     let shared: Shared = Arc::new(Mutex::new(Node {
-        pool: Pool::new(),
+        pool: Pool::signed(cluster_key.clone()),
         versions: VersionSource::new(config.versioning, &config.id),
         config: config.clone(),
         clock,
@@ -617,26 +621,30 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         breakers: overload.breakers.clone(),
         discovery: Discovery::new(registry),
     }));
+    // Node-to-node routes: only callers that sign with the cluster key get through.
+    let guard = Guard {
+        key: cluster_key,
+        events: events.clone(),
+        max_body: INTERNAL_BODY_BYTES,
+    };
+    let internal = Router::new()
+        .route("/replicate", post(replicate))
+        .route("/gossip", post(gossip))
+        .route("/gossip/items", post(gossip_items))
+        .route_layer(axum::middleware::from_fn_with_state(
+            guard,
+            auth::http::guard,
+        ))
+        .layer(DefaultBodyLimit::max(INTERNAL_BODY_BYTES));
     let router = Router::new()
         .route("/data", post(put))
         .route("/data/{key}", get(get_data))
-        .route(
-            "/replicate",
-            post(replicate).layer(DefaultBodyLimit::max(INTERNAL_BODY_BYTES)),
-        )
-        .route(
-            "/gossip",
-            post(gossip).layer(DefaultBodyLimit::max(INTERNAL_BODY_BYTES)),
-        )
-        .route(
-            "/gossip/items",
-            post(gossip_items).layer(DefaultBodyLimit::max(INTERNAL_BODY_BYTES)),
-        )
         .route("/health", get(health))
         .route("/peers", get(peers))
         .route("/discovery-status", get(discovery_status))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(internal)
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .with_state(shared.clone())
         .merge(overload::routes(overload.clone()))
         .layer(axum::middleware::from_fn_with_state(
@@ -654,11 +662,19 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         member.abort();
     }
     if let Some(registry) = registry {
-        let timeout = lock(&shared).peer_timeout();
+        let (pool, timeout) = {
+            let node = lock(&shared);
+            (node.pool.clone(), node.peer_timeout())
+        };
         let id = NodeId { id: me };
-        let _ =
-            call::<_, serde_json::Value>(registry, Method::POST, "/deregister", Some(&id), timeout)
-                .await;
+        let deregister = pool.call::<_, serde_json::Value>(
+            registry,
+            Method::POST,
+            "/deregister",
+            Some(&id),
+            timeout,
+        );
+        let _ = deregister.await;
     }
     server.abort();
     events.emit(NodeEvent::Stopped {

@@ -3,9 +3,12 @@
 //! directory: nodes keep serving, with their last known membership, when it is down.
 //!
 //! Routes: `POST /register {"id","address"}`, `POST /heartbeat {"id"}`,
-//! `POST /deregister {"id"}`, `GET /nodes`, `GET /health`.
+//! `POST /deregister {"id"}` (these three only from callers holding the cluster key, see
+//! [`crate::auth`]), `GET /nodes`, `GET /health`.
 
+use crate::auth::{self, http::Guard};
 use crate::http::{error, json_body, serve};
+use crate::kv::node::MAX_BODY_BYTES;
 use crate::runtime::{Clock, NodeEnv, NodeEvent};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -161,7 +164,12 @@ async fn nodes(State(shared): State<Shared>) -> Json<Nodes> {
 
 /// Runs the registry until ctrl-c.
 pub async fn run(config: RegistryConfig, env: NodeEnv) -> io::Result<()> {
-    let NodeEnv { clock, events, .. } = env;
+    let NodeEnv {
+        clock,
+        events,
+        cluster_key,
+        ..
+    } = env;
     events.emit(NodeEvent::Started {
         recovered_records: 0,
         damage: None,
@@ -172,10 +180,21 @@ pub async fn run(config: RegistryConfig, env: NodeEnv) -> io::Result<()> {
         members: BTreeMap::new(),
         events: events.clone(),
     }));
+    // Membership changes only from nodes that sign with the cluster key: otherwise anyone
+    // could register an address of theirs under a node's id and take its traffic.
+    let guard = Guard {
+        key: cluster_key,
+        events: events.clone(),
+        max_body: MAX_BODY_BYTES,
+    };
     let router = Router::new()
         .route("/register", post(register))
         .route("/heartbeat", post(heartbeat))
         .route("/deregister", post(deregister))
+        .route_layer(axum::middleware::from_fn_with_state(
+            guard,
+            auth::http::guard,
+        ))
         .route("/nodes", get(nodes))
         .route(
             "/health",

@@ -113,6 +113,15 @@ pub enum NodeEvent {
         /// Consecutive failed calls to the peer when it changed.
         failures: u32,
     },
+    /// A peer or internal request was refused: it did not prove it holds the cluster key.
+    Refused {
+        /// Where it came from (address).
+        peer: String,
+        /// What it tried (`POST /replicate`, `peer connection`).
+        what: String,
+        /// Why it was refused.
+        reason: String,
+    },
     /// A leader gave up leadership.
     SteppedDown {
         /// The term it led.

@@ -29,4 +29,7 @@ pub struct NodeEnv {
     pub events: EventSink,
     /// How much slower than configured its simulated work runs (the harness's `slow`).
     pub slowdown: Slowdown,
+    /// The cluster's shared secret, which node-to-node traffic must prove (see
+    /// [`crate::auth`]): from a key file in real mode, derived from the seed in simulation.
+    pub cluster_key: crate::auth::ClusterKey,
 }

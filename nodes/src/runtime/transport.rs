@@ -2,8 +2,11 @@
 //!
 //! Messages are newline-delimited JSON. Each peer gets one outbound connection, owned by a
 //! writer task with a bounded queue; inbound connections are read by one task each and
-//! feed a single inbox. A connection opens with a hello line naming the sender, so the
-//! transport knows when it last heard from each peer: an outbound connection to a peer
+//! feed a single inbox. A connection opens with a handshake: the acceptor sends a fresh
+//! random challenge, the connecting side answers with a hello line naming itself and an
+//! HMAC of the challenge under the cluster key ([`crate::auth`]). A connection that does
+//! not prove the key is closed and reported as [`NodeEvent::Refused`] before any of its
+//! messages is read. The hello also tells the transport when it last heard from each peer: an outbound connection to a peer
 //! silent for [`STALE_AFTER`] is replaced on the next send. TCP (real or simulated) holds
 //! data for a cut link and retries with exponential backoff, so without this a healed
 //! partition would stay deaf for seconds. Delivery is best effort, like the network: a message to an
@@ -11,7 +14,10 @@
 //! with their own timeouts and retries. The same code runs on real sockets and, compiled
 //! with `--cfg madsim`, on the simulated network.
 
+use crate::auth::ClusterKey;
 use crate::lines::{read_line, Line};
+use crate::runtime::{EventSink, NodeEvent};
+use rand::Rng;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::BTreeMap;
 use std::io;
@@ -19,7 +25,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -51,6 +57,19 @@ const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 pub const STALE_AFTER: Duration = Duration::from_secs(2);
 /// Longest accepted message line.
 const MAX_LINE_BYTES: usize = 16 << 20;
+/// Longest accepted challenge or hello line.
+const MAX_HANDSHAKE_BYTES: usize = 512;
+/// How long an accepted connection may take to answer the challenge.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+/// What a hello's MAC is for (see [`ClusterKey::sign`]).
+const HELLO_PURPOSE: &str = "simnode peer hello";
+
+/// Who may connect, and where refusals are reported.
+#[derive(Clone)]
+struct Auth {
+    key: ClusterKey,
+    events: EventSink,
+}
 
 /// Sends messages of type `M` to peers by id.
 pub struct Transport<M> {
@@ -60,21 +79,29 @@ pub struct Transport<M> {
 
 impl<M: Serialize + DeserializeOwned + Send + 'static> Transport<M> {
     /// Listens on `listen` as node `me` and prepares connections to `peers`; returns the
-    /// sender and the inbox of messages received from anyone.
+    /// sender and the inbox of messages received from peers that prove `key`. Refused
+    /// connections are reported to `events`.
     pub async fn start(
         me: u64,
         listen: SocketAddr,
         peers: &BTreeMap<u64, SocketAddr>,
+        key: &ClusterKey,
+        events: &EventSink,
     ) -> io::Result<(Self, mpsc::Receiver<M>)> {
         let listener = TcpListener::bind(listen).await?;
         let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
         let last_heard = LastHeard::default();
-        tokio::spawn(accept_loop(listener, inbox_tx, last_heard.clone()));
+        let auth = Auth {
+            key: key.clone(),
+            events: events.clone(),
+        };
+        tokio::spawn(accept_loop(listener, inbox_tx, last_heard.clone(), auth));
         let outboxes = peers
             .iter()
             .map(|(&id, &addr)| {
                 let (tx, rx) = mpsc::channel(QUEUE_PER_PEER);
-                tokio::spawn(writer(me, id, addr, rx, last_heard.clone()));
+                let key = key.clone();
+                tokio::spawn(writer(me, id, addr, rx, last_heard.clone(), key));
                 (id, tx)
             })
             .collect();
@@ -108,38 +135,122 @@ async fn accept_loop<M: DeserializeOwned + Send + 'static>(
     listener: TcpListener,
     inbox: mpsc::Sender<M>,
     last_heard: LastHeard,
+    auth: Auth,
 ) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(reader(stream, inbox.clone(), last_heard.clone()));
+            Ok((stream, from)) => {
+                let (inbox, last_heard, auth) = (inbox.clone(), last_heard.clone(), auth.clone());
+                tokio::spawn(async move {
+                    let (read, mut write) = tokio::io::split(stream);
+                    let mut lines = BufReader::new(read);
+                    let handshake = accept_hello(&mut lines, &mut write, &auth.key);
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                        Ok(Ok(peer)) => read_messages(lines, peer, inbox, last_heard).await,
+                        Ok(Err(reason)) => refused(&auth, from, reason),
+                        Err(_) => refused(&auth, from, "no hello in time"),
+                    }
+                });
             }
             Err(_) => tokio::time::sleep(RECONNECT_BACKOFF).await,
         }
     }
 }
 
-/// First line on every connection: who is writing.
+fn refused(auth: &Auth, from: SocketAddr, reason: &str) {
+    auth.events.emit(NodeEvent::Refused {
+        peer: from.to_string(),
+        what: "peer connection".into(),
+        reason: reason.into(),
+    });
+}
+
+/// First line from the acceptor: a fresh random challenge.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Challenge {
+    challenge: String,
+}
+
+/// First line from the connecting side: who is writing, and its proof of the key.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Hello {
     hello: u64,
+    mac: String,
 }
 
-async fn reader<M: DeserializeOwned, S: AsyncRead + Unpin>(
-    stream: S,
+fn hello_mac(key: &ClusterKey, challenge: &str, me: u64) -> String {
+    key.sign(
+        HELLO_PURPOSE,
+        &[challenge.as_bytes(), me.to_string().as_bytes()],
+    )
+}
+
+/// The acceptor's half of the handshake: sends a challenge, returns the id of a peer whose
+/// hello proves the key, or why it is refused.
+async fn accept_hello<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin>(
+    lines: &mut R,
+    write: &mut W,
+    key: &ClusterKey,
+) -> Result<u64, &'static str> {
+    let challenge = crate::auth::hex(&madsim::rand::thread_rng().gen::<[u8; 16]>());
+    let mut line = serde_json::to_vec(&Challenge {
+        challenge: challenge.clone(),
+    })
+    .map_err(|_| "cannot encode a challenge")?;
+    line.push(b'\n');
+    let sent = async {
+        write.write_all(&line).await?;
+        write.flush().await
+    };
+    sent.await.map_err(|_| "connection lost")?;
+    let mut line = Vec::new();
+    match read_line(lines, &mut line, MAX_HANDSHAKE_BYTES).await {
+        Ok(Line::Read(_)) => {}
+        Ok(Line::TooLong) => return Err("hello line too long"),
+        Ok(Line::Eof) | Err(_) => return Err("closed before its hello"),
+    }
+    let hello: Hello = serde_json::from_slice(&line).map_err(|_| "not a hello")?;
+    if key.verify(
+        HELLO_PURPOSE,
+        &[challenge.as_bytes(), hello.hello.to_string().as_bytes()],
+        &hello.mac,
+    ) {
+        Ok(hello.hello)
+    } else {
+        Err("bad cluster MAC")
+    }
+}
+
+/// The connecting half: reads the challenge, answers it as node `me`.
+async fn send_hello(stream: &mut TcpStream, me: u64, key: &ClusterKey) -> io::Result<()> {
+    let mut line = Vec::new();
+    let challenge = {
+        let mut lines = BufReader::new(&mut *stream);
+        match read_line(&mut lines, &mut line, MAX_HANDSHAKE_BYTES).await? {
+            Line::Read(_) => serde_json::from_slice::<Challenge>(&line)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+            _ => return Err(io::ErrorKind::UnexpectedEof.into()),
+        }
+    };
+    let hello = Hello {
+        hello: me,
+        mac: hello_mac(key, &challenge.challenge, me),
+    };
+    let mut line = serde_json::to_vec(&hello)?;
+    line.push(b'\n');
+    stream.write_all(&line).await?;
+    stream.flush().await
+}
+
+/// Reads the messages of an authenticated connection from `peer` into the inbox.
+async fn read_messages<M: DeserializeOwned, R: AsyncRead + Unpin>(
+    mut lines: BufReader<R>,
+    peer: u64,
     inbox: mpsc::Sender<M>,
     last_heard: LastHeard,
 ) {
-    let mut lines = BufReader::new(stream);
-    let mut line = Vec::new();
-    let peer = match read_line(&mut lines, &mut line, MAX_LINE_BYTES).await {
-        Ok(Line::Read(_)) => match serde_json::from_slice::<Hello>(&line) {
-            Ok(hello) => hello.hello,
-            Err(_) => return,
-        },
-        _ => return,
-    };
     heard(&last_heard, peer);
+    let mut line = Vec::new();
     loop {
         match read_line(&mut lines, &mut line, MAX_LINE_BYTES).await {
             // A line over the cap is refused before it is buffered: close the connection.
@@ -163,8 +274,8 @@ async fn writer(
     addr: SocketAddr,
     mut queue: mpsc::Receiver<String>,
     last_heard: LastHeard,
+    key: ClusterKey,
 ) {
-    let hello = format!("{}\n", serde_json::json!({ "hello": me }));
     let mut stream: Option<TcpStream> = None;
     let mut connected_at = Instant::now();
     let mut retry_at: Option<tokio::time::Instant> = None;
@@ -183,13 +294,19 @@ async fn writer(
             if retry_at.is_some_and(|t| tokio::time::Instant::now() < t) {
                 continue; // peer recently unreachable: drop, as a lossy network would
             }
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-                Ok(Ok(mut s)) => {
-                    let _ = s.set_nodelay(true);
-                    if s.write_all(hello.as_bytes()).await.is_err() {
-                        retry_at = Some(tokio::time::Instant::now() + RECONNECT_BACKOFF);
-                        continue;
-                    }
+            // Connecting and the handshake after it are each bounded by CONNECT_TIMEOUT.
+            let connect = async {
+                let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+                    .await
+                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+                let _ = s.set_nodelay(true);
+                tokio::time::timeout(CONNECT_TIMEOUT, send_hello(&mut s, me, &key))
+                    .await
+                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+                io::Result::Ok(s)
+            };
+            match connect.await {
+                Ok(s) => {
                     stream = Some(s);
                     connected_at = Instant::now();
                     retry_at = None;
@@ -219,21 +336,97 @@ mod tests {
     use crate::lines::testing::Flood;
     use std::sync::atomic::Ordering;
 
-    /// A hello, then a line far over the cap with no newline: the reader gives up on the
-    /// connection having taken at most the cap (plus one buffer) from it.
+    /// A line far over the cap with no newline, after the handshake: the reader gives up
+    /// on the connection having taken at most the cap (plus one buffer) from it.
     #[test]
     fn a_peer_line_without_end_is_cut_off_at_the_cap() {
-        let flood = Flood::new(b"{\"hello\":2}\n", MAX_LINE_BYTES * 4);
+        let flood = Flood::new(b"", MAX_LINE_BYTES * 4);
         let taken = flood.taken.clone();
         let runtime = madsim::runtime::Runtime::new();
         runtime.block_on(async move {
             let (inbox, _rx) = mpsc::channel::<serde_json::Value>(4);
-            reader(flood, inbox, LastHeard::default()).await;
+            read_messages(BufReader::new(flood), 2, inbox, LastHeard::default()).await;
         });
         let taken = taken.load(Ordering::Relaxed);
         assert!(
-            taken <= 12 + MAX_LINE_BYTES + 1 + 8192,
+            taken <= MAX_LINE_BYTES + 1 + 8192,
             "the reader took {taken} bytes of one line (cap {MAX_LINE_BYTES})"
         );
+    }
+
+    /// Two nodes with one key talk; a third with another key, and a raw connection that
+    /// sends the old unauthenticated hello and a message, are refused and reported, and
+    /// nothing of theirs reaches the inbox.
+    #[test]
+    fn only_peers_that_prove_the_key_are_heard() {
+        use madsim::runtime::Handle;
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async move {
+            let handle = Handle::current();
+            fn ip(last: u8) -> std::net::IpAddr {
+                std::net::IpAddr::from([10, 0, 0, last])
+            }
+            fn addr(last: u8) -> SocketAddr {
+                SocketAddr::new(ip(last), 7000)
+            }
+            let key = ClusterKey::derived("right");
+            let refusals = Arc::new(Mutex::new(Vec::new()));
+            let (inbox_tx, mut inbox_rx) = mpsc::channel::<u64>(16);
+            let server = handle.create_node().ip(ip(1)).build();
+            {
+                let (key, refusals) = (key.clone(), refusals.clone());
+                server.spawn(async move {
+                    let events = EventSink::new(move |e| refusals.lock().unwrap().push(e));
+                    let (_t, mut inbox) =
+                        Transport::<u64>::start(1, addr(1), &BTreeMap::new(), &key, &events)
+                            .await
+                            .expect("listen");
+                    while let Some(m) = inbox.recv().await {
+                        let _ = inbox_tx.send(m).await;
+                    }
+                });
+            }
+            let sender = |last: u8, key: ClusterKey, message: u64| {
+                let node = handle.create_node().ip(ip(last)).build();
+                node.spawn(async move {
+                    let peers = BTreeMap::from([(1, addr(1))]);
+                    let events = EventSink::new(|_| {});
+                    let (t, _inbox) =
+                        Transport::<u64>::start(last.into(), addr(last), &peers, &key, &events)
+                            .await
+                            .expect("listen");
+                    t.send(1, &message);
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                })
+            };
+            let _good = sender(2, key.clone(), 42);
+            let _bad = sender(3, ClusterKey::derived("wrong"), 666);
+            let raw = handle.create_node().ip(ip(4)).build();
+            let _raw = raw.spawn(async move {
+                let mut s = TcpStream::connect(addr(1)).await.expect("connect");
+                s.write_all(b"{\"hello\":2}\n777\n").await.expect("write");
+                s.flush().await.expect("flush");
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            });
+            let first = tokio::time::timeout(Duration::from_secs(5), inbox_rx.recv()).await;
+            assert_eq!(first.ok().flatten(), Some(42));
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            assert!(inbox_rx.try_recv().is_err(), "a refused peer was heard");
+            let refusals = refusals.lock().unwrap().clone();
+            let reasons: Vec<_> = refusals
+                .iter()
+                .map(|e| match e {
+                    NodeEvent::Refused { peer, reason, .. } => format!("{peer}: {reason}"),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(reasons.len(), 2, "{reasons:?}");
+            assert!(reasons
+                .iter()
+                .any(|r| r.starts_with("10.0.0.3:") && r.ends_with("bad cluster MAC")));
+            assert!(reasons
+                .iter()
+                .any(|r| r.starts_with("10.0.0.4:") && r.ends_with("not a hello")));
+        });
     }
 }

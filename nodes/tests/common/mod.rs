@@ -52,6 +52,29 @@ pub fn scratch_dir(test: &str) -> PathBuf {
     dir
 }
 
+/// The HOME of every real process this test binary starts: the first node creates the
+/// per-user cluster key file (`~/.simnode/cluster-key`) there and every other node reads
+/// it, as the seeds' commands do on one machine, without touching the real home.
+pub fn test_home() -> PathBuf {
+    static HOME: OnceLock<PathBuf> = OnceLock::new();
+    HOME.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("nodes-real-home-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("test home");
+        dir
+    })
+    .clone()
+}
+
+/// The cluster key the nodes of this test binary share (once a node has created it).
+pub fn cluster_key() -> nodes::auth::ClusterKey {
+    let path = test_home().join(nodes::auth::key_file::DEFAULT_RELATIVE);
+    wait_for("the cluster key file", Duration::from_secs(10), || {
+        path.exists()
+    });
+    nodes::auth::key_file::load(Some(&path)).expect("the cluster key")
+}
+
 /// A running real process whose stdout lines are collected.
 pub struct Running {
     pub name: String,
@@ -64,6 +87,7 @@ impl Running {
     pub fn start(name: &str, binary: &Path, args: &[String]) -> Running {
         let mut child = Command::new(binary)
             .args(args)
+            .env("HOME", test_home())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -140,8 +164,7 @@ pub fn wait_for(what: &str, limit: Duration, mut condition: impl FnMut() -> bool
     panic!("timed out after {limit:?} waiting for {what}");
 }
 
-/// A kv-node `node-{id}` on `port`, registered with the registry on `registry`
-/// (heartbeat every 300 ms), with `extra` flags.
+/// `kv-node` number `id` on `port`, registered with the registry on `registry`.
 pub fn kv_node(id: usize, port: u16, registry: u16, extra: &[&str]) -> Running {
     let mut args = vec![
         format!("--port={port}"),
@@ -153,7 +176,7 @@ pub fn kv_node(id: usize, port: u16, registry: u16, extra: &[&str]) -> Running {
     Running::start(&format!("node-{id}"), &real_binary("kv-node"), &args)
 }
 
-/// How many peers the node on `port` lists in `GET /peers` (0 if it does not answer).
+/// How many peers the kv-node on `port` lists (0 if it does not answer).
 pub fn peers_of(port: u16) -> usize {
     ureq::get(&format!("http://127.0.0.1:{port}/peers"))
         .call()
@@ -163,10 +186,15 @@ pub fn peers_of(port: u16) -> usize {
         .unwrap_or(0)
 }
 
-/// A registry (with `ttl`) and three kv-nodes (with `extra` flags), once every node sees
-/// the others. Returns the processes (stopped when dropped; the registry first) and the
-/// nodes' ports.
-pub fn three_kv_nodes(ttl: &str, extra: &[&str]) -> (Vec<Running>, Vec<u16>) {
+/// A registry and three kv-nodes (with `extra` flags), once every node sees the others.
+/// Returns the processes (registry first; stopped when dropped), the nodes' ports and the
+/// registry's port.
+pub fn kv_cluster(extra: &[&str]) -> (Vec<Running>, Vec<u16>, u16) {
+    kv_cluster_with_ttl("3s", extra)
+}
+
+/// [`kv_cluster`] with the registry dropping a silent node after `ttl`.
+pub fn kv_cluster_with_ttl(ttl: &str, extra: &[&str]) -> (Vec<Running>, Vec<u16>, u16) {
     let registry_port = free_port();
     let mut running = vec![Running::start(
         "registry",
@@ -178,5 +206,14 @@ pub fn three_kv_nodes(ttl: &str, extra: &[&str]) -> (Vec<Running>, Vec<u16>) {
     wait_for("three members everywhere", Duration::from_secs(20), || {
         ports.iter().all(|&p| peers_of(p) == 2)
     });
-    (running, ports)
+    (running, ports, registry_port)
+}
+
+/// The node events (`data` of each JSON line) a process printed.
+pub fn events_of(node: &Running) -> Vec<serde_json::Value> {
+    node.lines()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .map(|v| v["data"].clone())
+        .collect()
 }

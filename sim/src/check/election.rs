@@ -143,6 +143,11 @@ impl<'a> Replay<'a> {
         self.history.get(self.at).map(|e| e.t)
     }
 
+    /// The term `server` last reported, if it has reported a role since it (re)started.
+    pub(crate) fn term_of(&self, server: &str) -> Option<u64> {
+        self.beliefs.get(server).map(|b| b.term)
+    }
+
     /// Servers seen in the history, in id order.
     pub(crate) fn servers(&self) -> &[String] {
         &self.servers

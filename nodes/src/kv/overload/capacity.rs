@@ -5,8 +5,8 @@
 //! [`Slowdown`] (the factor read when the work starts).
 //!
 //! The work is done once, by the node the client sent the request to: only client routes
-//! come here (see [`super::Route`]), never replication, gossip, forwarded reads or
-//! registry traffic.
+//! come here (see [`super::Route`]), never replication, gossip, reads forwarded by a peer
+//! or registry traffic.
 
 use crate::runtime::{Clock, Slowdown};
 use std::future::Future;

@@ -8,8 +8,8 @@
 //! - [`breaker`]: a circuit breaker per peer on replication and gossip (`--circuit-breaker`).
 //!
 //! [`guard`] runs the first three, in that order, as one axum middleware in front of every
-//! route. Which routes they apply to is [`Route`]'s decision: node-to-node routes are exempt
-//! from all of them, because a limit meant for clients must not starve replication or
+//! route. Which routes they apply to is [`Route`]'s decision: node-to-node routes (and a
+//! read forwarded by a peer, signed with the cluster key) are exempt from all of them, because a limit meant for clients must not starve replication or
 //! anti-entropy (and the work of a request is done once, by the node the client called);
 //! status routes are rate limited but neither queued nor slowed, so `/queue-stats` still
 //! answers on a node that is drowning.
@@ -19,6 +19,7 @@ pub mod breaker;
 pub mod capacity;
 pub mod rate_limit;
 
+use crate::auth::{self, ClusterKey};
 use crate::http::PeerAddr;
 use crate::runtime::{Clock, EventSink, Slowdown};
 use axum::extract::{Request, State};
@@ -82,17 +83,16 @@ pub enum Route {
     Data,
     /// Health, peers and the status pages: the rate limit only.
     Status,
-    /// Node to node (`/replicate`, `/gossip`, `/gossip/items`, a forwarded read
-    /// `/data/{key}?local=true`): none.
+    /// Node to node (`/replicate`, `/gossip`, `/gossip/items`, which refuse callers
+    /// without the cluster key themselves): none.
     Internal,
+    /// A read of one node's copy (`/data/{key}?local=true`), how a node forwards a read:
+    /// none if it carries the cluster key's MAC, else it is a client's [`Route::Data`].
+    Forwarded,
 }
 
 impl Route {
     /// The route class of a request to `uri`.
-    ///
-    /// Note: `?local=true` reads are exempt because that is how a node forwards a read;
-    /// until peer calls are authenticated, a client that asks for a local read skips the
-    /// limits too (it gets that node's copy only).
     pub fn of(uri: &Uri) -> Route {
         let path = uri.path();
         let local = uri
@@ -100,7 +100,7 @@ impl Route {
             .is_some_and(|q| q.split('&').any(|pair| pair == "local=true"));
         match path {
             "/replicate" | "/gossip" | "/gossip/items" => Route::Internal,
-            _ if path.starts_with("/data/") && local => Route::Internal,
+            _ if path.starts_with("/data/") && local => Route::Forwarded,
             "/data" => Route::Data,
             _ if path.starts_with("/data/") => Route::Data,
             _ => Route::Status,
@@ -117,15 +117,19 @@ pub struct Overload {
     pub breakers: Breakers,
     /// Client data requests in flight now (admitted, not yet answered).
     in_flight: AtomicUsize,
+    /// What a forwarded read from a peer is signed with.
+    key: ClusterKey,
 }
 
 impl Overload {
-    /// The middleware `config` asks for, timed on `clock`, slowed by `slowdown`.
+    /// The middleware `config` asks for, timed on `clock`, slowed by `slowdown`; peers
+    /// prove themselves with `key`.
     pub fn new(
         config: &OverloadConfig,
         clock: Clock,
         slowdown: Slowdown,
         events: EventSink,
+        key: ClusterKey,
     ) -> Self {
         Overload {
             rate_limit: config.rate_limit.map(|n| RateLimit::new(n, clock.clone())),
@@ -141,6 +145,31 @@ impl Overload {
                 None => Breakers::off(),
             },
             in_flight: AtomicUsize::new(0),
+            key,
+        }
+    }
+
+    /// The class `request` gets: a forwarded read counts as one only if a peer signed it
+    /// (a bodiless GET, so its MAC is checked without reading anything).
+    fn route(&self, request: &Request) -> Route {
+        match Route::of(request.uri()) {
+            Route::Forwarded => {
+                let path = request.uri().path_and_query().map_or("", |p| p.as_str());
+                let signed = request
+                    .headers()
+                    .get(auth::http::HEADER)
+                    .and_then(|mac| mac.to_str().ok())
+                    .is_some_and(|mac| {
+                        let method = request.method().as_str();
+                        auth::http::verify(&self.key, method, path, b"", mac)
+                    });
+                if signed {
+                    Route::Internal
+                } else {
+                    Route::Data
+                }
+            }
+            route => route,
         }
     }
 
@@ -206,7 +235,7 @@ pub async fn guard(
     request: Request,
     next: Next,
 ) -> Response {
-    let route = Route::of(request.uri());
+    let route = overload.route(&request);
     if route == Route::Internal {
         return next.run(request).await;
     }
@@ -270,12 +299,39 @@ mod tests {
         assert_eq!(route("/data"), Route::Data);
         assert_eq!(route("/data/user:1"), Route::Data);
         assert_eq!(route("/data/user%3A1?local=false"), Route::Data);
-        assert_eq!(route("/data/k?local=true"), Route::Internal);
+        assert_eq!(route("/data/k?local=true"), Route::Forwarded);
         assert_eq!(route("/replicate"), Route::Internal);
         assert_eq!(route("/gossip"), Route::Internal);
         assert_eq!(route("/gossip/items"), Route::Internal);
         assert_eq!(route("/health"), Route::Status);
         assert_eq!(route("/queue-stats"), Route::Status);
         assert_eq!(route("/nope"), Route::Status);
+    }
+
+    #[test]
+    fn a_local_read_is_exempt_only_when_a_peer_signed_it() {
+        let key = ClusterKey::derived("test cluster");
+        let overload = Overload::new(
+            &OverloadConfig::default(),
+            Clock::new(),
+            Slowdown::new(),
+            EventSink::new(|_| {}),
+            key.clone(),
+        );
+        let read = |mac: Option<String>| {
+            let mut request = Request::builder().uri("/data/k?local=true");
+            if let Some(mac) = mac {
+                request = request.header(auth::http::HEADER, mac);
+            }
+            overload.route(&request.body(axum::body::Body::empty()).unwrap())
+        };
+        let signed = auth::http::sign(&key, "GET", "/data/k?local=true", b"");
+        assert_eq!(read(Some(signed)), Route::Internal);
+        assert_eq!(read(None), Route::Data, "a client asking for a local copy");
+        let other = ClusterKey::derived("another cluster");
+        let forged = auth::http::sign(&other, "GET", "/data/k?local=true", b"");
+        assert_eq!(read(Some(forged)), Route::Data);
+        let for_another_key = auth::http::sign(&key, "GET", "/data/j?local=true", b"");
+        assert_eq!(read(Some(for_another_key)), Route::Data);
     }
 }

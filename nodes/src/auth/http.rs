@@ -1,0 +1,76 @@
+//! Authenticated internal HTTP: the caller signs method, path and body with the cluster
+//! key in the [`HEADER`] header ([`sign`], done by [`Pool`](crate::pool::Pool) when it
+//! holds a key); internal routes sit behind [`guard`], which answers 401 with a JSON error
+//! and reports a [`NodeEvent::Refused`] for anything unsigned or signed with another key.
+
+use super::ClusterKey;
+use crate::http::{error, PeerAddr};
+use crate::runtime::{EventSink, NodeEvent};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// The request header carrying the MAC.
+pub const HEADER: &str = "x-cluster-mac";
+
+const PURPOSE: &str = "simnode internal http request";
+
+/// The MAC of one request: its method, its path with query, and its body.
+pub fn sign(key: &ClusterKey, method: &str, path: &str, body: &[u8]) -> String {
+    key.sign(PURPOSE, &[method.as_bytes(), path.as_bytes(), body])
+}
+
+/// Whether `mac` is [`sign`]'s MAC of this request.
+pub fn verify(key: &ClusterKey, method: &str, path: &str, body: &[u8], mac: &str) -> bool {
+    key.verify(PURPOSE, &[method.as_bytes(), path.as_bytes(), body], mac)
+}
+
+/// What [`guard`] needs: the key, where refusals are reported, and the body limit.
+#[derive(Clone)]
+pub struct Guard {
+    /// The cluster key.
+    pub key: ClusterKey,
+    /// The node's events (refusals go there).
+    pub events: EventSink,
+    /// Largest body read to check its MAC.
+    pub max_body: usize,
+}
+
+/// Middleware for internal routes (`route_layer(from_fn_with_state(guard, guard))`):
+/// passes a request whose MAC verifies, refuses any other with 401.
+pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let peer = parts
+        .extensions
+        .get::<PeerAddr>()
+        .map_or_else(|| "unknown".to_string(), |p| p.0.to_string());
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
+    let refuse = |reason: &str| {
+        guard.events.emit(NodeEvent::Refused {
+            peer: peer.clone(),
+            what: format!("{} {path}", parts.method),
+            reason: reason.to_string(),
+        });
+        error(
+            StatusCode::UNAUTHORIZED,
+            format!("{reason}: internal routes need the cluster key"),
+        )
+        .into_response()
+    };
+    let Some(mac) = parts.headers.get(HEADER).and_then(|v| v.to_str().ok()) else {
+        return refuse("no cluster MAC");
+    };
+    let mac = mac.to_string();
+    let Ok(bytes) = axum::body::to_bytes(body, guard.max_body).await else {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "body over the limit").into_response();
+    };
+    if !verify(&guard.key, parts.method.as_str(), &path, &bytes, &mac) {
+        return refuse("bad cluster MAC");
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}

@@ -1,0 +1,589 @@
+//! What the run page draws, computed from the recorded history alone: lanes, each server's
+//! role over time, fault bands, client operations as bars, notable node events, and the
+//! instants where two servers acted as leader. Plain data, serialized into the page.
+
+use crate::check::election::Replay;
+use crate::history::{fmt_time, Actor, Entry, OpType, What};
+use crate::scenario::Action;
+use nodes::runtime::NodeEvent;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Most operations drawn; beyond it the page says how many were left out.
+pub const MAX_OPS: usize = 20_000;
+/// Most node events drawn (deliveries are folded first, see [`Page::folded`]).
+pub const MAX_EVENTS: usize = 20_000;
+
+/// One lane of the page: a server, the registry or balancer, a client, or a harness actor.
+#[derive(Clone, Debug, Serialize)]
+pub struct Lane {
+    /// Node name (`n3`, `c1`, `registry`, `probe`).
+    pub name: String,
+    /// `server`, `service`, `client` or `harness`.
+    pub kind: &'static str,
+}
+
+/// A stretch of time a server spent in one state.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Segment {
+    /// Lane index.
+    pub lane: usize,
+    /// Start, ns of simulated time.
+    pub from: u64,
+    /// End, ns.
+    pub to: u64,
+    /// `leader`, `follower`, `candidate`, `leaderless`, `down`, `paused`, `up`.
+    pub state: &'static str,
+    /// The term, for roles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub term: Option<u64>,
+}
+
+/// A fault, drawn as a band from `at` to `until` (an instant when `until == at`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Band {
+    /// Index of the fault entry in the history.
+    pub entry: usize,
+    /// When it was applied, ns.
+    pub at: u64,
+    /// When what it did ended (a heal, a restart, the end of the run), ns.
+    pub until: u64,
+    /// The action (`partition`, `clog`, ...).
+    pub action: String,
+    /// Partitions: which side of the split this band is (one band per side).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub side: Option<usize>,
+    /// Lanes it touches (none: the whole cluster).
+    pub lanes: Vec<usize>,
+    /// One line for people.
+    pub text: String,
+}
+
+/// A client (or harness) operation from invoke to completion.
+#[derive(Clone, Debug, Serialize)]
+pub struct Op {
+    /// Index of the invoke entry in the history.
+    pub entry: usize,
+    /// Lane of the client.
+    pub lane: usize,
+    /// Invoked, ns.
+    pub from: u64,
+    /// Completed (or the end of the run when it never did), ns.
+    pub to: u64,
+    /// `ok`, `fail`, `info` or `open`.
+    pub outcome: &'static str,
+    /// One line for people: what, on which key, which value, answered by whom.
+    pub text: String,
+    /// Lane of the server it went to, if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<usize>,
+}
+
+/// A notable node event (role change, election, start, stop, refusal, error, delivery).
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    /// Index in the history.
+    pub entry: usize,
+    /// Lane.
+    pub lane: usize,
+    /// When, ns.
+    pub t: u64,
+    /// Short class for colour (`role`, `election`, `delivered`, `error`, ...).
+    pub class: &'static str,
+    /// One line for people.
+    pub text: String,
+}
+
+/// An interval where two or more servers acted as leader: `(from, to, lanes)`, ns.
+pub type Overlap = (u64, u64, Vec<usize>);
+
+/// Everything the page draws.
+#[derive(Clone, Debug, Serialize)]
+pub struct Page {
+    /// Lanes, top to bottom.
+    pub lanes: Vec<Lane>,
+    /// Server states.
+    pub segments: Vec<Segment>,
+    /// Intervals where two or more servers acted as leader.
+    pub two_leaders: Vec<Overlap>,
+    /// Faults.
+    pub bands: Vec<Band>,
+    /// Operations.
+    pub ops: Vec<Op>,
+    /// Node events.
+    pub events: Vec<Event>,
+    /// End of the run, ns.
+    pub end: u64,
+    /// What was folded or capped to keep the page small, for the notice.
+    pub folded: Vec<String>,
+}
+
+fn lane_kind(name: &str) -> (&'static str, u64) {
+    let number = |prefix: char| {
+        name.strip_prefix(prefix)
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    if let Some(n) = number('n') {
+        ("server", n)
+    } else if let Some(n) = number('c') {
+        ("client", n)
+    } else if matches!(name, "registry" | "lb") {
+        ("service", 0)
+    } else {
+        ("harness", 0)
+    }
+}
+
+fn lanes_of(history: &[Entry]) -> Vec<Lane> {
+    let mut names: Vec<String> = history
+        .iter()
+        .flat_map(|e| {
+            let mut names = vec![e.node.clone()];
+            if let What::Fault { fault } = &e.what {
+                names.extend(fault.node.iter().cloned());
+                names.extend(fault.groups.iter().flatten().cloned());
+            }
+            names
+        })
+        .filter(|n| n != "harness")
+        .collect();
+    let order = |name: &String| {
+        let (kind, n) = lane_kind(name);
+        let rank = match kind {
+            "server" => 0,
+            "service" => 1,
+            "client" => 2,
+            _ => 3,
+        };
+        (rank, n, name.clone())
+    };
+    names.sort_by_key(order);
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| Lane {
+            kind: lane_kind(&name).0,
+            name,
+        })
+        .collect()
+}
+
+fn state_of(glyph: char) -> Option<&'static str> {
+    Some(match glyph {
+        'L' => "leader",
+        '-' => "follower",
+        'c' => "candidate",
+        '?' => "leaderless",
+        'X' => "down",
+        'P' => "paused",
+        '.' => "up",
+        _ => return None,
+    })
+}
+
+/// Builds the page's data from a history of a run that lasted `end` ns.
+pub fn page(history: &[Entry], end: u64) -> Page {
+    let lanes = lanes_of(history);
+    let index: BTreeMap<&str, usize> = lanes
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.name.as_str(), i))
+        .collect();
+    let lane = |name: &str| index.get(name).copied();
+    let (segments, two_leaders) = states(history, end, &lane);
+    let mut folded = Vec::new();
+    let bands = bands(history, end, &lanes, &lane);
+    let mut ops = ops(history, end, &lane);
+    if ops.len() > MAX_OPS {
+        folded.push(format!(
+            "{} operations after the first {MAX_OPS} are not drawn",
+            ops.len() - MAX_OPS
+        ));
+        ops.truncate(MAX_OPS);
+    }
+    let deliveries = history
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.what,
+                What::Event {
+                    data: NodeEvent::Delivered { .. } | NodeEvent::Sequenced { .. }
+                }
+            )
+        })
+        .count();
+    let fold_deliveries = deliveries > MAX_EVENTS / 4;
+    if fold_deliveries {
+        folded.push(format!(
+            "{deliveries} deliveries and sequencings are folded (not drawn one by one); the \
+             per-server counts are in the header"
+        ));
+    }
+    let mut events = events(history, &lane, fold_deliveries);
+    if events.len() > MAX_EVENTS {
+        folded.push(format!(
+            "{} node events after the first {MAX_EVENTS} are not drawn",
+            events.len() - MAX_EVENTS
+        ));
+        events.truncate(MAX_EVENTS);
+    }
+    Page {
+        lanes,
+        segments,
+        two_leaders,
+        bands,
+        ops,
+        events,
+        end,
+        folded,
+    }
+}
+
+type LaneOf<'a> = dyn Fn(&str) -> Option<usize> + 'a;
+
+/// Each server's state over time (from the same replay the election checks use), and the
+/// intervals with two acting leaders.
+fn states(history: &[Entry], end: u64, lane: &LaneOf<'_>) -> (Vec<Segment>, Vec<Overlap>) {
+    let mut replay = Replay::new(history);
+    let servers: Vec<(String, usize)> = replay
+        .servers()
+        .iter()
+        .filter_map(|s| Some((s.clone(), lane(s)?)))
+        .collect();
+    let mut open: BTreeMap<usize, Segment> = BTreeMap::new();
+    let mut segments = Vec::new();
+    let mut two_leaders: Vec<Overlap> = Vec::new();
+    let mut leaders_now: Option<(u64, Vec<usize>)> = None;
+    while let Some(t) = replay.next_instant() {
+        let mut leaders = Vec::new();
+        for (server, lane) in &servers {
+            let state = state_of(replay.glyph(server));
+            let term = replay.term_of(server);
+            if state == Some("leader") {
+                leaders.push(*lane);
+            }
+            let same = open
+                .get(lane)
+                .is_some_and(|s| Some(s.state) == state && s.term == term);
+            if same {
+                continue;
+            }
+            if let Some(mut done) = open.remove(lane) {
+                done.to = t;
+                segments.push(done);
+            }
+            if let Some(state) = state {
+                let from = t;
+                let segment = Segment {
+                    lane: *lane,
+                    from,
+                    to: end,
+                    state,
+                    term,
+                };
+                open.insert(*lane, segment);
+            }
+        }
+        let two = leaders.len() >= 2;
+        match (&mut leaders_now, two) {
+            (Some((_, lanes)), true) if *lanes == leaders => {}
+            (now, true) => {
+                if let Some((from, lanes)) = now.take() {
+                    two_leaders.push((from, t, lanes));
+                }
+                *now = Some((t, leaders));
+            }
+            (now, false) => {
+                if let Some((from, lanes)) = now.take() {
+                    two_leaders.push((from, t, lanes));
+                }
+            }
+        }
+    }
+    segments.extend(open.into_values());
+    if let Some((from, lanes)) = leaders_now {
+        two_leaders.push((from, end, lanes));
+    }
+    segments.sort_by_key(|s| (s.lane, s.from));
+    (segments, two_leaders)
+}
+
+fn fault_text(entry: &Entry) -> Option<String> {
+    let What::Fault { fault } = &entry.what else {
+        return None;
+    };
+    let mut text = format!("{} {}", fmt_time(entry.t), fault.action);
+    for part in [&fault.node, &fault.from]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+    {
+        text.push(' ');
+        text.push_str(part);
+    }
+    if let Some(to) = &fault.to {
+        text.push_str(&format!(" -> {to}"));
+    }
+    if !fault.groups.is_empty() {
+        let groups: Vec<String> = fault.groups.iter().map(|g| g.join(",")).collect();
+        text.push_str(&format!(" {}", groups.join(" | ")));
+    }
+    if let Some(offset) = fault.offset_ms {
+        text.push_str(&format!(" offset {offset:+} ms"));
+    }
+    if let Some(drift) = fault.drift {
+        text.push_str(&format!(" drift {drift:+}"));
+    }
+    if let Some(rate) = fault.rate {
+        text.push_str(&format!(" rate {rate}"));
+    }
+    if let Some([lo, hi]) = fault.range_ms {
+        text.push_str(&format!(" {lo}-{hi} ms"));
+    }
+    if let Some(mode) = &fault.mode {
+        text.push_str(&format!(" mode {mode}"));
+    }
+    if let Some(effect) = &fault.effect {
+        text.push_str(&format!(" ({effect})"));
+    }
+    if let Some(skipped) = &fault.skipped {
+        text.push_str(&format!(" (skipped: {skipped})"));
+    }
+    Some(text)
+}
+
+/// Faults as bands: a partition, isolation or clog lasts until the heal (or unclog) that
+/// undoes it, loss and latency until the next change of the same kind or a heal; a crash
+/// or pause shows in the server's lane state, and is drawn as an instant here.
+fn bands(history: &[Entry], end: u64, lanes: &[Lane], lane: &LaneOf<'_>) -> Vec<Band> {
+    let faults: Vec<(usize, &Entry)> = history
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e.what, What::Fault { .. }))
+        .collect();
+    let mut bands = Vec::new();
+    for (k, (entry_index, entry)) in faults.iter().enumerate() {
+        let What::Fault { fault } = &entry.what else {
+            continue;
+        };
+        let later = faults[k + 1..].iter().filter_map(|(_, e)| match &e.what {
+            What::Fault { fault: f } if f.skipped.is_none() => Some((e.t, f)),
+            _ => None,
+        });
+        let until_first = |stop: &dyn Fn(&crate::history::AppliedFault) -> bool| {
+            later.clone().find(|(_, f)| stop(f)).map_or(end, |(t, _)| t)
+        };
+        let until = if fault.skipped.is_some() {
+            entry.t
+        } else {
+            match fault.action {
+                Action::Partition | Action::Isolate => until_first(&|f| f.action == Action::Heal),
+                Action::Clog => until_first(&|f| {
+                    f.action == Action::Heal
+                        || (f.action == Action::Unclog && f.from == fault.from && f.to == fault.to)
+                }),
+                Action::Loss | Action::Latency => {
+                    until_first(&|f| f.action == fault.action || f.action == Action::Heal)
+                }
+                _ => entry.t,
+            }
+        };
+        let mut touched: Vec<usize> = [&fault.node, &fault.from, &fault.to]
+            .into_iter()
+            .flatten()
+            .chain(fault.groups.iter().flatten())
+            .filter_map(|n| lane(n))
+            .collect();
+        touched.sort_unstable();
+        touched.dedup();
+        if touched.len() == lanes.len() {
+            touched.clear();
+        }
+        let text = fault_text(entry).unwrap_or_default();
+        if fault.action == Action::Partition && fault.skipped.is_none() {
+            // One band per side, so the sides are told apart.
+            for (side, group) in fault.groups.iter().enumerate() {
+                bands.push(Band {
+                    entry: *entry_index,
+                    at: entry.t,
+                    until,
+                    action: fault.action.to_string(),
+                    side: Some(side),
+                    lanes: group.iter().filter_map(|n| lane(n)).collect(),
+                    text: format!("{text} (side {}: {})", side + 1, group.join(",")),
+                });
+            }
+            continue;
+        }
+        bands.push(Band {
+            entry: *entry_index,
+            at: entry.t,
+            until,
+            action: fault.action.to_string(),
+            side: None,
+            lanes: touched,
+            text,
+        });
+    }
+    bands
+}
+
+fn short(value: &serde_json::Value) -> String {
+    let text = match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if text.chars().count() > 40 {
+        format!("{}…", text.chars().take(40).collect::<String>())
+    } else {
+        text
+    }
+}
+
+fn ops(history: &[Entry], end: u64, lane: &LaneOf<'_>) -> Vec<Op> {
+    let mut open: BTreeMap<(String, u64), usize> = BTreeMap::new();
+    let mut ops: Vec<Op> = Vec::new();
+    for (i, entry) in history.iter().enumerate() {
+        let What::Op { op } = &entry.what else {
+            continue;
+        };
+        let Some(client) = lane(&entry.node) else {
+            continue;
+        };
+        let describe = |label: &str| {
+            let mut text = format!("{} {} {}", entry.node, op.f, label);
+            if let Some(key) = &op.key {
+                text.push_str(&format!(" key {key}"));
+            }
+            if let Some(value) = &op.value {
+                text.push_str(&format!(" value {}", short(value)));
+            }
+            if let Some(seq) = op.seq {
+                text.push_str(&format!(" seq {seq}"));
+            }
+            if let Some(server) = &op.server {
+                text.push_str(&format!(" via {server}"));
+            }
+            if op.actor == Actor::Harness {
+                text.push_str(" (harness)");
+            }
+            if let Some(detail) = &op.detail {
+                text.push_str(&format!(": {detail}"));
+            }
+            text
+        };
+        match op.kind {
+            OpType::Invoke => {
+                open.insert((entry.node.clone(), op.id), ops.len());
+                ops.push(Op {
+                    entry: i,
+                    lane: client,
+                    from: entry.t,
+                    to: end,
+                    outcome: "open",
+                    text: format!("{} invoked at {}", describe(""), fmt_time(entry.t)),
+                    server: op.server.as_deref().and_then(lane),
+                });
+            }
+            kind => {
+                let Some(&k) = open.get(&(entry.node.clone(), op.id)) else {
+                    continue;
+                };
+                open.remove(&(entry.node.clone(), op.id));
+                let outcome = match kind {
+                    OpType::Ok => "ok",
+                    OpType::Fail => "fail",
+                    _ => "info",
+                };
+                let started = ops[k].from;
+                ops[k].to = entry.t;
+                ops[k].outcome = outcome;
+                ops[k].text = format!(
+                    "{} ({} → {}, {} ms)",
+                    describe(outcome),
+                    fmt_time(started),
+                    fmt_time(entry.t),
+                    (entry.t - started) / 1_000_000
+                );
+                if let Some(server) = op.server.as_deref().and_then(lane) {
+                    ops[k].server = Some(server);
+                }
+            }
+        }
+    }
+    ops
+}
+
+fn events(history: &[Entry], lane: &LaneOf<'_>, fold_deliveries: bool) -> Vec<Event> {
+    let mut events = Vec::new();
+    for (i, entry) in history.iter().enumerate() {
+        let Some(lane) = lane(&entry.node) else {
+            continue;
+        };
+        let (class, text) = match &entry.what {
+            What::Error { message } => ("error", format!("error: {message}")),
+            What::Event { data } => match data {
+                NodeEvent::Role { role, term, leader } => (
+                    "role",
+                    match leader {
+                        Some(l) => format!("{role:?} in term {term}, leader n{l}"),
+                        None => format!("{role:?} in term {term}, no leader known"),
+                    }
+                    .to_lowercase(),
+                ),
+                NodeEvent::ElectionStarted { term, suspected } => (
+                    "election",
+                    match suspected {
+                        Some(s) => format!("election from term {term}: suspects n{s}"),
+                        None => format!("election from term {term}"),
+                    },
+                ),
+                NodeEvent::SteppedDown { term, reason } => {
+                    ("role", format!("stepped down from term {term}: {reason}"))
+                }
+                NodeEvent::Started {
+                    recovered_records,
+                    damage,
+                } => (
+                    "start",
+                    match damage {
+                        Some(d) => {
+                            format!("started, {recovered_records} records recovered, damage: {d:?}")
+                        }
+                        None => format!("started, {recovered_records} records recovered"),
+                    },
+                ),
+                NodeEvent::Stopped { reason } => ("start", format!("stopped: {reason}")),
+                NodeEvent::Synced {
+                    term, recovered, ..
+                } => (
+                    "role",
+                    format!("synced term {term}, {recovered} entries recovered"),
+                ),
+                NodeEvent::Members { members } => {
+                    ("members", format!("members: {}", members.join(",")))
+                }
+                NodeEvent::Refused { peer, what, reason } => {
+                    ("error", format!("refused {what} from {peer}: {reason}"))
+                }
+                NodeEvent::Delivered { seq, term, id } if !fold_deliveries => {
+                    ("delivered", format!("delivered #{seq} {id} (term {term})"))
+                }
+                NodeEvent::Sequenced { seq, term, id } if !fold_deliveries => {
+                    ("sequenced", format!("sequenced #{seq} {id} (term {term})"))
+                }
+                _ => continue,
+            },
+            _ => continue,
+        };
+        events.push(Event {
+            entry: i,
+            lane,
+            t: entry.t,
+            class,
+            text: format!("{} {}: {text}", fmt_time(entry.t), entry.node),
+        });
+    }
+    events
+}

@@ -1,0 +1,194 @@
+"use strict";
+(function () {
+  const D = JSON.parse(document.getElementById("data").textContent);
+  const P = D.page, panels = D.panels;
+  const NS = "http://www.w3.org/2000/svg";
+  const LABEL = 70, LANE = 22, TOP = 34;
+  const chart = document.getElementById("chart");
+  const details = document.getElementById("details");
+  const controls = document.getElementById("controls");
+  let t0 = 0, t1 = Math.max(P.end, 1);
+  const hidden = new Set();
+  let highlight = null; // Set of history entry indices
+  let selected = null;  // {lane, t}
+  let stepAt = -1;
+
+  function fmt(ns) { return (ns / 1e9).toFixed(3) + "s"; }
+  function el(name, attrs, parent) {
+    const e = document.createElementNS(NS, name);
+    for (const k in attrs) e.setAttribute(k, attrs[k]);
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  function titled(e, text) { el("title", {}, e).textContent = text; return e; }
+
+  // Lane toggles and zoom buttons.
+  P.lanes.forEach(function (lane, i) {
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox"; box.checked = true;
+    box.addEventListener("change", function () {
+      if (box.checked) hidden.delete(i); else hidden.add(i);
+      draw();
+    });
+    label.appendChild(box);
+    label.appendChild(document.createTextNode(" " + lane.name));
+    controls.appendChild(label);
+  });
+  [["whole run", function () { t0 = 0; t1 = P.end; }],
+   ["zoom in", function () { zoom(0.5); }],
+   ["zoom out", function () { zoom(2); }],
+   ["clear highlight", function () { highlight = null; selected = null; }]].forEach(function (b) {
+    const button = document.createElement("button");
+    button.type = "button"; button.textContent = b[0];
+    button.addEventListener("click", function () { b[1](); draw(); });
+    controls.appendChild(button);
+  });
+
+  function zoom(f) {
+    const mid = (t0 + t1) / 2, half = Math.max((t1 - t0) * f / 2, 1e6);
+    t0 = Math.max(0, mid - half); t1 = Math.min(P.end, mid + half);
+    if (t1 - t0 < 2e6) t1 = t0 + 2e6;
+  }
+  function pan(f) {
+    const d = (t1 - t0) * f;
+    if (t0 + d < 0) { t1 -= t0; t0 = 0; return; }
+    if (t1 + d > P.end) { t0 += P.end - t1; t1 = P.end; return; }
+    t0 += d; t1 += d;
+  }
+
+  function draw() {
+    const width = Math.max(chart.clientWidth || 900, 400);
+    const rows = [];
+    P.lanes.forEach(function (lane, i) { if (!hidden.has(i)) rows.push(i); });
+    const rowOf = {};
+    rows.forEach(function (lane, r) { rowOf[lane] = r; });
+    const height = TOP + rows.length * LANE + 10;
+    const x = function (t) { return LABEL + (t - t0) / (t1 - t0) * (width - LABEL - 10); };
+    const clip = function (a, b) { return b >= t0 && a <= t1; };
+    const y = function (lane) { return TOP + rowOf[lane] * LANE; };
+    const svg = el("svg", { width: width, height: height, viewBox: "0 0 " + width + " " + height });
+    const mark = function (e, entry, lane, t, text) {
+      e.dataset.entry = entry; e.dataset.lane = lane; e.dataset.t = t;
+      if (highlight) e.classList.add(highlight.has(entry) ? "hl" : "dim");
+      else if (selected) {
+        if (entry === selected.entry) e.classList.add("sel");
+        else if (lane === selected.lane && t < selected.t) e.classList.add("past");
+      }
+      e.addEventListener("mouseenter", function () { details.textContent = text; });
+      e.addEventListener("click", function (ev) {
+        ev.stopPropagation();
+        selected = { entry: entry, lane: lane, t: t };
+        highlight = null;
+        details.textContent = text + "\n(selected: earlier events of this lane are faded; " +
+          "message arrows are not recorded yet, so causality is shown per lane)";
+        draw();
+      });
+      return titled(e, text);
+    };
+    // Axis.
+    const axis = el("g", { class: "axis" }, svg);
+    const span = t1 - t0;
+    const steps = [1e6, 2e6, 5e6, 1e7, 2e7, 5e7, 1e8, 2e8, 5e8, 1e9, 2e9, 5e9, 1e10, 2e10, 3e10, 6e10];
+    let step = steps[steps.length - 1];
+    for (const s of steps) { if (span / s <= 12) { step = s; break; } }
+    for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
+      el("line", { x1: x(t), x2: x(t), y1: 14, y2: height }, axis);
+      el("text", { x: x(t) + 2, y: 12 }, axis).textContent = fmt(t);
+    }
+    // Ribbon: two acting leaders.
+    el("text", { x: 2, y: 27 }, svg).textContent = "2 leaders";
+    P.two_leaders.forEach(function (r) {
+      if (!clip(r[0], r[1])) return;
+      const names = r[2].map(function (l) { return P.lanes[l].name; }).join(", ");
+      titled(el("rect", { class: "ribbon", x: x(Math.max(r[0], t0)), y: 18, height: 10,
+        width: Math.max(x(Math.min(r[1], t1)) - x(Math.max(r[0], t0)), 2) }, svg),
+        "two acting leaders " + names + " from " + fmt(r[0]) + " to " + fmt(r[1]));
+    });
+    // Lanes.
+    rows.forEach(function (lane) {
+      el("rect", { class: "lane-bg", x: LABEL, y: y(lane) + 1, width: width - LABEL - 10, height: LANE - 2 }, svg);
+      el("text", { x: 4, y: y(lane) + 15 }, svg).textContent = P.lanes[lane].name;
+    });
+    P.segments.forEach(function (s) {
+      if (hidden.has(s.lane) || !clip(s.from, s.to)) return;
+      const a = Math.max(s.from, t0), b = Math.min(s.to, t1);
+      const text = P.lanes[s.lane].name + " " + s.state + (s.term != null ? " (term " + s.term + ")" : "") +
+        " from " + fmt(s.from) + " to " + fmt(s.to);
+      const w = Math.max(x(b) - x(a), 1);
+      titled(el("rect", { class: "st-" + s.state, x: x(a), y: y(s.lane) + 4, height: LANE - 8,
+        width: w }, svg), text);
+      if (s.term != null && w > 34 && (s.state === "leader" || s.state === "candidate")) {
+        el("text", { class: "term", x: x(a) + 3, y: y(s.lane) + 15 }, svg).textContent =
+          s.state === "leader" ? "L t" + s.term : "c t" + s.term;
+      }
+    });
+    P.bands.forEach(function (b) {
+      if (!clip(b.at, b.until)) return;
+      const lanes = b.lanes.length ? b.lanes.filter(function (l) { return !hidden.has(l); }) : rows;
+      if (b.until > b.at) {
+        lanes.forEach(function (l) {
+          mark(el("rect", { class: "band b-" + b.action + (b.side != null ? " side-" + (b.side % 3) : ""), x: x(Math.max(b.at, t0)), y: y(l) + 1, height: LANE - 2,
+            width: Math.max(x(Math.min(b.until, t1)) - x(Math.max(b.at, t0)), 1) }, svg), b.entry, l, b.at, b.text);
+        });
+      }
+      if (b.at >= t0) {
+        const top = lanes.length ? y(Math.min.apply(null, lanes)) : TOP;
+        const bottom = lanes.length ? y(Math.max.apply(null, lanes)) + LANE : height;
+        mark(el("line", { class: "instant", x1: x(b.at), x2: x(b.at), y1: top, y2: bottom }, svg),
+          b.entry, lanes[0] || 0, b.at, b.text);
+      }
+    });
+    P.ops.forEach(function (o) {
+      if (hidden.has(o.lane) || !clip(o.from, o.to)) return;
+      const a = Math.max(o.from, t0), b = Math.min(o.to, t1);
+      mark(el("rect", { class: "op-" + o.outcome, x: x(a), y: y(o.lane) + 6, height: LANE - 12,
+        width: Math.max(x(b) - x(a), 2) }, svg), o.entry, o.lane, o.from, o.text);
+    });
+    P.events.forEach(function (e) {
+      if (hidden.has(e.lane) || e.t < t0 || e.t > t1) return;
+      mark(el("circle", { class: "ev ev-" + e.class, cx: x(e.t), cy: y(e.lane) + LANE / 2, r: 3.2 }, svg),
+        e.entry, e.lane, e.t, e.text);
+    });
+    chart.replaceChildren(svg);
+  }
+
+  // Violation panels: `#jump-N` highlights panel N's entries and shows their window, so
+  // the link can be shared and opened directly.
+  function jump() {
+    const m = /^#jump-(\d+)$/.exec(location.hash);
+    const panel = m && panels[Number(m[1])];
+    if (!panel) return;
+    highlight = new Set(panel.entries);
+    selected = null; stepAt = -1;
+    t0 = Math.max(0, panel.from); t1 = Math.min(P.end, Math.max(panel.to, t0 + 2e6));
+    details.textContent = panel.kind + ": " + panel.story.join(" ");
+    draw();
+    chart.focus();
+    chart.scrollIntoView({ block: "nearest" });
+  }
+  window.addEventListener("hashchange", jump);
+
+  function step(dir) {
+    if (!highlight) return;
+    const marked = Array.from(chart.querySelectorAll(".hl"))
+      .map(function (e) { return { t: Number(e.dataset.t), text: e.textContent }; })
+      .sort(function (a, b) { return a.t - b.t; });
+    if (!marked.length) return;
+    stepAt = Math.min(Math.max(stepAt + dir, 0), marked.length - 1);
+    details.textContent = marked[stepAt].text;
+  }
+
+  document.addEventListener("keydown", function (ev) {
+    if (ev.target && ev.target.tagName === "INPUT") return;
+    const keys = { "+": function () { zoom(0.5); }, "=": function () { zoom(0.5); },
+      "-": function () { zoom(2); }, "0": function () { t0 = 0; t1 = P.end; },
+      "ArrowLeft": function () { pan(-0.2); }, "ArrowRight": function () { pan(0.2); },
+      "n": function () { step(1); }, "p": function () { step(-1); } };
+    if (keys[ev.key]) { keys[ev.key](); if (ev.key !== "n" && ev.key !== "p") draw(); ev.preventDefault(); }
+  });
+  chart.addEventListener("click", function () { selected = null; draw(); });
+  window.addEventListener("resize", draw);
+  draw();
+  jump();
+}());

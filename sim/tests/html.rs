@@ -1,0 +1,189 @@
+//! The HTML run report (`sim run --html`): self-contained, byte-identical per seed, with a
+//! violation panel whose link highlights the events it names — checked on the file, and in
+//! headless Chromium when it is installed (CI installs it and sets `CI`, and then a missing
+//! browser is a failure, not a skip).
+
+use sim::scenario;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn report(file: &str, seed: u64) -> (String, sim::run::Finished) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+    let scenario = scenario::load(&path).expect("scenario loads");
+    let finished = sim::run::run_scenario(&scenario, file, seed).expect("runs");
+    let html = sim::html::render(&scenario, &finished.report, &finished.history);
+    (html, finished)
+}
+
+/// The JSON the page carries.
+fn payload(html: &str) -> serde_json::Value {
+    let start = html
+        .find("<script type=\"application/json\" id=\"data\">")
+        .expect("data block")
+        + "<script type=\"application/json\" id=\"data\">".len();
+    let end = start + html[start..].find("</script>").expect("end of data");
+    serde_json::from_str(&html[start..end].replace("<\\/", "</")).expect("JSON data")
+}
+
+#[test]
+fn the_page_is_byte_identical_for_a_seed_and_fetches_nothing() {
+    let (a, _) = report("scenarios/teaching/split-brain.toml", 1);
+    let (b, _) = report("scenarios/teaching/split-brain.toml", 1);
+    assert!(a == b, "two renders of one seed differ");
+    let (other, _) = report("scenarios/teaching/split-brain.toml", 2);
+    assert!(a != other, "another seed draws the same page");
+    // No external URL: the only `http` is the SVG namespace name the script creates
+    // elements in, which is never fetched.
+    let mut rest = a.as_str();
+    while let Some(i) = rest.find("http") {
+        assert!(
+            rest[i..].starts_with("http://www.w3.org/2000/svg")
+                || rest[i..].starts_with("http-equiv"),
+            "an external URL: {}",
+            &rest[i..(i + 60).min(rest.len())]
+        );
+        rest = &rest[i + 4..];
+    }
+    for forbidden in [" src=", "url(", "@import", "<link", "<iframe"] {
+        assert!(!a.contains(forbidden), "the page contains {forbidden}");
+    }
+    assert!(a.contains("Content-Security-Policy"));
+    assert!(a.contains("default-src &#39;none&#39;"));
+}
+
+#[test]
+fn the_split_brain_panel_tells_the_story_and_names_the_deliveries() {
+    let (html, finished) = report("scenarios/teaching/split-brain.toml", 1);
+    let data = payload(&html);
+    let panel = data["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .find(|p| p["kind"] == "total_order")
+        .expect("a total_order panel");
+    assert_eq!(panel["status"], "violation");
+    let story: Vec<&str> = panel["story"]
+        .as_array()
+        .expect("story")
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    assert!(story[0].starts_with("Let ") && story[1].starts_with("Then "));
+    assert!(story[2].starts_with("However "), "{story:?}");
+    let entries: Vec<usize> = panel["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e.as_u64().map(|e| e as usize))
+        .collect();
+    assert!(entries.len() >= 2);
+    // Every highlighted entry is a delivery at the one position the story names.
+    let mut positions = std::collections::BTreeSet::new();
+    for &i in &entries {
+        match &finished.history[i].what {
+            sim::history::What::Event {
+                data: nodes::runtime::NodeEvent::Delivered { seq, .. },
+            } => {
+                positions.insert(*seq);
+            }
+            other => panic!("entry {i} is not a delivery: {other:?}"),
+        }
+    }
+    assert_eq!(positions.len(), 1, "{positions:?}");
+    let seq = positions.into_iter().next().unwrap_or(0);
+    assert!(story[0].contains(&format!("position {seq}")), "{story:?}");
+    assert!(
+        html.contains("href=\"#jump-"),
+        "the panel links to its events"
+    );
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find_map(|name| {
+            let found = Command::new("which").arg(name).output().ok()?;
+            let path = String::from_utf8_lossy(&found.stdout).trim().to_string();
+            (found.status.success() && !path.is_empty()).then(|| PathBuf::from(path))
+        })
+}
+
+#[test]
+fn in_a_real_browser_the_jump_link_highlights_exactly_the_panel_events() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have chromium (apt-get install -y chromium)"
+        );
+        eprintln!("SKIPPED: no chromium on this machine (CI installs it)");
+        return;
+    };
+    let (html, _) = report("scenarios/teaching/split-brain.toml", 1);
+    let data = payload(&html);
+    let index = data["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .position(|p| p["kind"] == "total_order")
+        .expect("panel");
+    let expected: std::collections::BTreeSet<u64> = data["panels"][index]["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e.as_u64())
+        .collect();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("html-report");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let page = dir.join("split-brain.html");
+    std::fs::write(&page, &html).expect("write");
+    let url = format!("file://{}#jump-{index}", page.display());
+    let run = |extra: &[String]| {
+        let output = Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--enable-logging=stderr",
+            ])
+            .args([
+                "--v=0",
+                "--window-size=1400,1000",
+                "--virtual-time-budget=3000",
+            ])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("chromium runs");
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (dom, log) = run(&["--dump-dom".to_string()]);
+    let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
+    assert!(console.is_empty(), "the page logged: {console:?}");
+    assert!(!log.contains("Content Security Policy"), "{log}");
+    assert!(dom.contains("<svg"), "the script drew nothing");
+    // The highlighted elements are exactly the panel's entries.
+    let mut highlighted = std::collections::BTreeSet::new();
+    for element in dom
+        .split('<')
+        .filter(|e| e.contains(" hl\"") || e.contains("\"hl"))
+    {
+        if let Some(at) = element.find("data-entry=\"") {
+            let rest = &element[at + 12..];
+            if let Some(entry) = rest.split('"').next().and_then(|n| n.parse::<u64>().ok()) {
+                highlighted.insert(entry);
+            }
+        }
+    }
+    assert_eq!(highlighted, expected, "highlighted entries");
+    assert!(
+        dom.contains("total_order: Let "),
+        "the details show the story"
+    );
+    let shot = dir.join("split-brain.png");
+    run(&[format!("--screenshot={}", shot.display())]);
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 10_000, "screenshot of {size} bytes");
+}
