@@ -164,8 +164,10 @@ impl hyper::rt::Sleep for TokioSleep {}
 pub enum CallError {
     /// Could not connect: the request was never sent.
     Unreachable(String),
-    /// Sent, but no complete answer in time (or the connection broke): unknown outcome.
+    /// Sent, but the connection broke or the answer was not understood: unknown outcome.
     NoAnswer(String),
+    /// Sent, but no complete answer within the call's timeout: unknown outcome.
+    Timeout(Duration),
     /// The server answered with this non-2xx status and body.
     Status(u16, String),
 }
@@ -175,6 +177,9 @@ impl std::fmt::Display for CallError {
         match self {
             CallError::Unreachable(why) => write!(f, "unreachable: {why}"),
             CallError::NoAnswer(why) => write!(f, "no answer: {why}"),
+            CallError::Timeout(after) => {
+                write!(f, "no answer: no answer within {} ms", after.as_millis())
+            }
             CallError::Status(code, body) => write!(f, "HTTP {code}: {body}"),
         }
     }

@@ -8,7 +8,9 @@
 //!
 //! Systems:
 //! - [`election`]: bully leader election (seed 004), plain or with a majority quorum;
-//! - [`chat`]: total-order chat on top of it (seed 004), leader or majority commit.
+//! - [`chat`]: total-order chat on top of it (seed 004), leader or majority commit;
+//! - [`kv`]: the replicated KV store (seeds 000, 002, 003);
+//! - [`lb`]: seed 001's load balancer in front of KV nodes (round robin, least connections).
 //!
 //! Glossary: *term* — a leadership epoch, increasing; *lease* — how long a quorum leader
 //! may act on its last majority acknowledgement; *seam* — the one place where real and
@@ -20,6 +22,7 @@ pub mod duration;
 pub mod election;
 pub mod http;
 pub mod kv;
+pub mod lb;
 pub mod lines;
 pub mod pool;
 pub mod real;

@@ -16,7 +16,8 @@ use crate::http::{CallError, NoEmptyFlush};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
-use hyper::{Method, Request};
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -98,14 +99,39 @@ impl Pool {
             ),
             None => Bytes::new(),
         };
+        let request = Outgoing {
+            method,
+            path,
+            content_type: HeaderValue::from_static("application/json"),
+            body: bytes,
+        };
+        let answer = self.send(addr, request, timeout).await?;
+        if !answer.status.is_success() {
+            return Err(CallError::Status(
+                answer.status.as_u16(),
+                String::from_utf8_lossy(&answer.body).into_owned(),
+            ));
+        }
+        decode(&answer.body)
+    }
+
+    /// One request to `addr` over a pooled connection, answered whatever its status (a
+    /// 429 or a 503 is an [`Answer`], not an error): what a proxy forwards. Connecting,
+    /// then the exchange, are each bounded by `timeout` (true time).
+    pub async fn send(
+        &self,
+        addr: SocketAddr,
+        request: Outgoing<'_>,
+        timeout: Duration,
+    ) -> Result<Answer, CallError> {
         // As a fresh call would: connecting is bounded by `timeout` (a failure there means
         // the request was never sent), and so is the exchange after it.
         if let Some(sender) = self.take(addr) {
-            let reused = self.exchange(addr, sender, &method, path, bytes.clone());
+            let reused = self.exchange(addr, sender, &request);
             match tokio::time::timeout(timeout, reused).await {
                 Ok(Err(Retry::Fresh)) => {}
                 Ok(Err(Retry::No(e))) => return Err(e),
-                Ok(Ok(answer)) => return decode(&answer),
+                Ok(Ok(answer)) => return Ok(answer),
                 Err(_) => return Err(no_answer_within(timeout)),
             }
         }
@@ -113,9 +139,9 @@ impl Pool {
             Ok(sender) => sender?,
             Err(_) => return Err(CallError::Unreachable("connect timed out".into())),
         };
-        let fresh = self.exchange(addr, sender, &method, path, bytes);
+        let fresh = self.exchange(addr, sender, &request);
         match tokio::time::timeout(timeout, fresh).await {
-            Ok(Ok(answer)) => decode(&answer),
+            Ok(Ok(answer)) => Ok(answer),
             Ok(Err(Retry::Fresh)) => Err(CallError::NoAnswer("the connection closed".into())),
             Ok(Err(Retry::No(e))) => Err(e),
             Err(_) => Err(no_answer_within(timeout)),
@@ -128,46 +154,70 @@ impl Pool {
         &self,
         addr: SocketAddr,
         mut sender: Sender,
-        method: &Method,
-        path: &str,
-        body: Bytes,
-    ) -> Result<Bytes, Retry> {
+        outgoing: &Outgoing<'_>,
+    ) -> Result<Answer, Retry> {
         if sender.ready().await.is_err() {
             return Err(Retry::Fresh);
         }
         let mut request = Request::builder()
-            .method(method.clone())
-            .uri(path)
+            .method(outgoing.method.clone())
+            .uri(outgoing.path)
             .header("host", addr.to_string())
-            .header("content-type", "application/json");
+            .header("content-type", outgoing.content_type.clone());
         if let Some(key) = &self.key {
-            let mac = crate::auth::http::sign(key, method.as_str(), path, &body);
+            let mac = crate::auth::http::sign(
+                key,
+                outgoing.method.as_str(),
+                outgoing.path,
+                &outgoing.body,
+            );
             request = request.header(crate::auth::http::HEADER, mac);
         }
         let request = request
-            .body(Full::new(body))
+            .body(Full::new(outgoing.body.clone()))
             .map_err(|e| Retry::No(CallError::Unreachable(e.to_string())))?;
         let response = match sender.send_request(request).await {
             Ok(response) => response,
             Err(e) if e.is_canceled() || e.is_closed() => return Err(Retry::Fresh),
             Err(e) => return Err(Retry::No(CallError::NoAnswer(e.to_string()))),
         };
-        let status = response.status();
-        let body = response
-            .into_body()
+        let (parts, body) = response.into_parts();
+        let body = body
             .collect()
             .await
             .map_err(|e| Retry::No(CallError::NoAnswer(e.to_string())))?
             .to_bytes();
         self.put_back(addr, sender);
-        if !status.is_success() {
-            return Err(Retry::No(CallError::Status(
-                status.as_u16(),
-                String::from_utf8_lossy(&body).into_owned(),
-            )));
-        }
-        Ok(body)
+        Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
     }
+}
+
+/// A request for [`Pool::send`]: any method, a path with its query, a body and its type.
+#[derive(Clone, Debug)]
+pub struct Outgoing<'a> {
+    /// The method.
+    pub method: Method,
+    /// Path and query, e.g. `/data/k1?local=true`.
+    pub path: &'a str,
+    /// The body's `Content-Type`.
+    pub content_type: HeaderValue,
+    /// The body (empty for none).
+    pub body: Bytes,
+}
+
+/// A complete answer, whatever its status.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// The status.
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
 }
 
 fn decode<R: DeserializeOwned>(answer: &[u8]) -> Result<R, CallError> {
@@ -175,7 +225,7 @@ fn decode<R: DeserializeOwned>(answer: &[u8]) -> Result<R, CallError> {
 }
 
 fn no_answer_within(timeout: Duration) -> CallError {
-    CallError::NoAnswer(format!("no answer within {} ms", timeout.as_millis()))
+    CallError::Timeout(timeout)
 }
 
 enum Retry {

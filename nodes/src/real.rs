@@ -80,6 +80,7 @@ pub fn env_with_log(
         events: crate::runtime::EventSink::stdout(node),
         slowdown: crate::runtime::Slowdown::new(),
         cluster_key: key.load()?,
+        wire: crate::runtime::WireTap::off(),
     })
 }
 
@@ -91,6 +92,7 @@ pub fn env_in_memory(node: &str, key: &KeyArgs) -> Result<crate::runtime::NodeEn
         events: crate::runtime::EventSink::stdout(node),
         slowdown: crate::runtime::Slowdown::new(),
         cluster_key: key.load()?,
+        wire: crate::runtime::WireTap::off(),
     })
 }
 

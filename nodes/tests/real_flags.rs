@@ -132,3 +132,33 @@ fn kv_node_and_registry_refuse_bad_flags_with_exit_code_2() {
         }
     }
 }
+
+#[test]
+fn load_balancer_refuses_bad_flags_with_exit_code_2() {
+    let port = free_port();
+    for (flags, expected) in [
+        (String::new(), "--nodes"),
+        ("--nodes=0".to_string(), "port 0"),
+        ("--nodes=5001,,5002".to_string(), "empty backend"),
+        ("--nodes=localhost:notaport".to_string(), "bad backend"),
+        ("--nodes=5001,127.0.0.1:5001".to_string(), "twice"),
+        (format!("--nodes=5001,{port}"), "own address"),
+        (
+            "--nodes=5001 --strategy=random".to_string(),
+            "round_robin or least_connections",
+        ),
+        ("--nodes=5001 --health-interval=0s".to_string(), "above 0s"),
+        ("--nodes=5001 --backend-timeout=0ms".to_string(), "above 0s"),
+    ] {
+        let mut args = vec![format!("--port={port}")];
+        args.extend(flags.split_whitespace().map(str::to_string));
+        match run("load-balancer", &args) {
+            Some((code, stderr)) => {
+                assert_eq!(code, 2, "{flags}: {stderr}");
+                assert!(stderr.contains(expected), "{flags}: {stderr}");
+                assert!(!stderr.contains("panicked"), "{flags}: {stderr}");
+            }
+            None => panic!("load-balancer {flags}: accepted and started"),
+        }
+    }
+}

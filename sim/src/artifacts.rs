@@ -3,7 +3,7 @@
 //! page — failing seed → shrunk scenario → picture, in one directory per seed.
 
 use crate::history::to_json_lines;
-use crate::run::run_scenario;
+use crate::run::run_scenario_with_messages;
 use crate::scenario::Scenario;
 use std::path::{Path, PathBuf};
 
@@ -44,10 +44,15 @@ pub fn write_failure(
         }
         Err(why) => (scenario.clone(), file.to_string(), Some(why)),
     };
-    let finished = run_scenario(&ran, &ran_file, seed)?;
+    let finished = run_scenario_with_messages(&ran, &ran_file, seed)?;
     write(&dir.join("trace.jsonl"), &to_json_lines(&finished.history))?;
     write(&dir.join("report.txt"), &finished.report.to_human(&ran))?;
-    let page = crate::html::render(&ran, &finished.report, &finished.history);
+    let page = crate::html::render(
+        &ran,
+        &finished.report,
+        &finished.history,
+        &finished.messages,
+    );
     write(&dir.join("report.html"), &page)?;
     Ok(Written {
         dir,

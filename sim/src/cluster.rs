@@ -25,6 +25,8 @@ pub enum Kind {
     Client,
     /// The KV registry.
     Registry,
+    /// The KV load balancer `lb`.
+    Balancer,
 }
 
 /// A node's lifecycle state, as the harness drove it.
@@ -42,11 +44,11 @@ pub enum Status {
 
 /// One simulated node.
 pub struct SimNode {
-    /// `n1`, `c2`, `registry`.
+    /// `n1`, `c2`, `registry`, `lb`.
     pub name: String,
     /// madsim's id.
     pub id: NodeId,
-    /// Server, client or registry.
+    /// Server, client, registry or balancer.
     pub kind: Kind,
     /// As driven by faults.
     pub status: Status,

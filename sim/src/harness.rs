@@ -1,6 +1,7 @@
 //! The harness: one seeded madsim runtime per run, built from a scenario.
 //!
-//! It creates servers `n1..nN` at `10.0.0.i` (and clients `c1..cM` at `10.0.1.j`), starts
+//! It creates servers `n1..nN` at `10.0.0.i` (and clients `c1..cM` at `10.0.1.j`; for kv
+//! the registry, and the balancer `lb` when the scenario has `[lb]`), starts
 //! each server through the same entry point as its real binary, applies the scenario's
 //! faults at their simulated times, lets the run go to `duration`, and returns the
 //! recorded history. Every run gets a fresh OS thread, because madsim seeds std's hash
@@ -9,7 +10,7 @@
 use crate::cluster::{Cluster, Kind, SimNode, Status};
 use crate::disk::SimDisk;
 use crate::fault;
-use crate::history::{Entry, Recorder, What};
+use crate::history::{Entry, Recorder, What, WireEntry};
 use crate::probe;
 use crate::scenario::{Fault, Scenario, System};
 use crate::systems;
@@ -31,6 +32,8 @@ pub struct RunOutput {
     pub wall_ms: u64,
     /// Messages the simulated network delivered (madsim's count), for benchmarks.
     pub net_messages: u64,
+    /// The nodes' tapped peer messages, when asked for (see [`run_with_messages`]).
+    pub messages: Vec<WireEntry>,
 }
 
 /// Why a run produced no history.
@@ -63,13 +66,23 @@ pub fn stream(seed: u64, name: &str) -> ChaCha8Rng {
 
 /// Runs `scenario` with `seed` on a fresh thread and returns its history.
 pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
+    run_on_thread(scenario, seed, false)
+}
+
+/// As [`run`], also recording every peer message the nodes send and receive (for the
+/// run's picture). The history, and so the trace hash, is the same as [`run`]'s.
+pub fn run_with_messages(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
+    run_on_thread(scenario, seed, true)
+}
+
+fn run_on_thread(scenario: &Scenario, seed: u64, messages: bool) -> Result<RunOutput, RunError> {
     if let Some(why) = scenario.unsupported() {
         return Err(RunError::Unsupported(why));
     }
     let scenario = scenario.clone();
     let thread = std::thread::Builder::new()
         .name(format!("sim-{}-{seed}", scenario.name))
-        .spawn(move || run_here(&scenario, seed));
+        .spawn(move || run_here(&scenario, seed, messages));
     match thread {
         Err(e) => Err(RunError::Panicked(format!("cannot start a thread: {e}"))),
         Ok(handle) => handle.join().map_err(|panic| {
@@ -83,7 +96,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
     }
 }
 
-fn run_here(scenario: &Scenario, seed: u64) -> RunOutput {
+fn run_here(scenario: &Scenario, seed: u64, messages: bool) -> RunOutput {
     let mut config = madsim::Config::default();
     if let Some(latency) = &scenario.network.latency {
         let [low, high] = *latency.get_ref();
@@ -99,20 +112,26 @@ fn run_here(scenario: &Scenario, seed: u64) -> RunOutput {
     }
     let runtime = Runtime::with_seed_and_config(seed, config);
     let wall = Instant::now();
-    let (history, net_messages) = runtime.block_on(simulate(scenario.clone(), seed));
+    let (history, net_messages, messages) =
+        runtime.block_on(simulate(scenario.clone(), seed, messages));
     RunOutput {
         history,
         net_messages,
+        messages,
         sim_ms: scenario.duration.0.as_millis() as u64,
         wall_ms: wall.elapsed().as_millis() as u64,
     }
 }
 
-async fn simulate(scenario: Scenario, seed: u64) -> (Vec<Entry>, u64) {
+async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64, Vec<WireEntry>) {
     if scenario.buggify {
         madsim::buggify::enable();
     }
-    let recorder = Recorder::new();
+    let recorder = if tap {
+        Recorder::with_messages()
+    } else {
+        Recorder::new()
+    };
     let mut cluster = Cluster::new();
     let key = cluster_key(seed);
     if scenario.system == System::Kv {
@@ -120,6 +139,9 @@ async fn simulate(scenario: Scenario, seed: u64) -> (Vec<Entry>, u64) {
     }
     for index in 1..=scenario.server_count() {
         cluster.add(start_server(&scenario, index, &recorder, &key));
+    }
+    if let Some(config) = systems::kv::lb_config(&scenario) {
+        cluster.add(start_lb(config, &recorder, &key));
     }
     for client in start_clients(&scenario, seed, &recorder) {
         cluster.add(client);
@@ -176,7 +198,7 @@ async fn simulate(scenario: Scenario, seed: u64) -> (Vec<Entry>, u64) {
     // Kill every node so its tasks are dropped now: tasks left pending when the runtime
     // is dropped keep each other (and the run's memory) alive.
     cluster.kill_all();
-    (recorder.snapshot(), messages)
+    (recorder.snapshot(), messages, recorder.messages())
 }
 
 /// Starts one round of liveness probes at `start` (chat and kv; the election has none)
@@ -249,23 +271,53 @@ pub fn fault_stream(seed: u64, fault: &Fault) -> ChaCha8Rng {
     stream(seed, &format!("fault/{id}"))
 }
 
-/// The KV registry, node `registry` at 10.0.2.1.
 /// The run's cluster key, which every simulated node is given (real nodes read a key file).
 pub fn cluster_key(seed: u64) -> ClusterKey {
     ClusterKey::derived(&format!("simulation, seed {seed}"))
 }
 
+/// The KV load balancer of `[lb]`, node `lb` at 10.0.2.2 (its real entry point, so a
+/// restart re-runs the real start-up: fresh statistics, every backend taken for up until
+/// checked). It is handed the environment every node gets but uses only its clock and
+/// events: a client of the KV nodes, it holds no cluster key.
+fn start_lb(config: nodes::lb::LbConfig, recorder: &Recorder, key: &ClusterKey) -> SimNode {
+    let ip = systems::kv::lb_addr().ip();
+    start_diskless("lb", ip, Kind::Balancer, recorder, key, move |env| {
+        nodes::lb::run(config.clone(), env.clock, env.events)
+    })
+}
+
+/// The KV registry, node `registry` at 10.0.2.1.
 fn start_registry(scenario: &Scenario, recorder: &Recorder, key: &ClusterKey) -> SimNode {
-    let clock = Clock::new();
     let config = systems::kv::registry_config(scenario);
+    let ip = systems::kv::registry_addr().ip();
+    start_diskless("registry", ip, Kind::Registry, recorder, key, move |env| {
+        nodes::kv::registry::run(config.clone(), env)
+    })
+}
+
+/// A node with no durable state (the registry, the balancer): each start (a restart too)
+/// runs `entry` on a fresh environment whose events and start-up error go to the history
+/// under `name`.
+fn start_diskless<F, Fut>(
+    name: &'static str,
+    ip: std::net::IpAddr,
+    kind: Kind,
+    recorder: &Recorder,
+    key: &ClusterKey,
+    entry: F,
+) -> SimNode
+where
+    F: Fn(NodeEnv) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let clock = Clock::new();
     let init = {
         let (clock, recorder, key) = (clock.clone(), recorder.clone(), key.clone());
         move || {
             let sink = {
                 let recorder = recorder.clone();
-                EventSink::new(move |event| {
-                    recorder.record("registry", What::Event { data: event })
-                })
+                EventSink::new(move |event| recorder.record(name, What::Event { data: event }))
             };
             let env = NodeEnv {
                 clock: clock.clone(),
@@ -273,12 +325,13 @@ fn start_registry(scenario: &Scenario, recorder: &Recorder, key: &ClusterKey) ->
                 events: sink,
                 slowdown: Slowdown::new(),
                 cluster_key: key.clone(),
+                wire: recorder.wire_tap("registry"),
             };
-            let (config, recorder) = (config.clone(), recorder.clone());
+            let (node, recorder) = (entry(env), recorder.clone());
             async move {
-                if let Err(e) = nodes::kv::registry::run(config, env).await {
+                if let Err(e) = node.await {
                     recorder.record(
-                        "registry",
+                        name,
                         What::Error {
                             message: e.to_string(),
                         },
@@ -289,14 +342,14 @@ fn start_registry(scenario: &Scenario, recorder: &Recorder, key: &ClusterKey) ->
     };
     let handle = Handle::current()
         .create_node()
-        .name("registry")
-        .ip(systems::kv::registry_addr().ip())
+        .name(name)
+        .ip(ip)
         .init(init)
         .build();
     SimNode {
-        name: "registry".into(),
+        name: name.into(),
         id: handle.id(),
-        kind: Kind::Registry,
+        kind,
         status: Status::Up,
         clock,
         disk: SimDisk::default(),
@@ -336,6 +389,7 @@ fn start_server(
                 events: sink.clone(),
                 slowdown: slowdown.clone(),
                 cluster_key: key.clone(),
+                wire: recorder.wire_tap(&name),
             };
             let (recorder, name) = (recorder.clone(), name.clone());
             let node = server_entry(&scenario, index, env);
@@ -416,8 +470,16 @@ fn start_clients(scenario: &Scenario, seed: u64, recorder: &Recorder) -> Vec<Sim
                 }
                 System::Kv => {
                     let keys = systems::kv::keys(scenario);
+                    let record_attempts = scenario.records_attempts();
                     handle.spawn(crate::workload::kv::client(
-                        j, workload, servers, keys, recorder, rng, stop,
+                        j,
+                        workload,
+                        servers,
+                        keys,
+                        recorder,
+                        rng,
+                        stop,
+                        record_attempts,
                     ));
                 }
                 System::Election => {}

@@ -177,6 +177,56 @@ pub struct OpEvent {
     /// Extra detail for people (error text, ...); checkers never parse it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// On a completion: every attempt the operation made, in order (recorded when the
+    /// scenario uses the overload client model, see `Scenario::records_attempts`). An
+    /// operation is invoked once and ends once; its attempts are the load it added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+}
+
+/// One attempt of a client operation: one request to one server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Simulated nanoseconds since the start when the request was sent.
+    pub t: u64,
+    /// The server it went to.
+    pub server: String,
+    /// What came back.
+    #[serde(flatten)]
+    pub result: AttemptResult,
+}
+
+/// What one attempt got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum AttemptResult {
+    /// The server answered with this HTTP status (2xx, 404 on a read of a missing key,
+    /// 429 when it shed the request, 5xx, ...).
+    Answered {
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The connection was refused: the request was never sent.
+    Unreachable,
+    /// No answer within the workload's `timeout`: it may still take effect.
+    Timeout,
+    /// The connection broke, or the answer was not understood: it may have taken effect.
+    Broken,
+}
+
+impl AttemptResult {
+    /// True for a 2xx answer.
+    pub fn is_success(&self) -> bool {
+        matches!(self, AttemptResult::Answered { status } if (200..300).contains(status))
+    }
+
+    /// The HTTP status, when the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            AttemptResult::Answered { status } => Some(*status),
+            _ => None,
+        }
+    }
 }
 
 impl OpEvent {
@@ -193,7 +243,19 @@ impl OpEvent {
             version: None,
             seq: None,
             detail: None,
+            attempts: Vec::new(),
         }
+    }
+
+    /// Sets the attempts.
+    pub fn attempts(mut self, attempts: Vec<Attempt>) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    /// What the operation's last attempt got, when attempts were recorded.
+    pub fn last_attempt(&self) -> Option<&AttemptResult> {
+        self.attempts.last().map(|a| &a.result)
     }
 
     /// Marks it as the harness's own operation.
@@ -244,10 +306,24 @@ impl OpEvent {
     }
 }
 
+/// A peer message a node sent or received, for pictures: kept beside the history, never
+/// in the trace (or its hash), and recorded only when a picture is wanted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WireEntry {
+    /// Simulated ns since the start.
+    pub t: u64,
+    /// The node that sent or received it.
+    pub node: String,
+    /// What the node's transport saw.
+    pub tapped: nodes::runtime::wire::Tapped,
+}
+
 /// A shared, append-only recorder; clones record into the same history.
 #[derive(Clone)]
 pub struct Recorder {
     entries: Arc<Mutex<Vec<Entry>>>,
+    /// Tapped messages, when recording them (see [`WireEntry`]).
+    wire: Option<Arc<Mutex<Vec<WireEntry>>>>,
     start: Instant,
 }
 
@@ -256,8 +332,41 @@ impl Recorder {
     pub fn new() -> Self {
         Recorder {
             entries: Arc::new(Mutex::new(Vec::new())),
+            wire: None,
             start: Instant::now(),
         }
+    }
+
+    /// A recorder that also keeps the nodes' peer messages.
+    pub fn with_messages() -> Self {
+        Recorder {
+            wire: Some(Arc::default()),
+            ..Self::new()
+        }
+    }
+
+    /// The wire tap for node `node`: records into this recorder, or off.
+    pub fn wire_tap(&self, node: &str) -> nodes::runtime::WireTap {
+        let Some(wire) = self.wire.clone() else {
+            return nodes::runtime::WireTap::off();
+        };
+        let (node, start) = (node.to_string(), self.start);
+        nodes::runtime::WireTap::new(move |tapped| {
+            let t = Instant::now().saturating_duration_since(start).as_nanos() as u64;
+            let entry = WireEntry {
+                t,
+                node: node.clone(),
+                tapped,
+            };
+            wire.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
+        })
+    }
+
+    /// The tapped messages so far (empty unless recording them).
+    pub fn messages(&self) -> Vec<WireEntry> {
+        self.wire.as_ref().map_or_else(Vec::new, |w| {
+            w.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        })
     }
 
     /// Appends an entry stamped with the current simulated time.
@@ -344,6 +453,33 @@ pub fn first_difference(a: &[Entry], b: &[Entry]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempts_keep_a_flat_trace_form_and_read_back() {
+        let op = OpEvent::new(OpType::Fail, "put", 3).attempts(vec![
+            Attempt {
+                t: 5,
+                server: "n1".into(),
+                result: AttemptResult::Timeout,
+            },
+            Attempt {
+                t: 9,
+                server: "n2".into(),
+                result: AttemptResult::Answered { status: 429 },
+            },
+        ]);
+        let line = serde_json::to_string(&op).unwrap();
+        assert!(
+            line.contains(r#""attempts":[{"t":5,"server":"n1","result":"timeout"},{"t":9,"server":"n2","result":"answered","status":429}]"#),
+            "{line}"
+        );
+        let back: OpEvent = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, op);
+        assert_eq!(back.last_attempt().and_then(|a| a.status()), Some(429));
+        // No attempts recorded: no field, as in traces written before they existed.
+        let bare = serde_json::to_string(&OpEvent::new(OpType::Ok, "get", 1)).unwrap();
+        assert!(!bare.contains("attempts"), "{bare}");
+    }
 
     #[test]
     fn fault_actions_keep_their_snake_case_trace_form() {

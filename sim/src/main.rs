@@ -22,6 +22,7 @@ macro_rules! say_raw {
 }
 use sim::fuzz::{fuzz, headline, SeedPlan};
 use sim::history::{to_json_lines, Entry};
+use sim::linearizability::command::ModelChoice;
 use sim::run::run_scenario;
 use sim::scenario::{self, Scenario};
 use std::path::{Path, PathBuf};
@@ -36,12 +37,6 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum ModelName {
-    Register,
-    Kv,
 }
 
 #[derive(Subcommand)]
@@ -74,14 +69,25 @@ enum Command {
     /// Check a recorded history for linearizability. Exit 0 linearizable, 1 not,
     /// 3 unknown (budget exhausted), 2 bad input.
     CheckHistory {
-        /// A Jepsen log (etcd format) or EDN history file.
+        /// A Jepsen / Knossos EDN history (one op map per line, or one vector or list of
+        /// them) or a Jepsen log (etcd format, history.txt).
         file: PathBuf,
-        /// `register` (read/write/cas, one register per key) or `kv` (get/put/append).
-        #[arg(long, value_enum, default_value_t = ModelName::Register)]
-        model: ModelName,
+        /// `register` (read/write/cas per key, Porcupine's reading), `cas-register`
+        /// (Knossos's: nil reads and failed cas say nothing), `kv` (get/put/append),
+        /// `mutex` (acquire/release), `multi-register` (txn of [:r k v] / [:w k v]), or
+        /// `set` (every acknowledged add in the final read; not a linearizability check).
+        #[arg(long, value_enum, default_value_t = ModelChoice::Register)]
+        model: ModelChoice,
         /// kv only: check the whole map as one object instead of key by key.
         #[arg(long)]
         whole_map: bool,
+        /// The registers' initial value, as EDN (default nil); multi-register also takes a
+        /// map of key to value, e.g. '{:x 0 :y 0}'.
+        #[arg(long)]
+        initial_value: Option<String>,
+        /// Write a self-contained HTML picture of the check here.
+        #[arg(long)]
+        html: Option<PathBuf>,
         /// Give up (verdict unknown) after this long.
         #[arg(long, default_value = "60s", value_parser = nodes::duration::parse)]
         timeout: std::time::Duration,
@@ -189,9 +195,19 @@ fn main() -> ExitCode {
             file,
             model,
             whole_map,
+            initial_value,
+            html,
             timeout,
             max_steps,
-        } => check_history(&file, model, whole_map, timeout, max_steps),
+        } => check_history(sim::linearizability::command::Options {
+            file,
+            model,
+            whole_map,
+            initial_value,
+            html,
+            timeout,
+            max_steps,
+        }),
         Command::Fuzz {
             scenario,
             seeds,
@@ -299,7 +315,12 @@ fn run(paths: &[PathBuf], seed: Option<u64>, json: bool, outputs: Outputs<'_>) -
     let mut all_passed = true;
     for (file, scenario) in &scenarios {
         let seed = seed.unwrap_or(scenario.default_seed());
-        let finished = match run_scenario(scenario, file, seed) {
+        let ran = if outputs.html.is_some() {
+            sim::run::run_scenario_with_messages(scenario, file, seed)
+        } else {
+            run_scenario(scenario, file, seed)
+        };
+        let finished = match ran {
             Ok(f) => f,
             Err(why) => {
                 eprintln!("error: {file}: {why}");
@@ -319,7 +340,7 @@ fn run(paths: &[PathBuf], seed: Option<u64>, json: bool, outputs: Outputs<'_>) -
                 ))
             }),
             (outputs.html, &|| {
-                sim::html::render(scenario, &finished.report, history)
+                sim::html::render(scenario, &finished.report, history, &finished.messages)
             }),
         ];
         for (path, render) in files {
@@ -385,7 +406,8 @@ fn teach(name: Option<&str>, out: &Path) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let finished = match run_scenario(&scenario, file, scenario.default_seed()) {
+        let seed = scenario.default_seed();
+        let finished = match sim::run::run_scenario_with_messages(&scenario, file, seed) {
             Ok(f) => f,
             Err(why) => {
                 eprintln!("error: {file}: {why}");
@@ -393,7 +415,12 @@ fn teach(name: Option<&str>, out: &Path) -> ExitCode {
             }
         };
         let page = out.join(format!("{name}.{role}.html"));
-        let html = sim::html::render(&scenario, &finished.report, &finished.history);
+        let html = sim::html::render(
+            &scenario,
+            &finished.report,
+            &finished.history,
+            &finished.messages,
+        );
         if let Err(code) = write_file(&page, html) {
             return code;
         }
@@ -470,65 +497,9 @@ fn check_determinism(path: &Path, seed: Option<u64>, runs: usize) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn check_history(
-    file: &Path,
-    model: ModelName,
-    whole_map: bool,
-    timeout: std::time::Duration,
-    max_steps: Option<u64>,
-) -> ExitCode {
-    use sim::linearizability::{check, load, Budget, Kv, KvWholeMap, Register, Verdict};
-    let history = match load(file) {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut budget = Budget::timeout(timeout);
-    budget.max_steps = max_steps;
-    let valid = match model {
-        ModelName::Register => history.validate(&Register::default()),
-        ModelName::Kv => history.validate(&Kv),
-    };
-    if let Err(e) = valid {
-        eprintln!(
-            "error: {}",
-            e.to_string()
-                .replacen("<input>", &file.display().to_string(), 1)
-        );
-        return ExitCode::from(2);
-    }
-    let started = std::time::Instant::now();
-    let outcome = match (model, whole_map) {
-        (ModelName::Register, _) => check(&Register::default(), &history.operations, budget),
-        (ModelName::Kv, false) => check(&Kv, &history.operations, budget),
-        (ModelName::Kv, true) => check(&KvWholeMap, &history.operations, budget),
-    };
-    let elapsed = started.elapsed();
-    say!(
-        "{}: {} operations ({} failed writes dropped), {} part(s), {} search steps, {:.3} ms",
-        file.display(),
-        history.operations.len(),
-        history.dropped,
-        outcome.stats.partitions,
-        outcome.stats.steps,
-        elapsed.as_secs_f64() * 1e3
-    );
-    match outcome.verdict {
-        Verdict::Linearizable => {
-            say!("linearizable");
-            ExitCode::SUCCESS
-        }
-        Verdict::NotLinearizable(evidence) => {
-            say!("NOT linearizable\n{evidence:#}");
-            ExitCode::from(1)
-        }
-        Verdict::Unknown { reason } => {
-            say!("unknown: {reason}");
-            ExitCode::from(3)
-        }
-    }
+fn check_history(options: sim::linearizability::command::Options) -> ExitCode {
+    let code = sim::linearizability::command::check_history(&options, &mut std::io::stdout());
+    ExitCode::from(code)
 }
 
 fn run_fuzz(
@@ -682,14 +653,19 @@ fn run_shrink(path: &Path, seed: u64, output: Option<&Path>, html: Option<&Path>
     }
     if let Some(page) = html {
         let shown = output.map_or_else(|| file.clone(), |o| o.display().to_string());
-        let finished = match run_scenario(&shrunk.scenario, &shown, seed) {
+        let finished = match sim::run::run_scenario_with_messages(&shrunk.scenario, &shown, seed) {
             Ok(f) => f,
             Err(why) => {
                 eprintln!("error: {why}");
                 return ExitCode::from(2);
             }
         };
-        let text = sim::html::render(&shrunk.scenario, &finished.report, &finished.history);
+        let text = sim::html::render(
+            &shrunk.scenario,
+            &finished.report,
+            &finished.history,
+            &finished.messages,
+        );
         if let Err(code) = write_file(page, text) {
             return code;
         }

@@ -142,7 +142,7 @@ pub async fn kv(round: Round, recorder: Recorder) {
                         acked = Some(version);
                         break;
                     }
-                    PutOutcome::Refused(why) | PutOutcome::Unknown(_, why) => last = why,
+                    failed => last = failed.reason(),
                 }
                 tokio::time::sleep(RETRY_PAUSE).await;
             }

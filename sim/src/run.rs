@@ -2,7 +2,7 @@
 
 use crate::check;
 use crate::harness::{self, RunError};
-use crate::history::Entry;
+use crate::history::{Entry, WireEntry};
 use crate::report::RunReport;
 use crate::scenario::Scenario;
 
@@ -14,11 +14,36 @@ pub struct Finished {
     pub history: Vec<Entry>,
     /// Messages the simulated network delivered.
     pub net_messages: u64,
+    /// Tapped peer messages (only from [`run_scenario_with_messages`]).
+    pub messages: Vec<WireEntry>,
 }
 
 /// Runs a scenario at a seed. `Err` only for scenarios the testbed cannot run yet.
 pub fn run_scenario(scenario: &Scenario, file: &str, seed: u64) -> Result<Finished, String> {
-    match harness::run(scenario, seed) {
+    finish(scenario, file, seed, harness::run(scenario, seed))
+}
+
+/// As [`run_scenario`], also keeping the peer messages for the run's picture.
+pub fn run_scenario_with_messages(
+    scenario: &Scenario,
+    file: &str,
+    seed: u64,
+) -> Result<Finished, String> {
+    finish(
+        scenario,
+        file,
+        seed,
+        harness::run_with_messages(scenario, seed),
+    )
+}
+
+fn finish(
+    scenario: &Scenario,
+    file: &str,
+    seed: u64,
+    ran: Result<harness::RunOutput, RunError>,
+) -> Result<Finished, String> {
+    match ran {
         Ok(output) => {
             let checks = check::run_all(scenario, &output.history);
             let report = RunReport::new(
@@ -34,6 +59,7 @@ pub fn run_scenario(scenario: &Scenario, file: &str, seed: u64) -> Result<Finish
                 report,
                 history: output.history,
                 net_messages: output.net_messages,
+                messages: output.messages,
             })
         }
         Err(RunError::Unsupported(why)) => Err(why),
@@ -41,6 +67,7 @@ pub fn run_scenario(scenario: &Scenario, file: &str, seed: u64) -> Result<Finish
             report: RunReport::crashed(scenario, file, seed, why),
             history: Vec::new(),
             net_messages: 0,
+            messages: Vec::new(),
         }),
     }
 }

@@ -47,6 +47,9 @@ pub struct Scenario {
     /// Per-server overrides of `[config]` knobs (`[servers.n2]`).
     #[serde(default)]
     pub servers: BTreeMap<Spanned<String>, Knobs>,
+    /// kv: the seed-001 load balancer in front of the servers, as node `lb`.
+    #[serde(default)]
+    pub lb: Option<Spanned<Lb>>,
     /// Simulated clients.
     #[serde(default)]
     pub workload: Option<Workload>,
@@ -304,6 +307,39 @@ pub enum Versioning {
     WallClock,
 }
 
+/// `[lb]`: the seed-001 load balancer, node `lb` (kv only).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lb {
+    /// How it picks a backend (default: round robin).
+    #[serde(default)]
+    pub strategy: Option<Spanned<LbStrategy>>,
+    /// The servers behind it, in rotation order (default: every server).
+    #[serde(default)]
+    pub backends: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Time between two health checks of one backend (default 1s).
+    #[serde(default)]
+    pub health_interval: Option<Spanned<Dur>>,
+}
+
+/// The balancer's strategies (seed 001 `--strategy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LbStrategy {
+    /// Each backend in turn.
+    RoundRobin,
+    /// The backend with the fewest requests in flight.
+    LeastConnections,
+}
+
+/// Where clients send their requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// Through the load balancer of `[lb]`.
+    Lb,
+}
+
 /// `[workload]`: simulated clients.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -329,6 +365,84 @@ pub struct Workload {
     /// kv: bytes per written value (default: just the value's name, `c2-17`).
     #[serde(default)]
     pub value_size: Option<Spanned<usize>>,
+    /// kv: how long one attempt waits for its answer (default [`DEFAULT_REQUEST_TIMEOUT`]).
+    #[serde(default)]
+    pub timeout: Option<Spanned<Dur>>,
+    /// kv: extra attempts of an operation after a timeout, a 429, a 5xx or a refused
+    /// connection (default 0).
+    #[serde(default)]
+    pub retries: Option<Spanned<u32>>,
+    /// kv: the pause before a retry (default `none`: at once).
+    #[serde(default)]
+    pub retry_backoff: Option<Spanned<Backoff>>,
+    /// kv: the first exponential backoff's upper bound; it doubles per retry.
+    #[serde(default)]
+    pub retry_base: Option<Spanned<Dur>>,
+    /// kv: whether a client waits for its previous operation (default `closed`).
+    #[serde(default)]
+    pub arrival: Option<Spanned<Arrival>>,
+    /// kv: `"lb"` sends every request through the load balancer (default: to a random
+    /// server directly).
+    #[serde(default)]
+    pub via: Option<Spanned<Via>>,
+}
+
+/// How long a kv client waits for one answer when the workload gives no `timeout`.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most `retries` a workload may ask for (the backoff doubles per retry).
+pub const MAX_RETRIES: u32 = 10;
+
+/// The pause between a failed attempt and the next (`[workload] retry_backoff`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backoff {
+    /// Retry at once: the retry storm.
+    None,
+    /// Full jitter: retry `n` waits a uniform time in `[0, retry_base * 2^(n-1))`.
+    Exponential,
+}
+
+/// When a client starts its operations (`[workload] arrival`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrival {
+    /// Each client waits for its previous operation to end before the next is due.
+    #[default]
+    Closed,
+    /// Operations start at `rate` however many are outstanding, as real traffic does.
+    Open,
+}
+
+impl Workload {
+    /// How long one attempt waits for its answer.
+    pub fn request_timeout(&self) -> Duration {
+        self.timeout
+            .as_ref()
+            .map_or(DEFAULT_REQUEST_TIMEOUT, |t| t.get_ref().0)
+    }
+
+    /// Extra attempts per operation.
+    pub fn retry_count(&self) -> u32 {
+        self.retries.as_ref().map_or(0, |r| *r.get_ref())
+    }
+
+    /// Open or closed arrival.
+    pub fn arrival_mode(&self) -> Arrival {
+        self.arrival
+            .as_ref()
+            .map_or(Arrival::Closed, |a| *a.get_ref())
+    }
+
+    /// True when the workload uses the overload client model (any of `timeout`,
+    /// `retries`, `retry_backoff`, `arrival`): its operations then list their attempts
+    /// in the history. Scenarios written before these keys existed leave them out, so
+    /// their traces (and trace hashes) stay byte for byte what they were.
+    pub fn uses_client_model(&self) -> bool {
+        self.timeout.is_some()
+            || self.retries.is_some()
+            || self.retry_backoff.is_some()
+            || self.arrival.is_some()
+    }
 }
 
 /// Largest `value_size`: a written value must fit in one client request body.
@@ -538,6 +652,9 @@ pub enum CheckKind {
     NoLostWrites,
     Linearizable,
     Liveness,
+    Latency,
+    Availability,
+    Recovers,
 }
 
 impl CheckKind {
@@ -553,6 +670,9 @@ impl CheckKind {
             CheckKind::NoLostWrites => "no_lost_writes",
             CheckKind::Linearizable => "linearizable",
             CheckKind::Liveness => "liveness",
+            CheckKind::Latency => "latency",
+            CheckKind::Availability => "availability",
+            CheckKind::Recovers => "recovers",
         }
     }
 
@@ -566,6 +686,10 @@ impl CheckKind {
                 &[System::Kv]
             }
             CheckKind::Liveness => &[System::Election, System::Chat, System::Kv],
+            // Judged on client operations: the systems whose workload has clients.
+            CheckKind::Latency | CheckKind::Availability | CheckKind::Recovers => {
+                &[System::Kv, System::Chat]
+            }
         }
     }
 }
@@ -585,6 +709,54 @@ pub struct Check {
     /// A vacuous verdict (nothing to judge) passes instead of failing the run.
     #[serde(default)]
     pub allow_vacuous: bool,
+    /// `latency`: the longest response time allowed at `percentile`.
+    #[serde(default)]
+    pub max: Option<Spanned<Dur>>,
+    /// `latency`: which percentile of response times is judged (default 99).
+    #[serde(default)]
+    pub percentile: Option<Spanned<f64>>,
+    /// `latency`, `availability`: judge operations invoked from this time.
+    #[serde(default)]
+    pub from: Option<Spanned<Dur>>,
+    /// `latency`, `availability`: judge operations invoked before this time.
+    #[serde(default)]
+    pub until: Option<Spanned<Dur>>,
+    /// `latency`, `availability`, `recovers`: judge only these clients' operations.
+    #[serde(default)]
+    pub clients: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `availability`, `recovers`: the least fraction of operations acknowledged.
+    #[serde(default)]
+    pub min: Option<Spanned<f64>>,
+    /// `recovers` (and `availability`'s evidence): the length of one judged window.
+    #[serde(default)]
+    pub window: Option<Spanned<Dur>>,
+}
+
+/// `latency`'s percentile when the check gives none.
+pub const DEFAULT_PERCENTILE: f64 = 99.0;
+/// `recovers`' window (and `availability`'s evidence windows) when the check gives none.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(2);
+
+impl Check {
+    /// The clients named by `clients`, or `None` for every client.
+    pub fn client_filter(&self) -> Option<Vec<String>> {
+        self.clients
+            .as_ref()
+            .map(|c| c.get_ref().iter().map(|n| n.get_ref().clone()).collect())
+    }
+
+    /// `from`..`until` in simulated nanoseconds (open ends: the start, the end of time).
+    pub fn invoked_range(&self) -> Range<u64> {
+        let ns = |d: &Option<Spanned<Dur>>| d.as_ref().map(|d| d.get_ref().0.as_nanos() as u64);
+        ns(&self.from).unwrap_or(0)..ns(&self.until).unwrap_or(u64::MAX)
+    }
+
+    /// The judged window length.
+    pub fn window_length(&self) -> Duration {
+        self.window
+            .as_ref()
+            .map_or(DEFAULT_WINDOW, |w| w.get_ref().0)
+    }
 }
 
 /// A scenario error with its position in the file.
@@ -667,6 +839,7 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
         servers: nodes,
         clients,
         registry: s.system == System::Kv,
+        lb: s.lb.is_some(),
     };
     if let Some(latency) = &s.network.latency {
         check_range(latency, "latency")?;
@@ -675,8 +848,18 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
         check_probability(loss, "loss")?;
     }
     validate_knobs(s)?;
+    if let Some(lb) = &s.lb {
+        validate_lb(s.system, lb, nodes)?;
+    }
     if let Some(w) = &s.workload {
         validate_workload(s.system, w)?;
+        if let (Some(via), None) = (&w.via, &s.lb) {
+            return Err((
+                via.span(),
+                "via",
+                "`via = \"lb\"` needs a load balancer: add an [lb] table".into(),
+            ));
+        }
     }
     for fault in &s.faults {
         validate_fault(fault.get_ref(), &names, s.duration)?;
@@ -744,12 +927,15 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
             ));
         }
         if let Some(within) = &check.get_ref().within {
-            if !matches!(kind, CheckKind::LeaderElected | CheckKind::Liveness) {
+            if !matches!(
+                kind,
+                CheckKind::LeaderElected | CheckKind::Liveness | CheckKind::Recovers
+            ) {
                 return Err((
                     within.span(),
                     "within",
                     format!(
-                        "`within` applies to checks leader_elected and liveness, not {}",
+                        "`within` applies to checks leader_elected, liveness and recovers, not {}",
                         kind.name()
                     ),
                 ));
@@ -762,6 +948,7 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
                 ));
             }
         }
+        validate_client_check(check, &names, s.duration)?;
         if let Some(after) = &check.get_ref().after {
             if kind != CheckKind::Liveness {
                 return Err((
@@ -946,6 +1133,58 @@ fn check_together(k: &Knobs) -> Result<(), Invalid> {
     Ok(())
 }
 
+fn validate_lb(system: System, lb: &Spanned<Lb>, servers: usize) -> Result<(), Invalid> {
+    if system != System::Kv {
+        return Err((
+            lb.span(),
+            "lb",
+            format!("[lb] applies to kv, not to {system}"),
+        ));
+    }
+    let lb = lb.get_ref();
+    if let Some(backends) = &lb.backends {
+        if backends.get_ref().is_empty() {
+            return Err((
+                backends.span(),
+                "backends",
+                "expected at least one server (or leave `backends` out for every server)".into(),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for name in backends.get_ref() {
+            let text = name.get_ref();
+            let index = text
+                .strip_prefix('n')
+                .filter(|n| !n.starts_with('0'))
+                .and_then(|n| n.parse::<usize>().ok());
+            if !index.is_some_and(|i| (1..=servers).contains(&i)) {
+                return Err((
+                    name.span(),
+                    "backends",
+                    format!("unknown server \"{text}\": expected one of n1..n{servers}"),
+                ));
+            }
+            if !seen.insert(text.clone()) {
+                return Err((
+                    name.span(),
+                    "backends",
+                    format!("\"{text}\" is listed twice"),
+                ));
+            }
+        }
+    }
+    if let Some(every) = &lb.health_interval {
+        if every.get_ref().0.is_zero() {
+            return Err((
+                every.span(),
+                "health_interval",
+                "expected a duration above 0s".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn validate_workload(system: System, w: &Workload) -> Result<(), Invalid> {
     if *w.clients.get_ref() == 0 || *w.clients.get_ref() > 250 {
         return Err((
@@ -976,7 +1215,39 @@ fn validate_workload(system: System, w: &Workload) -> Result<(), Invalid> {
                 format!("applies to kv workloads, not {system}"),
             ));
         }
+        let client_model = [
+            ("timeout", w.timeout.as_ref().map(|v| v.span())),
+            ("retries", w.retries.as_ref().map(|v| v.span())),
+            ("retry_backoff", w.retry_backoff.as_ref().map(|v| v.span())),
+            ("retry_base", w.retry_base.as_ref().map(|v| v.span())),
+            ("arrival", w.arrival.as_ref().map(|v| v.span())),
+        ];
+        for (key, span) in client_model {
+            if let Some(span) = span {
+                let why = match system {
+                    System::Chat => {
+                        "the chat client has its own fixed retry policy (4 attempts of 1s, \
+                         250ms apart, on other servers under one message id); the overload \
+                         client model is kv's"
+                    }
+                    _ => "election clients send no operations",
+                };
+                return Err((
+                    span,
+                    key,
+                    format!("applies to kv workloads, not {system}: {why}"),
+                ));
+            }
+        }
+        if let Some(v) = &w.via {
+            return Err((
+                v.span(),
+                "via",
+                format!("applies to kv workloads, not {system}"),
+            ));
+        }
     }
+    validate_client_model(w)?;
     if let Some(v) = &w.value_size {
         if *v.get_ref() == 0 || *v.get_ref() > MAX_VALUE_SIZE {
             return Err((
@@ -997,11 +1268,229 @@ fn validate_workload(system: System, w: &Workload) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// A check parameter: its key, where it was written (if it was), the checks it belongs to.
+type Param = (&'static str, Option<Range<usize>>, &'static [CheckKind]);
+
+/// The parameters of `latency`, `availability` and `recovers`: each only on the checks
+/// it belongs to, the required ones present, every value in range.
+fn validate_client_check(
+    spanned: &Spanned<Check>,
+    names: &Names,
+    duration: Dur,
+) -> Result<(), Invalid> {
+    use CheckKind::*;
+    let check = spanned.get_ref();
+    let kind = check.kind;
+    let span = |v: &Option<Spanned<Dur>>| v.as_ref().map(|v| v.span());
+    let given: [Param; 7] = [
+        ("max", span(&check.max), &[Latency]),
+        (
+            "percentile",
+            check.percentile.as_ref().map(|v| v.span()),
+            &[Latency],
+        ),
+        ("from", span(&check.from), &[Latency, Availability]),
+        ("until", span(&check.until), &[Latency, Availability]),
+        (
+            "clients",
+            check.clients.as_ref().map(|v| v.span()),
+            &[Latency, Availability, Recovers],
+        ),
+        (
+            "min",
+            check.min.as_ref().map(|v| v.span()),
+            &[Availability, Recovers],
+        ),
+        ("window", span(&check.window), &[Availability, Recovers]),
+    ];
+    for (key, span, kinds) in &given {
+        if let Some(span) = span {
+            if !kinds.contains(&kind) {
+                let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+                return Err((
+                    span.clone(),
+                    key,
+                    format!(
+                        "`{key}` applies to check {}, not {}",
+                        names.join(", "),
+                        kind.name()
+                    ),
+                ));
+            }
+        }
+    }
+    let required: &[&str] = match kind {
+        Latency => &["max"],
+        Availability => &["min"],
+        Recovers => &["min", "within"],
+        _ => &[],
+    };
+    for key in required {
+        let present = match *key {
+            "within" => check.within.is_some(),
+            _ => given.iter().any(|(k, span, _)| k == key && span.is_some()),
+        };
+        if !present {
+            return Err((
+                spanned.span(),
+                key,
+                format!("check `{}` needs `{key}`", kind.name()),
+            ));
+        }
+    }
+    if let Some(max) = &check.max {
+        if max.get_ref().0.is_zero() {
+            return Err((max.span(), "max", "expected a duration above 0s".into()));
+        }
+    }
+    if let Some(p) = &check.percentile {
+        let v = *p.get_ref();
+        if !(v > 0.0 && v <= 100.0) {
+            return Err((
+                p.span(),
+                "percentile",
+                format!("expected a percentile above 0 and at most 100, got {v}"),
+            ));
+        }
+    }
+    if let Some(min) = &check.min {
+        check_probability(min, "min")?;
+    }
+    if let Some(window) = &check.window {
+        if window.get_ref().0.is_zero() {
+            return Err((
+                window.span(),
+                "window",
+                "expected a duration above 0s".into(),
+            ));
+        }
+    }
+    for (end, key) in [(&check.from, "from"), (&check.until, "until")] {
+        if let Some(end) = end {
+            if *end.get_ref() > duration {
+                return Err((
+                    end.span(),
+                    key,
+                    "expected a time within the run's duration".into(),
+                ));
+            }
+        }
+    }
+    if let (Some(from), Some(until)) = (&check.from, &check.until) {
+        if from.get_ref() >= until.get_ref() {
+            return Err((
+                until.span(),
+                "until",
+                "expected `until` after `from`".into(),
+            ));
+        }
+    }
+    if let Some(clients) = &check.clients {
+        if clients.get_ref().is_empty() {
+            return Err((
+                clients.span(),
+                "clients",
+                "expected at least one client (leave `clients` out for every client)".into(),
+            ));
+        }
+        for client in clients.get_ref() {
+            let text = client.get_ref();
+            let number = text
+                .strip_prefix('c')
+                .filter(|n| !n.starts_with('0'))
+                .and_then(|n| n.parse::<usize>().ok());
+            if !number.is_some_and(|n| (1..=names.clients).contains(&n)) {
+                let expected = if names.clients == 0 {
+                    "the scenario has no [workload] clients".to_string()
+                } else {
+                    format!("expected one of c1..c{}", names.clients)
+                };
+                return Err((
+                    client.span(),
+                    "clients",
+                    format!("unknown client \"{}\": {expected}", client.get_ref()),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `timeout`, `retries`, `retry_backoff`, `retry_base`: each only where it means something.
+fn validate_client_model(w: &Workload) -> Result<(), Invalid> {
+    if let Some(timeout) = &w.timeout {
+        if timeout.get_ref().0.is_zero() {
+            return Err((
+                timeout.span(),
+                "timeout",
+                "expected a duration above 0s".into(),
+            ));
+        }
+    }
+    if let Some(retries) = &w.retries {
+        if *retries.get_ref() > MAX_RETRIES {
+            return Err((
+                retries.span(),
+                "retries",
+                format!("expected 0 to {MAX_RETRIES} extra attempts"),
+            ));
+        }
+        if *retries.get_ref() > 0 && w.timeout.is_none() {
+            return Err((
+                retries.span(),
+                "retries",
+                "a retrying client needs `timeout`: how long an attempt waits before it is \
+                 retried"
+                    .into(),
+            ));
+        }
+    }
+    if let Some(backoff) = &w.retry_backoff {
+        if w.retry_count() == 0 {
+            return Err((
+                backoff.span(),
+                "retry_backoff",
+                "has no effect without `retries` above 0".into(),
+            ));
+        }
+        if *backoff.get_ref() == Backoff::Exponential && w.retry_base.is_none() {
+            return Err((
+                backoff.span(),
+                "retry_backoff",
+                "`exponential` needs `retry_base`, the first retry's longest pause".into(),
+            ));
+        }
+    }
+    if let Some(base) = &w.retry_base {
+        let exponential = w
+            .retry_backoff
+            .as_ref()
+            .is_some_and(|b| *b.get_ref() == Backoff::Exponential);
+        if !exponential {
+            return Err((
+                base.span(),
+                "retry_base",
+                "applies only with retry_backoff = \"exponential\"".into(),
+            ));
+        }
+        if base.get_ref().0.is_zero() {
+            return Err((
+                base.span(),
+                "retry_base",
+                "expected a duration above 0s".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Which node names exist in a scenario.
 struct Names {
     servers: usize,
     clients: usize,
     registry: bool,
+    /// Whether `[lb]` puts node `lb` in the run.
+    lb: bool,
 }
 
 impl Names {
@@ -1020,6 +1509,7 @@ impl Names {
         let ok = numbered('n', self.servers)
             || numbered('c', self.clients)
             || (self.registry && text == "registry")
+            || (self.lb && text == "lb")
             || (selectors && (text == "leader" || text == "random"));
         if ok {
             return Ok(());
@@ -1030,6 +1520,9 @@ impl Names {
         }
         if self.registry {
             expected.push_str(", registry");
+        }
+        if self.lb {
+            expected.push_str(", lb");
         }
         if selectors {
             expected.push_str(", leader, random");
@@ -1285,6 +1778,19 @@ impl Scenario {
     /// Servers in the run.
     pub fn server_count(&self) -> usize {
         *self.nodes.get_ref()
+    }
+
+    /// True when client operations list their attempts in the history: the workload
+    /// uses the overload client model, or a kv knob can answer 429 (`rate_limit`,
+    /// `backpressure`) or fail fast (`circuit_breaker`).
+    pub fn records_attempts(&self) -> bool {
+        let k = &self.config;
+        self.workload
+            .as_ref()
+            .is_some_and(Workload::uses_client_model)
+            || k.rate_limit.is_some()
+            || k.backpressure.is_some()
+            || k.circuit_breaker.is_some()
     }
 
     /// Clients in the run.

@@ -1,7 +1,10 @@
 //! Writes a [`Scenario`] back as a scenario file (used by `sim shrink`), in the contract's
 //! format, so the result is a file a person can read, edit and commit.
 
-use crate::scenario::{Commit, DiskMode, Dur, Expect, Fault, Knobs, Scenario, Versioning};
+use crate::scenario::{
+    Arrival, Backoff, Commit, DiskMode, Dur, Expect, Fault, Knobs, Lb, LbStrategy, Scenario,
+    Versioning, Via,
+};
 use nodes::duration::format as duration;
 use std::fmt::Write;
 
@@ -71,6 +74,9 @@ pub fn to_toml(s: &Scenario, header: &[String]) -> String {
             knobs_toml(knobs)
         );
     }
+    if let Some(lb) = &s.lb {
+        out.push_str(&lb_toml(lb.get_ref()));
+    }
     if let Some(w) = &s.workload {
         let _ = writeln!(out, "\n[workload]");
         let _ = writeln!(out, "clients = {}", w.clients.get_ref());
@@ -89,6 +95,32 @@ pub fn to_toml(s: &Scenario, header: &[String]) -> String {
         if let Some(stop) = &w.stop {
             let _ = writeln!(out, "stop = {}", dur(*stop.get_ref()));
         }
+        if let Some(timeout) = &w.timeout {
+            let _ = writeln!(out, "timeout = {}", dur(*timeout.get_ref()));
+        }
+        if let Some(retries) = &w.retries {
+            let _ = writeln!(out, "retries = {}", retries.get_ref());
+        }
+        if let Some(backoff) = &w.retry_backoff {
+            let backoff = match backoff.get_ref() {
+                Backoff::None => "none",
+                Backoff::Exponential => "exponential",
+            };
+            let _ = writeln!(out, "retry_backoff = {}", quoted(backoff));
+        }
+        if let Some(base) = &w.retry_base {
+            let _ = writeln!(out, "retry_base = {}", dur(*base.get_ref()));
+        }
+        if let Some(arrival) = &w.arrival {
+            let arrival = match arrival.get_ref() {
+                Arrival::Closed => "closed",
+                Arrival::Open => "open",
+            };
+            let _ = writeln!(out, "arrival = {}", quoted(arrival));
+        }
+        if let Some(Via::Lb) = w.via.as_ref().map(|v| *v.get_ref()) {
+            let _ = writeln!(out, "via = \"lb\"");
+        }
     }
     for fault in &s.faults {
         out.push_str(&fault_toml(fault.get_ref()));
@@ -105,6 +137,55 @@ pub fn to_toml(s: &Scenario, header: &[String]) -> String {
         if let Some(within) = &check.within {
             let _ = writeln!(out, "within = {}", dur(*within.get_ref()));
         }
+        if let Some(max) = &check.max {
+            let _ = writeln!(out, "max = {}", dur(*max.get_ref()));
+        }
+        if let Some(p) = &check.percentile {
+            let _ = writeln!(out, "percentile = {}", float(*p.get_ref()));
+        }
+        if let Some(from) = &check.from {
+            let _ = writeln!(out, "from = {}", dur(*from.get_ref()));
+        }
+        if let Some(until) = &check.until {
+            let _ = writeln!(out, "until = {}", dur(*until.get_ref()));
+        }
+        if let Some(clients) = &check.clients {
+            let names: Vec<String> = clients
+                .get_ref()
+                .iter()
+                .map(|c| quoted(c.get_ref()))
+                .collect();
+            let _ = writeln!(out, "clients = [{}]", names.join(", "));
+        }
+        if let Some(min) = &check.min {
+            let _ = writeln!(out, "min = {}", float(*min.get_ref()));
+        }
+        if let Some(window) = &check.window {
+            let _ = writeln!(out, "window = {}", dur(*window.get_ref()));
+        }
+    }
+    out
+}
+
+fn lb_toml(lb: &Lb) -> String {
+    let mut out = String::from("\n[lb]\n");
+    if let Some(strategy) = &lb.strategy {
+        let name = match strategy.get_ref() {
+            LbStrategy::RoundRobin => "round_robin",
+            LbStrategy::LeastConnections => "least_connections",
+        };
+        let _ = writeln!(out, "strategy = {}", quoted(name));
+    }
+    if let Some(backends) = &lb.backends {
+        let names: Vec<String> = backends
+            .get_ref()
+            .iter()
+            .map(|n| quoted(n.get_ref()))
+            .collect();
+        let _ = writeln!(out, "backends = [{}]", names.join(", "));
+    }
+    if let Some(every) = &lb.health_interval {
+        let _ = writeln!(out, "health_interval = {}", dur(*every.get_ref()));
     }
     out
 }
@@ -315,5 +396,65 @@ mod tests {
             k.workers.as_ref().map(|v| v.get_ref().to_string()),
             k.load_factor.as_ref().map(|v| v.get_ref().to_string()),
         ]
+    }
+
+    #[test]
+    fn the_overload_client_model_and_its_checks_are_written_back() {
+        let text = "name = \"x\"\nsystem = \"kv\"\nnodes = 3\nduration = \"30s\"\n\
+             [workload]\nclients = 2\nops = 10\ntimeout = \"300ms\"\nretries = 3\n\
+             retry_backoff = \"exponential\"\nretry_base = \"50ms\"\narrival = \"open\"\n\
+             [[check]]\nkind = \"latency\"\nmax = \"1s\"\npercentile = 99.9\nfrom = \"1s\"\n\
+             until = \"20s\"\nclients = [\"c2\"]\n\
+             [[check]]\nkind = \"recovers\"\nmin = 0.9\nwithin = \"4s\"\nwindow = \"1s\"\n";
+        let s = parse("base.toml", text).unwrap();
+        let back_text = to_toml(&s, &[]);
+        let back = parse("back.toml", &back_text).unwrap_or_else(|e| panic!("{e}\n{back_text}"));
+        assert_eq!(to_toml(&back, &[]), back_text);
+        for line in [
+            "timeout = \"300ms\"",
+            "retries = 3",
+            "retry_backoff = \"exponential\"",
+            "retry_base = \"50ms\"",
+            "arrival = \"open\"",
+            "percentile = 99.9",
+            "clients = [\"c2\"]",
+            "min = 0.9",
+            "window = \"1s\"",
+        ] {
+            assert!(back_text.contains(line), "{line} missing:\n{back_text}");
+        }
+    }
+
+    #[test]
+    fn the_balancer_and_via_are_written_back() {
+        let s = parse(
+            "lb.toml",
+            "name = \"x\"\nsystem = \"kv\"\nnodes = 3\nduration = \"30s\"\n\
+             [lb]\nstrategy = \"least_connections\"\nbackends = [\"n3\", \"n1\"]\n\
+             health_interval = \"250ms\"\n[workload]\nvia = \"lb\"\n\
+             [[check]]\nkind = \"converged\"\n",
+        )
+        .unwrap();
+        let text = to_toml(&s, &[]);
+        let back = parse("back.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let lb = back.lb.expect("[lb] kept").into_inner();
+        assert_eq!(
+            lb.strategy.map(|s| s.into_inner()),
+            Some(LbStrategy::LeastConnections)
+        );
+        let backends: Vec<String> = lb
+            .backends
+            .expect("backends kept")
+            .into_inner()
+            .into_iter()
+            .map(|b| b.into_inner())
+            .collect();
+        assert_eq!(backends, ["n3", "n1"]);
+        assert_eq!(
+            lb.health_interval.map(|d| d.into_inner().0),
+            Some(Duration::from_millis(250))
+        );
+        let via = back.workload.and_then(|w| w.via).map(|v| v.into_inner());
+        assert_eq!(via, Some(Via::Lb), "{text}");
     }
 }

@@ -152,6 +152,68 @@ kind = "converged"
 "#;
 
 #[test]
+fn lb_table_is_validated_with_positions() {
+    let ok = parse(
+        "lb.toml",
+        &format!(
+            "{KV}\n[lb]\nstrategy = \"least_connections\"\nbackends = [\"n1\", \"n3\"]\n\
+             [workload]\nvia = \"lb\"\n[[fault]]\nat = \"1s\"\naction = \"crash\"\nnode = \"lb\"\n"
+        ),
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+    let e = error(&format!("{KV}\n[lb]\nbackends = [\"n1\", \"n4\"]\n"));
+    assert_eq!((e.line, e.key.as_deref()), (10, Some("backends")), "{e}");
+    assert!(
+        e.message
+            .contains("unknown server \"n4\": expected one of n1..n3"),
+        "{e}"
+    );
+    let e = error(&format!("{KV}\n[lb]\nbackends = [\"n2\", \"n2\"]\n"));
+    assert!(e.message.contains("\"n2\" is listed twice"), "{e}");
+    let e = error(&format!("{KV}\n[lb]\nbackends = []\n"));
+    assert!(e.message.contains("at least one server"), "{e}");
+    let e = error(&format!("{KV}\n[lb]\nstrategy = \"random\"\n"));
+    assert_eq!((e.line, e.col), (10, 12), "{e}");
+    assert!(
+        e.message.contains("round_robin") && e.message.contains("least_connections"),
+        "{e}"
+    );
+    let e = error(&format!("{KV}\n[lb]\nhealth_interval = \"0s\"\n"));
+    assert_eq!(e.key.as_deref(), Some("health_interval"), "{e}");
+    let e = error(&format!("{KV}\n[lb]\nstrategies = \"round_robin\"\n"));
+    assert_eq!(e.key.as_deref(), Some("strategies"), "{e}");
+}
+
+#[test]
+fn lb_is_for_kv_and_via_lb_needs_it() {
+    let e = error(&format!("{GOOD}\n[lb]\nstrategy = \"round_robin\"\n"));
+    assert_eq!(e.key.as_deref(), Some("lb"), "{e}");
+    assert!(
+        e.message.contains("[lb] applies to kv, not to election"),
+        "{e}"
+    );
+    let e = error(&format!("{KV}\n[workload]\nvia = \"lb\"\n"));
+    assert_eq!(
+        (e.line, e.col, e.key.as_deref()),
+        (10, 7, Some("via")),
+        "{e}"
+    );
+    assert!(e.message.contains("add an [lb] table"), "{e}");
+    let e = error(&format!("{KV}\n[lb]\n[workload]\nvia = \"direct\"\n"));
+    assert!(e.message.contains("`lb`"), "{e}");
+    // Without [lb] there is no node `lb` to fault.
+    let e = error(&format!(
+        "{KV}\n[[fault]]\nat = \"1s\"\naction = \"crash\"\nnode = \"lb\"\n"
+    ));
+    assert!(e.message.contains("unknown node \"lb\""), "{e}");
+    // `lb` is no server: its clock and disk are not the scenario's to skew or damage.
+    let e = error(&format!(
+        "{KV}\n[lb]\n[[fault]]\nat = \"1s\"\naction = \"skew\"\nnode = \"lb\"\ndrift = 0.1\n"
+    ));
+    assert!(e.message.contains("servers only"), "{e}");
+}
+
+#[test]
 fn per_server_overrides_apply_to_their_server_only() {
     let s = parse(
         "good.toml",

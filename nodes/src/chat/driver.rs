@@ -69,6 +69,7 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
         storage,
         events,
         cluster_key,
+        wire,
         ..
     } = env;
     let (mut log, recovery) = DurableLog::open(storage)?;
@@ -78,8 +79,15 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
         damage: recovery.damage,
     });
     let me = config.chat.election.id;
-    let (transport, mut inbox) =
-        Transport::<Wire>::start(me, config.listen, &config.peers, &cluster_key, &events).await?;
+    let (transport, mut inbox) = Transport::<Wire>::start(
+        me,
+        config.listen,
+        &config.peers,
+        &cluster_key,
+        &events,
+        &wire,
+    )
+    .await?;
     let listener = TcpListener::bind(config.client_listen).await?;
     let (client_tx, mut clients) = mpsc::channel(1024);
     tokio::spawn(accept_clients(listener, client_tx));

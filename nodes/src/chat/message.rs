@@ -162,3 +162,23 @@ pub struct Delivery {
     /// The chat line.
     pub text: String,
 }
+
+impl crate::runtime::wire::MessageKind for Wire {
+    fn kind(&self) -> &'static str {
+        match self {
+            Wire::Election(m) => m.kind(),
+            Wire::Chat(m) => match m {
+                Message::Forward { .. } => "FORWARD",
+                Message::Ack { .. } => "ACK",
+                Message::Reject { .. } => "REJECT",
+                Message::Append { .. } => "APPEND",
+                Message::Stored { .. } => "STORED",
+                Message::Deliver { .. } => "DELIVER",
+                Message::Beat { .. } => "BEAT",
+                Message::CatchUp { .. } => "CATCH_UP",
+                Message::SyncRequest { .. } => "SYNC_REQUEST",
+                Message::SyncReply { .. } => "SYNC_REPLY",
+            },
+        }
+    }
+}

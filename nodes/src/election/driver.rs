@@ -32,13 +32,20 @@ pub async fn run(config: ElectionNodeConfig, env: NodeEnv) -> io::Result<()> {
         storage,
         events,
         cluster_key,
+        wire,
         ..
     } = env;
     let (mut log, persisted) = recover(storage, &events)?;
     let me = config.election.id;
-    let (transport, mut inbox) =
-        Transport::<Message>::start(me, config.listen, &config.peers, &cluster_key, &events)
-            .await?;
+    let (transport, mut inbox) = Transport::<Message>::start(
+        me,
+        config.listen,
+        &config.peers,
+        &cluster_key,
+        &events,
+        &wire,
+    )
+    .await?;
     let mut election = Election::new(config.election, persisted, clock.now());
     let mut commands = election.start(clock.now());
     let shutdown = tokio::signal::ctrl_c();
@@ -87,7 +94,12 @@ pub fn execute<M>(
     events: &EventSink,
 ) -> io::Result<()>
 where
-    M: serde::Serialize + serde::de::DeserializeOwned + Send + 'static + From<Message>,
+    M: serde::Serialize
+        + serde::de::DeserializeOwned
+        + crate::runtime::wire::MessageKind
+        + Send
+        + 'static
+        + From<Message>,
 {
     for command in commands {
         match command {

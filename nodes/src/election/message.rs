@@ -54,3 +54,18 @@ impl Message {
         }
     }
 }
+
+impl crate::runtime::wire::MessageKind for Message {
+    fn kind(&self) -> &'static str {
+        match self {
+            Message::Election { .. } => "ELECTION",
+            Message::Answer { .. } => "ANSWER",
+            Message::PreVote { .. } => "PRE_VOTE",
+            Message::PreVoteReply { .. } => "PRE_VOTE_REPLY",
+            Message::Coordinator { .. } => "COORDINATOR",
+            Message::Grant { .. } => "GRANT",
+            Message::Heartbeat { .. } => "HEARTBEAT",
+            Message::HeartbeatAck { .. } => "HEARTBEAT_ACK",
+        }
+    }
+}

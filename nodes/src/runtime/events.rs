@@ -122,6 +122,17 @@ pub enum NodeEvent {
         /// Why it was refused.
         reason: String,
     },
+    /// Load balancer: it now takes `backend` for up (`healthy`) or down, after a health
+    /// check or a request that could not connect (`reason`: why it is down).
+    BackendHealth {
+        /// The backend's name (`n2` in a simulation, its address in real mode).
+        backend: String,
+        /// Whether the balancer sends it requests now.
+        healthy: bool,
+        /// Why it was taken down, if it was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// A leader gave up leadership.
     SteppedDown {
         /// The term it led.

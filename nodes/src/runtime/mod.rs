@@ -12,12 +12,14 @@ pub mod log;
 pub mod slowdown;
 pub mod storage;
 pub mod transport;
+pub mod wire;
 
 pub use clock::Clock;
 pub use events::{BreakerState, EventSink, NodeEvent, Role};
 pub use log::DurableLog;
 pub use slowdown::Slowdown;
 pub use storage::Storage;
+pub use wire::WireTap;
 
 /// Everything a node is given at start-up besides its configuration.
 pub struct NodeEnv {
@@ -32,4 +34,6 @@ pub struct NodeEnv {
     /// The cluster's shared secret, which node-to-node traffic must prove (see
     /// [`crate::auth`]): from a key file in real mode, derived from the seed in simulation.
     pub cluster_key: crate::auth::ClusterKey,
+    /// Which peer messages it sends and receives, for pictures (off in real mode).
+    pub wire: WireTap,
 }

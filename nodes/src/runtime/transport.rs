@@ -16,6 +16,7 @@
 
 use crate::auth::ClusterKey;
 use crate::lines::{read_line, Line};
+use crate::runtime::wire::{MessageKind, Tapped, WireTap};
 use crate::runtime::{EventSink, NodeEvent};
 use rand::Rng;
 use serde::{de::DeserializeOwned, Serialize};
@@ -74,10 +75,20 @@ struct Auth {
 /// Sends messages of type `M` to peers by id.
 pub struct Transport<M> {
     outboxes: BTreeMap<u64, mpsc::Sender<String>>,
+    /// Number of the next message sent (carried in its envelope, see [`WireTap`]).
+    next_id: std::sync::atomic::AtomicU64,
+    wire: WireTap,
     _message: PhantomData<fn(M)>,
 }
 
-impl<M: Serialize + DeserializeOwned + Send + 'static> Transport<M> {
+/// A message on the wire: the sender's number for it, and the message.
+#[derive(serde::Deserialize)]
+struct Envelope<M> {
+    n: u64,
+    m: M,
+}
+
+impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M> {
     /// Listens on `listen` as node `me` and prepares connections to `peers`; returns the
     /// sender and the inbox of messages received from peers that prove `key`. Refused
     /// connections are reported to `events`.
@@ -87,6 +98,7 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Transport<M> {
         peers: &BTreeMap<u64, SocketAddr>,
         key: &ClusterKey,
         events: &EventSink,
+        wire: &WireTap,
     ) -> io::Result<(Self, mpsc::Receiver<M>)> {
         let listener = TcpListener::bind(listen).await?;
         let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
@@ -95,7 +107,14 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Transport<M> {
             key: key.clone(),
             events: events.clone(),
         };
-        tokio::spawn(accept_loop(listener, inbox_tx, last_heard.clone(), auth));
+        let tap = wire.clone();
+        tokio::spawn(accept_loop(
+            listener,
+            inbox_tx,
+            last_heard.clone(),
+            auth,
+            tap,
+        ));
         let outboxes = peers
             .iter()
             .map(|(&id, &addr)| {
@@ -108,6 +127,8 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Transport<M> {
         Ok((
             Transport {
                 outboxes,
+                next_id: std::sync::atomic::AtomicU64::new(1),
+                wire: wire.clone(),
                 _message: PhantomData,
             },
             inbox_rx,
@@ -119,9 +140,16 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Transport<M> {
         let Some(outbox) = self.outboxes.get(&peer) else {
             return;
         };
-        if let Ok(mut line) = serde_json::to_string(message) {
-            line.push('\n');
-            let _ = outbox.try_send(line);
+        if let Ok(json) = serde_json::to_string(message) {
+            let id = self
+                .next_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.wire.tap(Tapped::Sent {
+                to: peer,
+                id,
+                kind: message.kind(),
+            });
+            let _ = outbox.try_send(format!("{{\"n\":{id},\"m\":{json}}}\n"));
         }
     }
 
@@ -131,22 +159,24 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Transport<M> {
     }
 }
 
-async fn accept_loop<M: DeserializeOwned + Send + 'static>(
+async fn accept_loop<M: DeserializeOwned + MessageKind + Send + 'static>(
     listener: TcpListener,
     inbox: mpsc::Sender<M>,
     last_heard: LastHeard,
     auth: Auth,
+    wire: WireTap,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, from)) => {
                 let (inbox, last_heard, auth) = (inbox.clone(), last_heard.clone(), auth.clone());
+                let wire = wire.clone();
                 tokio::spawn(async move {
                     let (read, mut write) = tokio::io::split(stream);
                     let mut lines = BufReader::new(read);
                     let handshake = accept_hello(&mut lines, &mut write, &auth.key);
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                        Ok(Ok(peer)) => read_messages(lines, peer, inbox, last_heard).await,
+                        Ok(Ok(peer)) => read_messages(lines, peer, inbox, last_heard, wire).await,
                         Ok(Err(reason)) => refused(&auth, from, reason),
                         Err(_) => refused(&auth, from, "no hello in time"),
                     }
@@ -243,11 +273,12 @@ async fn send_hello(stream: &mut TcpStream, me: u64, key: &ClusterKey) -> io::Re
 }
 
 /// Reads the messages of an authenticated connection from `peer` into the inbox.
-async fn read_messages<M: DeserializeOwned, R: AsyncRead + Unpin>(
+async fn read_messages<M: DeserializeOwned + MessageKind, R: AsyncRead + Unpin>(
     mut lines: BufReader<R>,
     peer: u64,
     inbox: mpsc::Sender<M>,
     last_heard: LastHeard,
+    wire: WireTap,
 ) {
     heard(&last_heard, peer);
     let mut line = Vec::new();
@@ -258,8 +289,13 @@ async fn read_messages<M: DeserializeOwned, R: AsyncRead + Unpin>(
             Ok(Line::Read(_)) => {
                 heard(&last_heard, peer);
                 // A line that does not parse is a peer bug or noise: skip it, keep reading.
-                if let Ok(message) = serde_json::from_slice(&line) {
-                    if inbox.send(message).await.is_err() {
+                if let Ok(Envelope { n, m }) = serde_json::from_slice::<Envelope<M>>(&line) {
+                    wire.tap(Tapped::Received {
+                        from: peer,
+                        id: n,
+                        kind: m.kind(),
+                    });
+                    if inbox.send(m).await.is_err() {
                         return;
                     }
                 }
@@ -336,6 +372,16 @@ mod tests {
     use crate::lines::testing::Flood;
     use std::sync::atomic::Ordering;
 
+    impl MessageKind for u64 {
+        fn kind(&self) -> &'static str {
+            "NUMBER"
+        }
+    }
+
+    fn none() -> BTreeMap<u64, SocketAddr> {
+        BTreeMap::new()
+    }
+
     /// A line far over the cap with no newline, after the handshake: the reader gives up
     /// on the connection having taken at most the cap (plus one buffer) from it.
     #[test]
@@ -344,8 +390,9 @@ mod tests {
         let taken = flood.taken.clone();
         let runtime = madsim::runtime::Runtime::new();
         runtime.block_on(async move {
-            let (inbox, _rx) = mpsc::channel::<serde_json::Value>(4);
-            read_messages(BufReader::new(flood), 2, inbox, LastHeard::default()).await;
+            let (inbox, _rx) = mpsc::channel::<u64>(4);
+            let wire = WireTap::off();
+            read_messages(BufReader::new(flood), 2, inbox, LastHeard::default(), wire).await;
         });
         let taken = taken.load(Ordering::Relaxed);
         assert!(
@@ -371,14 +418,17 @@ mod tests {
             }
             let key = ClusterKey::derived("right");
             let refusals = Arc::new(Mutex::new(Vec::new()));
+            let tapped = Arc::new(Mutex::new(Vec::new()));
             let (inbox_tx, mut inbox_rx) = mpsc::channel::<u64>(16);
             let server = handle.create_node().ip(ip(1)).build();
             {
                 let (key, refusals) = (key.clone(), refusals.clone());
+                let tapped = tapped.clone();
                 server.spawn(async move {
                     let events = EventSink::new(move |e| refusals.lock().unwrap().push(e));
+                    let tap = WireTap::new(move |t| tapped.lock().unwrap().push(t));
                     let (_t, mut inbox) =
-                        Transport::<u64>::start(1, addr(1), &BTreeMap::new(), &key, &events)
+                        Transport::<u64>::start(1, addr(1), &none(), &key, &events, &tap)
                             .await
                             .expect("listen");
                     while let Some(m) = inbox.recv().await {
@@ -391,10 +441,17 @@ mod tests {
                 node.spawn(async move {
                     let peers = BTreeMap::from([(1, addr(1))]);
                     let events = EventSink::new(|_| {});
-                    let (t, _inbox) =
-                        Transport::<u64>::start(last.into(), addr(last), &peers, &key, &events)
-                            .await
-                            .expect("listen");
+                    let tap = WireTap::off();
+                    let (t, _inbox) = Transport::<u64>::start(
+                        last.into(),
+                        addr(last),
+                        &peers,
+                        &key,
+                        &events,
+                        &tap,
+                    )
+                    .await
+                    .expect("listen");
                     t.send(1, &message);
                     tokio::time::sleep(Duration::from_secs(10)).await;
                 })
@@ -421,6 +478,14 @@ mod tests {
                 })
                 .collect();
             assert_eq!(reasons.len(), 2, "{reasons:?}");
+            // The one message heard is tapped with its sender's number for it.
+            let heard = tapped.lock().unwrap().clone();
+            let expected = Tapped::Received {
+                from: 2,
+                id: 1,
+                kind: "NUMBER",
+            };
+            assert_eq!(heard, vec![expected]);
             assert!(reasons
                 .iter()
                 .any(|r| r.starts_with("10.0.0.3:") && r.ends_with("bad cluster MAC")));

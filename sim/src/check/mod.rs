@@ -2,21 +2,27 @@
 //!
 //! One file per family: [`election`] (who led when), [`chat`] (what was delivered where),
 //! [`kv`] (what the final reads found), [`linearizable`], [`liveness`] (did the probes
-//! after the last fault get through). Each check returns a [`CheckResult`] in one of three
+//! after the last fault get through), and the service clients got: [`latency`],
+//! [`availability`], [`recovers`] (on [`operations`], the client operations paired). Each check returns a [`CheckResult`] in one of three
 //! states — pass, violation, vacuous (nothing to judge) — whose `detail` is the minimal
 //! evidence a person needs: the two leaders of one term, the instant two servers both
 //! believed they led, the probe still pending; or, when it passes, what it judged.
 
+pub mod availability;
 pub mod chat;
 pub mod election;
 pub mod kv;
+pub mod latency;
 pub mod linearizable;
 pub mod liveness;
+pub mod operations;
+pub mod recovers;
 pub mod view;
 
 use crate::history::Entry;
-use crate::scenario::{CheckKind, Scenario};
+use crate::scenario::{CheckKind, Scenario, DEFAULT_PERCENTILE};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// The three states a check ends in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +95,9 @@ pub fn run_all(scenario: &Scenario, history: &[Entry]) -> Vec<CheckResult> {
         .map(|check| {
             let check = check.get_ref();
             let within = |default| check.within.as_ref().map_or(default, |w| w.get_ref().0);
+            let clients = check.client_filter();
+            // Validation makes `min` and `max` present where they are required.
+            let min = check.min.as_ref().map_or(1.0, |m| *m.get_ref());
             let mut result = match check.kind {
                 CheckKind::ElectionSafety => election::election_safety(history),
                 CheckKind::SingleLeader => election::single_leader(history, end),
@@ -105,6 +114,30 @@ pub fn run_all(scenario: &Scenario, history: &[Entry]) -> Vec<CheckResult> {
                     scenario.system,
                     check.after.as_ref().map(|a| a.get_ref().0),
                     within(crate::probe::DEFAULT_WITHIN),
+                ),
+                CheckKind::Latency => latency::latency(
+                    history,
+                    check.max.as_ref().map_or(Duration::ZERO, |m| m.get_ref().0),
+                    check
+                        .percentile
+                        .as_ref()
+                        .map_or(DEFAULT_PERCENTILE, |p| *p.get_ref()),
+                    check.invoked_range(),
+                    clients.as_deref(),
+                ),
+                CheckKind::Availability => availability::availability(
+                    history,
+                    min,
+                    check.invoked_range(),
+                    clients.as_deref(),
+                    check.window_length(),
+                ),
+                CheckKind::Recovers => recovers::recovers(
+                    history,
+                    min,
+                    within(Duration::ZERO),
+                    check.window_length(),
+                    clients.as_deref(),
                 ),
             };
             if result.status == Status::Vacuous && check.allow_vacuous {

@@ -3,8 +3,9 @@
 //! instants where two servers acted as leader. Plain data, serialized into the page.
 
 use crate::check::election::Replay;
-use crate::history::{fmt_time, Actor, Entry, OpType, What};
+use crate::history::{fmt_time, Actor, Entry, OpType, What, WireEntry};
 use crate::scenario::Action;
+use nodes::runtime::wire::Tapped;
 use nodes::runtime::NodeEvent;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -13,6 +14,27 @@ use std::collections::BTreeMap;
 pub const MAX_OPS: usize = 20_000;
 /// Most node events drawn (deliveries are folded first, see [`Page::folded`]).
 pub const MAX_EVENTS: usize = 20_000;
+/// Most message arrows drawn (routine traffic is left out first).
+pub const MAX_ARROWS: usize = 20_000;
+/// Message kinds that are routine traffic, hidden until asked for.
+pub const ROUTINE: &[&str] = &["HEARTBEAT", "HEARTBEAT_ACK", "BEAT"];
+
+/// A peer message: an arrow from its sender's lane to its receiver's.
+#[derive(Clone, Debug, Serialize)]
+pub struct Arrow {
+    /// Sender lane.
+    pub from: usize,
+    /// Receiver lane.
+    pub to: usize,
+    /// Sent, ns.
+    pub sent: u64,
+    /// Received, ns; `None`: it never arrived (dropped, or held by a cut link to the end).
+    pub received: Option<u64>,
+    /// Its tag (`APPEND`, `HEARTBEAT`, ...).
+    pub kind: &'static str,
+    /// Heartbeats and the like: folded by default.
+    pub routine: bool,
+}
 
 /// One lane of the page: a server, the registry or balancer, a client, or a harness actor.
 #[derive(Clone, Debug, Serialize)]
@@ -112,6 +134,8 @@ pub struct Page {
     pub ops: Vec<Op>,
     /// Node events.
     pub events: Vec<Event>,
+    /// Peer messages (empty when the run did not record them).
+    pub arrows: Vec<Arrow>,
     /// End of the run, ns.
     pub end: u64,
     /// What was folded or capped to keep the page small, for the notice.
@@ -182,8 +206,9 @@ fn state_of(glyph: char) -> Option<&'static str> {
     })
 }
 
-/// Builds the page's data from a history of a run that lasted `end` ns.
-pub fn page(history: &[Entry], end: u64) -> Page {
+/// Builds the page's data from a history of a run that lasted `end` ns and the peer
+/// messages tapped during it.
+pub fn page(history: &[Entry], messages: &[WireEntry], end: u64) -> Page {
     let lanes = lanes_of(history);
     let index: BTreeMap<&str, usize> = lanes
         .iter()
@@ -228,6 +253,7 @@ pub fn page(history: &[Entry], end: u64) -> Page {
         ));
         events.truncate(MAX_EVENTS);
     }
+    let arrows = arrows(messages, &lane, &mut folded);
     Page {
         lanes,
         segments,
@@ -235,9 +261,51 @@ pub fn page(history: &[Entry], end: u64) -> Page {
         bands,
         ops,
         events,
+        arrows,
         end,
         folded,
     }
+}
+
+/// Pairs each tapped send with its receipt (by the sender's number for the message).
+fn arrows(messages: &[WireEntry], lane: &LaneOf<'_>, folded: &mut Vec<String>) -> Vec<Arrow> {
+    let mut received: BTreeMap<(String, u64), u64> = BTreeMap::new();
+    for m in messages {
+        if let Tapped::Received { from, id, .. } = m.tapped {
+            received.entry((format!("n{from}"), id)).or_insert(m.t);
+        }
+    }
+    let mut arrows: Vec<Arrow> = messages
+        .iter()
+        .filter_map(|m| {
+            let Tapped::Sent { to, id, kind } = m.tapped else {
+                return None;
+            };
+            Some(Arrow {
+                from: lane(&m.node)?,
+                to: lane(&format!("n{to}"))?,
+                sent: m.t,
+                received: received.get(&(m.node.clone(), id)).copied(),
+                kind,
+                routine: ROUTINE.contains(&kind),
+            })
+        })
+        .collect();
+    if arrows.len() > MAX_ARROWS {
+        let routine = arrows.iter().filter(|a| a.routine).count();
+        arrows.retain(|a| !a.routine);
+        folded.push(format!(
+            "{routine} routine messages (heartbeats) are not drawn"
+        ));
+    }
+    if arrows.len() > MAX_ARROWS {
+        folded.push(format!(
+            "{} messages after the first {MAX_ARROWS} are not drawn",
+            arrows.len() - MAX_ARROWS
+        ));
+        arrows.truncate(MAX_ARROWS);
+    }
+    arrows
 }
 
 type LaneOf<'a> = dyn Fn(&str) -> Option<usize> + 'a;

@@ -13,7 +13,7 @@
 mod data;
 mod explain;
 
-use crate::history::{fmt_time, Entry};
+use crate::history::{fmt_time, Entry, WireEntry};
 use crate::report::RunReport;
 use crate::scenario::Scenario;
 use sha2::{Digest, Sha256};
@@ -69,10 +69,16 @@ fn script_json(value: &impl serde::Serialize) -> String {
         .replace("</", "<\\/")
 }
 
-/// The page of one run.
-pub fn render(scenario: &Scenario, report: &RunReport, history: &[Entry]) -> String {
+/// The page of one run: its report, its history, and the peer messages tapped during it
+/// (empty: no arrows).
+pub fn render(
+    scenario: &Scenario,
+    report: &RunReport,
+    history: &[Entry],
+    messages: &[WireEntry],
+) -> String {
     let end = (scenario.duration.0.as_nanos() as u64).max(history.last().map_or(1, |e| e.t));
-    let page = data::page(history, end);
+    let page = data::page(history, messages, end);
     let panels = explain::panels(&report.checks, history, &page);
     let payload = serde_json::json!({ "page": page, "panels": panels });
     let csp = format!(

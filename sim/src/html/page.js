@@ -10,7 +10,8 @@
   let t0 = 0, t1 = Math.max(P.end, 1);
   const hidden = new Set();
   let highlight = null; // Set of history entry indices
-  let selected = null;  // {lane, t}
+  let selected = null;  // {entry, lane, t, past, future}
+  let routine = false;  // draw heartbeats and other routine messages
   let stepAt = -1;
 
   function fmt(ns) { return (ns / 1e9).toFixed(3) + "s"; }
@@ -45,6 +46,33 @@
     controls.appendChild(button);
   });
 
+  // Happens-before through the recorded messages: past[l] is the latest time on lane l
+  // that precedes (lane, t), future[l] the earliest that follows it.
+  function causal(lane, t) {
+    const past = P.lanes.map(function () { return -Infinity; });
+    const future = P.lanes.map(function () { return Infinity; });
+    past[lane] = t; future[lane] = t;
+    const arrived = P.arrows.filter(function (a) { return a.received != null; });
+    for (let changed = true; changed;) {
+      changed = false;
+      for (const a of arrived) {
+        if (a.received <= past[a.to] && a.sent > past[a.from]) { past[a.from] = a.sent; changed = true; }
+        if (a.sent >= future[a.from] && a.received < future[a.to]) { future[a.to] = a.received; changed = true; }
+      }
+    }
+    return { past: past, future: future };
+  }
+
+  if (P.arrows.length) {
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox"; box.checked = false;
+    box.addEventListener("change", function () { routine = box.checked; draw(); });
+    label.appendChild(box);
+    label.appendChild(document.createTextNode(" routine messages (heartbeats)"));
+    controls.appendChild(label);
+  }
+
   function zoom(f) {
     const mid = (t0 + t1) / 2, half = Math.max((t1 - t0) * f / 2, 1e6);
     t0 = Math.max(0, mid - half); t1 = Math.min(P.end, mid + half);
@@ -68,20 +96,26 @@
     const clip = function (a, b) { return b >= t0 && a <= t1; };
     const y = function (lane) { return TOP + rowOf[lane] * LANE; };
     const svg = el("svg", { width: width, height: height, viewBox: "0 0 " + width + " " + height });
+    const head = el("marker", { id: "head", viewBox: "0 0 6 6", refX: 6, refY: 3, markerWidth: 6,
+      markerHeight: 6, orient: "auto" }, el("defs", {}, svg));
+    el("path", { d: "M0,0 L6,3 L0,6 z", class: "head" }, head);
     const mark = function (e, entry, lane, t, text) {
       e.dataset.entry = entry; e.dataset.lane = lane; e.dataset.t = t;
       if (highlight) e.classList.add(highlight.has(entry) ? "hl" : "dim");
       else if (selected) {
-        if (entry === selected.entry) e.classList.add("sel");
-        else if (lane === selected.lane && t < selected.t) e.classList.add("past");
+        if (entry === selected.entry && lane === selected.lane) e.classList.add("sel");
+        else if (t <= selected.past[lane]) e.classList.add("past");
+        else if (t >= selected.future[lane]) e.classList.add("future");
+        else e.classList.add("dim");
       }
       e.addEventListener("mouseenter", function () { details.textContent = text; });
       e.addEventListener("click", function (ev) {
         ev.stopPropagation();
-        selected = { entry: entry, lane: lane, t: t };
+        const c = causal(lane, t);
+        selected = { entry: entry, lane: lane, t: t, past: c.past, future: c.future };
         highlight = null;
-        details.textContent = text + "\n(selected: earlier events of this lane are faded; " +
-          "message arrows are not recorded yet, so causality is shown per lane)";
+        details.textContent = text + "\n(selected: its causal past is outlined in blue, its " +
+          "causal future in orange, through the messages drawn; the rest is concurrent)";
         draw();
       });
       return titled(e, text);
@@ -144,6 +178,16 @@
       const a = Math.max(o.from, t0), b = Math.min(o.to, t1);
       mark(el("rect", { class: "op-" + o.outcome, x: x(a), y: y(o.lane) + 6, height: LANE - 12,
         width: Math.max(x(b) - x(a), 2) }, svg), o.entry, o.lane, o.from, o.text);
+    });
+    P.arrows.forEach(function (a, i) {
+      if ((a.routine && !routine) || hidden.has(a.from) || hidden.has(a.to)) return;
+      const end = a.received == null ? a.sent + (t1 - t0) / 60 : a.received;
+      if (!clip(a.sent, end)) return;
+      const y1 = y(a.from) + LANE / 2, y2 = a.received == null ? y1 + (y(a.to) > y(a.from) ? 6 : -6) : y(a.to) + LANE / 2;
+      const text = P.lanes[a.from].name + " → " + P.lanes[a.to].name + " " + a.kind + " sent " + fmt(a.sent) +
+        (a.received == null ? ", never received (dropped or held by a cut link)" : ", received " + fmt(a.received));
+      mark(el("line", { class: "msg" + (a.received == null ? " lost" : "") + (a.routine ? " routine" : ""),
+        x1: x(a.sent), y1: y1, x2: x(end), y2: y2, "marker-end": "url(#head)" }, svg), -1 - i, a.from, a.sent, text);
     });
     P.events.forEach(function (e) {
       if (hidden.has(e.lane) || e.t < t0 || e.t > t1) return;

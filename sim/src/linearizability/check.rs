@@ -121,7 +121,7 @@ fn threads_allowed() -> bool {
 }
 
 enum PartResult {
-    Linearizable,
+    Linearizable(Vec<usize>),
     Violation(Evidence),
     OutOfBudget(String),
     Stopped,
@@ -138,26 +138,54 @@ pub fn check<M: Model>(
     history: &[Operation<M::Input, M::Output>],
     budget: Budget,
 ) -> Outcome {
+    check_parts(model, history, budget).0
+}
+
+/// What [`check_parts`] found about one independent part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartFound {
+    /// The part's key, if any.
+    pub key: Option<String>,
+    /// Its operations (indices into the history), including those dropped as no-ops.
+    pub operations: Vec<usize>,
+    /// `Some(true)` linearizable, `Some(false)` not, `None` not decided.
+    pub linearizable: Option<bool>,
+    /// A valid order (history indices): all of it when linearizable (operations that never
+    /// returned and never took effect are left out), the longest prefix found when not.
+    pub order: Vec<usize>,
+}
+
+/// [`check`], also saying what was found part by part (for pictures of the search).
+pub fn check_parts<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    budget: Budget,
+) -> (Outcome, Vec<PartFound>) {
     let mut stats = Stats::default();
     for (index, operation) in history.iter().enumerate() {
         if let Err(message) = model.validate(&operation.input) {
-            return Outcome {
-                verdict: Verdict::Unknown {
-                    reason: format!("operation #{index} cannot be checked: {message}"),
-                },
-                stats,
+            let verdict = Verdict::Unknown {
+                reason: format!("operation #{index} cannot be checked: {message}"),
             };
+            return (Outcome { verdict, stats }, Vec::new());
         }
         if operation.ret.is_some_and(|ret| ret < operation.call) {
-            return Outcome {
-                verdict: Verdict::Unknown {
-                    reason: format!("operation #{index} returns before it is called"),
-                },
-                stats,
+            let verdict = Verdict::Unknown {
+                reason: format!("operation #{index} returns before it is called"),
             };
+            return (Outcome { verdict, stats }, Vec::new());
         }
     }
     let mut parts = model.partition(history);
+    let mut found: Vec<PartFound> = parts
+        .iter()
+        .map(|part| PartFound {
+            key: part.key.clone(),
+            operations: part.operations.clone(),
+            linearizable: None,
+            order: Vec::new(),
+        })
+        .collect();
     for part in &mut parts {
         let before = part.operations.len();
         part.operations.retain(|&index| {
@@ -179,10 +207,16 @@ pub fn check<M: Model>(
     };
     let results = run_parts(model, history, &parts, &budget, threads);
     let mut verdict = Verdict::Linearizable;
-    for (part, (result, steps)) in parts.iter().zip(results) {
+    for ((part, (result, steps)), found) in parts.iter().zip(results).zip(&mut found) {
         stats.steps += steps;
         match result {
+            PartResult::Linearizable(order) => {
+                found.linearizable = Some(true);
+                found.order = order;
+            }
             PartResult::Violation(evidence) => {
+                found.linearizable = Some(false);
+                found.order = evidence.linearized.iter().map(|op| op.index).collect();
                 if !verdict.is_violation() {
                     verdict = Verdict::NotLinearizable(Box::new(evidence));
                 }
@@ -196,10 +230,10 @@ pub fn check<M: Model>(
                     verdict = Verdict::Unknown { reason };
                 }
             }
-            PartResult::Linearizable | PartResult::Stopped => {}
+            PartResult::Stopped => {}
         }
     }
-    Outcome { verdict, stats }
+    (Outcome { verdict, stats }, found)
 }
 
 fn run_parts<M: Model>(
@@ -268,16 +302,7 @@ fn check_part<M: Model>(
     let ops: Vec<Op<'_, M::Input, M::Output>> = part
         .operations
         .iter()
-        .map(|&index| {
-            let operation = &history[index];
-            Op {
-                index,
-                input: &operation.input,
-                output: operation.output.as_ref(),
-                call: operation.call,
-                ret: operation.ret_or_infinity(),
-            }
-        })
+        .map(|&index| Op::of(history, index))
         .collect();
     let mut control = Control {
         steps: 0,
@@ -286,7 +311,9 @@ fn check_part<M: Model>(
         stop: Some(stop),
     };
     let result = match search(model, &ops, &mut control) {
-        Ok(Found::Linearizable) => PartResult::Linearizable,
+        Ok(Found::Linearizable { order }) => {
+            PartResult::Linearizable(order.into_iter().map(|op| ops[op].index).collect())
+        }
         Err(Interrupt::Stopped) => PartResult::Stopped,
         Err(Interrupt::Budget(reason)) => PartResult::OutOfBudget(reason),
         Ok(Found::Violation { order, blocked }) => {

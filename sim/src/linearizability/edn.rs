@@ -1,44 +1,56 @@
-//! The EDN-like history format: one Clojure map per line, as Jepsen prints histories.
+//! An EDN reader: every value Jepsen and Knossos print, with the line and column of each map
+//! entry so that a history's errors can point into the file.
 //!
-//! ```text
-//! {:process 3, :type :invoke, :f :append, :key "7", :value "x 3 17 y"}
-//! {:process 3, :type :ok, :f :append, :key "7", :value "x 3 17 y"}
-//! {:process 1, :type :invoke, :f :cas, :key "a", :value [1 2], :time 1500}
-//! ```
+//! Accepted (the EDN spec, plus what Clojure's printer writes into Jepsen histories):
 //!
-//! Keys of a map: `:process` (integer; lines whose process is a keyword such as
-//! `:nemesis` are skipped), `:type` (`:invoke`, `:ok`, `:fail`, `:info`), `:f` (`:read`,
-//! `:write`, `:cas` for registers, `:get`, `:put`, `:append` for string maps), `:key`
-//! (string or integer; required by `get`/`put`/`append`, optional on register operations,
-//! where it names one register of a map of registers), `:value` (`nil`, integer, string, or
-//! `[expected new]` for `cas`; default `nil`) and `:time` (non-negative integer, e.g.
-//! nanoseconds). Any order; other keys (`:index`, `:error`, ...) are ignored. Either every
-//! event has `:time` or none has, and then line order is time order. Commas are whitespace;
-//! blank lines and lines starting with `;` are skipped.
+//! - `nil`, `true`, `false`; integers (`-12`, `+3`, `7N` bigints of any size, Clojure's
+//!   `0x1F` and `2r101`), floats (`1.5`, `1e3`, `2.0M`, `##Inf`, `##-Inf`, `##NaN`), ratios
+//!   (`1/3`); strings with `\" \\ \n \t \r \b \f \uXXXX` escapes; characters (`\a`,
+//!   `\newline`, `\space`, `\tab`, `\return`, `\formfeed`, `\backspace`, `\uXXXX`, `\oNNN`);
+//!   keywords (`:f`, `:jepsen.history/op`, `::x`) and symbols (`foo`, `a.b/c`);
+//! - lists `( )`, vectors `[ ]`, maps `{ }`, sets `#{ }`, in any nesting;
+//! - tagged values `#tag value`: `#inst "..."`, `#uuid "..."`, record literals such as
+//!   `#jepsen.history.Op{...}`, `#object[...]`, `#error {...}`; the tag is kept and the value
+//!   read as usual (a tagged map that is an operation counts as that map);
+//! - `#_` discards the next value; `;` comments to the end of the line; commas are
+//!   whitespace; Clojure's `#"regex"` is read as a string.
 //!
-//! The writer emits exactly these keys, always with `:time`, so a history written by
-//! [`write_edn`] reads back to the same operations, with two normalizations: a completed
-//! write / put / append of unknown output is written `:ok` (it took effect either way), and
-//! a completed CAS of unknown output is written `:info` (open to the end, which only allows
-//! more orders). An open operation's `:info` line goes just before its process's next
-//! invoke, or at the end.
+//! Not accepted: reader macros that only make sense in code (`'x`, `` `x ``, `~x`, `@x`,
+//! `^meta`, `#(...)`, `#?(...)`): they are reported with their position.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::io;
+use std::fmt::{self, Write as _};
 
-use super::history::{write_quoted, Input, JepsenOperation, Output};
-use super::load::{pair_events, EventKind, Format, Function, InputError, LoadedHistory, RawEvent};
+use super::load::InputError;
 
-/// An EDN value, as far as histories need them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One map entry with the position of its value (for messages about it).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Entry {
+    pub(crate) key: Edn,
+    pub(crate) value: Edn,
+    pub(crate) line: usize,
+    pub(crate) col: usize,
+}
+
+/// An EDN value.
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Edn {
     Nil,
     Bool(bool),
     Int(i64),
+    /// An integer beyond `i64` (its digits, with sign).
+    BigInt(String),
+    /// A float, big decimal or ratio, as written (only compared, never computed with).
+    Number(String),
+    Char(char),
     Str(String),
+    /// A keyword's name, without the colon.
     Keyword(String),
+    Symbol(String),
+    List(Vec<Edn>),
     Vector(Vec<Edn>),
+    Set(Vec<Edn>),
+    Map(Vec<Entry>),
+    Tagged(String, Box<Edn>),
 }
 
 impl Edn {
@@ -48,44 +60,136 @@ impl Edn {
             Edn::Nil => "nil".to_string(),
             Edn::Bool(value) => value.to_string(),
             Edn::Int(number) => format!("the integer {number}"),
+            Edn::BigInt(digits) => format!("the integer {digits}N"),
+            Edn::Number(text) => format!("the number {text}"),
+            Edn::Char(_) => "a character".to_string(),
             Edn::Str(_) => "a string".to_string(),
             Edn::Keyword(name) => format!("the keyword :{name}"),
+            Edn::Symbol(name) => format!("the symbol {name}"),
+            Edn::List(items) => format!("a list of {} items", items.len()),
             Edn::Vector(items) => format!("a vector of {} items", items.len()),
+            Edn::Set(items) => format!("a set of {} items", items.len()),
+            Edn::Map(entries) => format!("a map of {} entries", entries.len()),
+            Edn::Tagged(tag, _) => format!("a #{tag} value"),
+        }
+    }
+
+    /// The items of a list, vector or set.
+    pub(crate) fn items(&self) -> Option<&[Edn]> {
+        match self {
+            Edn::List(items) | Edn::Vector(items) | Edn::Set(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The value without its tags (`#jepsen.history.Op{...}` is the map).
+    pub(crate) fn untagged(&self) -> &Edn {
+        let mut value = self;
+        while let Edn::Tagged(_, inner) = value {
+            value = inner;
+        }
+        value
+    }
+
+    /// A name: a keyword's, a symbol's or a string's (`:ok`, `ok` and `"ok"` all say ok).
+    pub(crate) fn name(&self) -> Option<&str> {
+        match self {
+            Edn::Keyword(name) | Edn::Symbol(name) | Edn::Str(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The value's canonical EDN text: equal values (in Clojure's `=`, which ignores the
+    /// order of a set or map) have equal texts. Lists and vectors print alike, as `=` says.
+    pub(crate) fn canonical(&self) -> String {
+        let mut text = String::new();
+        let _ = self.write_canonical(&mut text);
+        text
+    }
+
+    fn write_canonical(&self, out: &mut String) -> fmt::Result {
+        match self {
+            Edn::Nil => out.write_str("nil"),
+            Edn::Bool(value) => write!(out, "{value}"),
+            Edn::Int(number) => write!(out, "{number}"),
+            Edn::BigInt(digits) => write!(out, "{digits}"),
+            Edn::Number(text) => out.write_str(text),
+            Edn::Char(character) => write!(out, "\\u{:04x}", u32::from(*character)),
+            Edn::Str(text) => super::history::write_quoted(out, text),
+            Edn::Keyword(name) => write!(out, ":{name}"),
+            Edn::Symbol(name) => out.write_str(name),
+            Edn::List(items) | Edn::Vector(items) => {
+                out.write_char('[')?;
+                for (position, item) in items.iter().enumerate() {
+                    if position > 0 {
+                        out.write_char(' ')?;
+                    }
+                    item.write_canonical(out)?;
+                }
+                out.write_char(']')
+            }
+            Edn::Set(items) => {
+                let mut texts: Vec<String> = items.iter().map(Edn::canonical).collect();
+                texts.sort();
+                texts.dedup();
+                write!(out, "#{{{}}}", texts.join(" "))
+            }
+            Edn::Map(entries) => {
+                let mut texts: Vec<String> = entries
+                    .iter()
+                    .map(|entry| format!("{} {}", entry.key.canonical(), entry.value.canonical()))
+                    .collect();
+                texts.sort();
+                write!(out, "{{{}}}", texts.join(", "))
+            }
+            Edn::Tagged(tag, value) => {
+                write!(out, "#{tag} ")?;
+                value.write_canonical(out)
+            }
         }
     }
 }
 
-/// A position in one line of input, with positioned errors.
+/// A position in a text, with positioned errors. Lines and columns are 1-based; columns
+/// count characters.
 pub(crate) struct Cursor<'a> {
     text: &'a str,
     position: usize,
     line: usize,
+    line_start: usize,
 }
 
 fn is_delimiter(character: char) -> bool {
-    character.is_whitespace() || matches!(character, ',' | '[' | ']' | '{' | '}' | '"')
+    character.is_whitespace()
+        || matches!(
+            character,
+            ',' | '[' | ']' | '{' | '}' | '(' | ')' | '"' | ';' | '\\'
+        )
 }
 
 impl<'a> Cursor<'a> {
+    /// A cursor at the start of `text`, which starts on line `line`.
     pub(crate) fn new(text: &'a str, line: usize) -> Cursor<'a> {
         Cursor {
             text,
             position: 0,
             line,
+            line_start: 0,
         }
     }
 
     /// The 1-based column (in characters) of the current position.
     pub(crate) fn col(&self) -> usize {
-        self.text[..self.position].chars().count() + 1
+        self.text[self.line_start..self.position].chars().count() + 1
+    }
+
+    /// The current line.
+    pub(crate) fn line(&self) -> usize {
+        self.line
     }
 
     pub(crate) fn error(&self, message: impl Into<String>) -> InputError {
         InputError::at(self.line, self.col(), message)
-    }
-
-    fn error_at(&self, col: usize, message: impl Into<String>) -> InputError {
-        InputError::at(self.line, col, message)
     }
 
     fn rest(&self) -> &'a str {
@@ -96,9 +200,17 @@ impl<'a> Cursor<'a> {
         self.rest().chars().next()
     }
 
+    fn peek_second(&self) -> Option<char> {
+        self.rest().chars().nth(1)
+    }
+
     fn bump(&mut self) -> Option<char> {
         let character = self.peek()?;
         self.position += character.len_utf8();
+        if character == '\n' {
+            self.line += 1;
+            self.line_start = self.position;
+        }
         Some(character)
     }
 
@@ -120,10 +232,35 @@ impl<'a> Cursor<'a> {
         self.position > start
     }
 
+    /// Skips whitespace, commas, `;` comments and `#_` discarded values.
+    pub(crate) fn skip_blank(&mut self) -> Result<(), InputError> {
+        loop {
+            self.skip_space(true);
+            match self.peek() {
+                Some(';') => {
+                    while let Some(character) = self.peek() {
+                        if character == '\n' {
+                            break;
+                        }
+                        self.bump();
+                    }
+                }
+                Some('#') if self.peek_second() == Some('_') => {
+                    self.bump();
+                    self.bump();
+                    self.value()?;
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// Consumes `word` or fails with "expected `word`".
     pub(crate) fn expect_word(&mut self, word: &str) -> Result<(), InputError> {
         if self.rest().starts_with(word) {
-            self.position += word.len();
+            for _ in word.chars() {
+                self.bump();
+            }
             Ok(())
         } else {
             Err(self.error(format!("expected `{word}`")))
@@ -155,70 +292,191 @@ impl<'a> Cursor<'a> {
         if self.peek() != Some(':') {
             return Err(self.error(format!("expected {expected}")));
         }
-        let col = self.col();
+        let (line, col) = (self.line, self.col());
         self.bump();
         let name = self.token();
         if name.is_empty() {
-            return Err(self.error_at(col, format!("expected {expected}")));
+            return Err(InputError::at(line, col, format!("expected {expected}")));
         }
         Ok(name)
     }
 
-    /// Reads one EDN value; returns it with the column it started at.
-    pub(crate) fn value(&mut self) -> Result<(Edn, usize), InputError> {
-        let col = self.col();
-        let expected =
-            "expected a value (nil, true, false, an integer, a string, a keyword or a vector)";
+    /// Reads one EDN value (after any blanks); returns it with the line and column it
+    /// started at.
+    pub(crate) fn value(&mut self) -> Result<(Edn, usize, usize), InputError> {
+        self.skip_blank()?;
+        let (line, col) = (self.line, self.col());
+        let at = |message: String| InputError::at(line, col, message);
         let value = match self.peek() {
-            None => return Err(self.error(expected)),
+            None => return Err(self.error("expected a value, found the end of the input")),
             Some('"') => Edn::Str(self.string()?),
-            Some(':') => Edn::Keyword(self.keyword("a keyword")?.to_string()),
-            Some('[') => {
-                self.bump();
-                let mut items = Vec::new();
-                loop {
-                    self.skip_space(true);
-                    match self.peek() {
-                        Some(']') => {
-                            self.bump();
-                            break;
+            Some(':') => {
+                let name = self.keyword("a keyword")?;
+                Edn::Keyword(name.trim_start_matches(':').to_string())
+            }
+            Some('[') => Edn::Vector(self.sequence('[', ']', "vector")?),
+            Some('(') => Edn::List(self.sequence('(', ')', "list")?),
+            Some('{') => Edn::Map(self.map()?),
+            Some(close @ (']' | ')' | '}')) => {
+                return Err(at(format!("expected a value, found `{close}`")))
+            }
+            Some('\\') => Edn::Char(self.character()?),
+            Some('#') => match self.peek_second() {
+                Some('{') => {
+                    self.bump();
+                    Edn::Set(self.sequence('{', '}', "set")?)
+                }
+                Some('#') => {
+                    self.bump();
+                    self.bump();
+                    let token = self.token();
+                    match token {
+                        "Inf" | "-Inf" | "NaN" => Edn::Number(format!("##{token}")),
+                        _ => {
+                            return Err(at(format!(
+                                "expected ##Inf, ##-Inf or ##NaN, found ##{token}"
+                            )))
                         }
-                        None => return Err(self.error("expected `]` to close the vector")),
-                        Some(_) => items.push(self.value()?.0),
                     }
                 }
-                Edn::Vector(items)
+                Some('"') => {
+                    self.bump();
+                    Edn::Str(self.string()?)
+                }
+                Some(next)
+                    if next.is_alphabetic()
+                        || matches!(
+                            next,
+                            '_' | '.'
+                                | '*'
+                                | '+'
+                                | '!'
+                                | '-'
+                                | '?'
+                                | '$'
+                                | '%'
+                                | '&'
+                                | '='
+                                | '<'
+                                | '>'
+                        ) =>
+                {
+                    self.bump();
+                    let tag = self.token().to_string();
+                    let (inner, _, _) = self.value()?;
+                    Edn::Tagged(tag, Box::new(inner))
+                }
+                _ => {
+                    return Err(at(
+                        "expected a tagged value (#tag value), a set #{...} or #_".to_string(),
+                    ))
+                }
+            },
+            Some(quote @ ('\'' | '`' | '~' | '@' | '^')) => {
+                return Err(at(format!(
+                    "`{quote}` is a Clojure reader macro, not EDN; expected a value"
+                )))
             }
-            Some('{') => return Err(self.error("nested maps are not supported here")),
             Some(_) => {
                 let token = self.token();
-                match token {
-                    "" => return Err(self.error(expected)),
-                    "nil" => Edn::Nil,
-                    "true" => Edn::Bool(true),
-                    "false" => Edn::Bool(false),
-                    _ if token.starts_with(|c: char| c.is_ascii_digit() || c == '-') => {
-                        Edn::Int(token.parse().map_err(|_| {
-                            self.error_at(col, format!("expected an integer, found `{token}`"))
-                        })?)
-                    }
-                    _ => return Err(self.error_at(col, format!("{expected}, found `{token}`"))),
+                if token.is_empty() {
+                    return Err(at("expected a value".to_string()));
                 }
+                atom(token).map_err(at)?
             }
         };
-        Ok((value, col))
+        Ok((value, line, col))
+    }
+
+    fn sequence(&mut self, open: char, close: char, what: &str) -> Result<Vec<Edn>, InputError> {
+        let (line, col) = (self.line, self.col());
+        debug_assert_eq!(self.peek(), Some(open));
+        self.bump();
+        let mut items = Vec::new();
+        loop {
+            self.skip_blank()?;
+            match self.peek() {
+                Some(character) if character == close => {
+                    self.bump();
+                    return Ok(items);
+                }
+                None => {
+                    return Err(InputError::at(
+                        line,
+                        col,
+                        format!("expected `{close}` to close the {what} opened here"),
+                    ))
+                }
+                Some(_) => items.push(self.value()?.0),
+            }
+        }
+    }
+
+    fn map(&mut self) -> Result<Vec<Entry>, InputError> {
+        let (line, col) = (self.line, self.col());
+        self.bump();
+        let mut entries = Vec::new();
+        loop {
+            self.skip_blank()?;
+            match self.peek() {
+                Some('}') => {
+                    self.bump();
+                    return Ok(entries);
+                }
+                None => {
+                    return Err(InputError::at(
+                        line,
+                        col,
+                        "expected `}` to close the map opened here",
+                    ))
+                }
+                Some(_) => {
+                    let (key, key_line, key_col) = self.value()?;
+                    self.skip_blank()?;
+                    if matches!(self.peek(), Some('}') | None) {
+                        return Err(InputError::at(
+                            key_line,
+                            key_col,
+                            format!("expected a value after the key {}", key.canonical()),
+                        ));
+                    }
+                    let (value, value_line, value_col) = self.value()?;
+                    if entries.iter().any(|entry: &Entry| entry.key == key) {
+                        return Err(InputError::at(
+                            key_line,
+                            key_col,
+                            format!("duplicate key {}", key.canonical()),
+                        ));
+                    }
+                    entries.push(Entry {
+                        key,
+                        value,
+                        line: value_line,
+                        col: value_col,
+                    });
+                }
+            }
+        }
     }
 
     fn string(&mut self) -> Result<String, InputError> {
-        let start_col = self.col();
+        let (line, col) = (self.line, self.col());
         self.bump();
         let mut text = String::new();
         loop {
-            let escape_col = self.col();
+            let (escape_line, escape_col) = (self.line, self.col());
+            let escape_error = || {
+                InputError::at(
+                    escape_line,
+                    escape_col,
+                    "expected an escape: \\\", \\\\, \\n, \\t, \\r, \\b, \\f or \\uXXXX",
+                )
+            };
             match self.bump() {
                 None => {
-                    return Err(self.error_at(
-                        start_col,
+                    return Err(InputError::at(
+                        line,
+                        col,
                         "expected a closing `\"` for the string opened here",
                     ))
                 }
@@ -229,505 +487,249 @@ impl<'a> Cursor<'a> {
                     Some('n') => text.push('\n'),
                     Some('t') => text.push('\t'),
                     Some('r') => text.push('\r'),
-                    _ => {
-                        return Err(self.error_at(
-                            escape_col,
-                            "expected an escape: \\\", \\\\, \\n, \\t or \\r",
-                        ))
+                    Some('b') => text.push('\u{8}'),
+                    Some('f') => text.push('\u{c}'),
+                    Some('u') => {
+                        let hex: String = (0..4).filter_map(|_| self.bump()).collect();
+                        let character = u32::from_str_radix(&hex, 16)
+                            .ok()
+                            .and_then(char::from_u32)
+                            .ok_or_else(escape_error)?;
+                        text.push(character);
                     }
+                    _ => return Err(escape_error()),
                 },
                 Some(character) => text.push(character),
             }
         }
     }
-}
 
-/// One `{...}` line: its entries with the column of each value, and the map's column.
-struct MapLine {
-    col: usize,
-    entries: HashMap<String, (Edn, usize)>,
-}
-
-fn parse_map(cursor: &mut Cursor<'_>) -> Result<MapLine, InputError> {
-    cursor.skip_space(false);
-    let col = cursor.col();
-    if cursor.peek() != Some('{') {
-        return Err(cursor.error("expected `{` to open a map"));
-    }
-    cursor.bump();
-    let mut entries = HashMap::new();
-    loop {
-        cursor.skip_space(true);
-        if cursor.peek() == Some('}') {
-            cursor.bump();
-            break;
-        }
-        if cursor.at_end() {
-            return Err(cursor.error("expected `}` to close the map"));
-        }
-        let key_col = cursor.col();
-        let key = cursor.keyword("a keyword key (like :process) or `}`")?;
-        cursor.skip_space(true);
-        let value = cursor.value()?;
-        if entries.insert(key.to_string(), value).is_some() {
-            return Err(cursor.error_at(key_col, format!("duplicate key :{key}")));
-        }
-    }
-    cursor.skip_space(true);
-    if !cursor.at_end() {
-        return Err(cursor.error("expected the end of the line after the map"));
-    }
-    Ok(MapLine { col, entries })
-}
-
-/// Parses a whole EDN history (one map per line).
-pub(crate) fn parse_edn(text: &str) -> Result<LoadedHistory, InputError> {
-    let mut events = Vec::new();
-    let mut timed: Option<bool> = None;
-    let mut last_time = 0u64;
-    for (index, line_text) in text.lines().enumerate() {
-        let line = index + 1;
-        let trimmed = line_text.trim();
-        if trimmed.is_empty() || trimmed.starts_with(';') {
-            continue;
-        }
-        let mut cursor = Cursor::new(line_text, line);
-        let map = parse_map(&mut cursor)?;
-        let at = |col: usize, message: String| InputError::at(line, col, message);
-        let field = |name: &str| {
-            map.entries
-                .get(name)
-                .ok_or_else(|| at(map.col, format!("expected a :{name} entry in the map")))
-        };
-        let process = match field("process")? {
-            (Edn::Int(number), col) => {
-                u64::try_from(*number).map_err(|_| at(*col, "expected a process id ≥ 0".into()))?
+    fn character(&mut self) -> Result<char, InputError> {
+        let (line, col) = (self.line, self.col());
+        self.bump();
+        // The first character is taken even if it is a delimiter (`\(`, `\ `... no: `\space`).
+        let first = self
+            .bump()
+            .ok_or_else(|| InputError::at(line, col, "expected a character after `\\`"))?;
+        let start = self.position - first.len_utf8();
+        while let Some(character) = self.peek() {
+            if is_delimiter(character) {
+                break;
             }
-            (Edn::Keyword(_), _) => continue, // :nemesis and friends: not client operations
-            (other, col) => {
-                return Err(at(
-                    *col,
-                    format!("expected an integer process id, found {}", other.describe()),
+            self.bump();
+        }
+        let name = &self.text[start..self.position];
+        let character = match name {
+            "newline" => '\n',
+            "space" => ' ',
+            "tab" => '\t',
+            "return" => '\r',
+            "formfeed" => '\u{c}',
+            "backspace" => '\u{8}',
+            _ if name.chars().count() == 1 => first,
+            _ if name.starts_with('u') && name.len() == 5 => u32::from_str_radix(&name[1..], 16)
+                .ok()
+                .and_then(char::from_u32)
+                .ok_or_else(|| {
+                    InputError::at(line, col, format!("expected a character, found \\{name}"))
+                })?,
+            _ if name.starts_with('o') => u32::from_str_radix(&name[1..], 8)
+                .ok()
+                .and_then(char::from_u32)
+                .ok_or_else(|| {
+                    InputError::at(line, col, format!("expected a character, found \\{name}"))
+                })?,
+            _ => {
+                return Err(InputError::at(
+                    line,
+                    col,
+                    format!("expected a character, found \\{name}"),
                 ))
             }
         };
-        let keyword = |name: &str, expected: &str| -> Result<(String, usize), InputError> {
-            match field(name)? {
-                (Edn::Keyword(keyword), col) => Ok((keyword.clone(), *col)),
-                (other, col) => Err(at(
-                    *col,
-                    format!("expected {expected}, found {}", other.describe()),
-                )),
-            }
-        };
-        let expected_kind = ":invoke, :ok, :fail or :info";
-        let (kind_name, kind_col) = keyword("type", expected_kind)?;
-        let kind = EventKind::parse(&kind_name).ok_or_else(|| {
-            at(
-                kind_col,
-                format!("expected {expected_kind}, found :{kind_name}"),
-            )
-        })?;
-        let expected_function = ":read, :write, :cas, :get, :put or :append";
-        let (function_name, function_col) = keyword("f", expected_function)?;
-        let function = Function::parse(&function_name).ok_or_else(|| {
-            at(
-                function_col,
-                format!("expected {expected_function}, found :{function_name}"),
-            )
-        })?;
-        let key = match map.entries.get("key") {
-            None | Some((Edn::Nil, _)) => None,
-            Some((Edn::Str(text), _)) => Some(text.as_str().into()),
-            Some((Edn::Int(number), _)) => Some(number.to_string().into()),
-            Some((other, col)) => {
-                return Err(at(
-                    *col,
-                    format!(
-                        "expected a string or integer key, found {}",
-                        other.describe()
-                    ),
-                ))
-            }
-        };
-        let (value, value_col) = map
-            .entries
-            .get("value")
-            .cloned()
-            .unwrap_or((Edn::Nil, map.col));
-        let time = match (map.entries.get("time"), timed) {
-            (Some((Edn::Int(time), col)), None | Some(true)) => {
-                let time = u64::try_from(*time)
-                    .map_err(|_| at(*col, "expected a :time ≥ 0".to_string()))?;
-                if time < last_time {
-                    return Err(at(
-                        *col,
-                        format!("expected a :time ≥ {last_time} (the previous event's): times must not go backwards"),
-                    ));
-                }
-                timed = Some(true);
-                time
-            }
-            (Some((other, col)), None | Some(true)) => {
-                return Err(at(
-                    *col,
-                    format!("expected an integer :time, found {}", other.describe()),
-                ))
-            }
-            (None, None | Some(false)) => {
-                timed = Some(false);
-                events.len() as u64
-            }
-            (Some((_, col)), Some(false)) => {
-                return Err(at(
-                    *col,
-                    "unexpected :time: earlier events have none (all or none must)".to_string(),
-                ))
-            }
-            (None, Some(true)) => {
-                return Err(at(
-                    map.col,
-                    "expected a :time entry: earlier events have one (all or none must)"
-                        .to_string(),
-                ))
-            }
-        };
-        last_time = time;
-        events.push(RawEvent {
-            line,
-            process,
-            kind,
-            function,
-            function_col,
-            key,
-            value,
-            value_col,
-            time,
-        });
+        Ok(character)
     }
-    pair_events(events, Format::Edn)
 }
 
-/// Writes a history as EDN maps, one per line, two lines per operation (invoke, then its
-/// completion: `:ok`, `:fail` for a completed read of unknown output or a failed CAS, or
-/// `:info` for an open operation), in time order, with `:time`. See the module doc.
-pub fn write_edn<W: io::Write>(out: &mut W, history: &[JepsenOperation]) -> io::Result<()> {
-    out.write_all(edn_string(history).as_bytes())
-}
-
-/// [`write_edn`] into a `String`.
-pub fn edn_string(history: &[JepsenOperation]) -> String {
-    // (time, class, operation, is completion): completions of operations called earlier
-    // come before calls at the same time (a process may invoke when its last call returns);
-    // an operation's own call comes before its completion.
-    let mut events: Vec<(u64, u8, usize, bool)> = Vec::with_capacity(history.len() * 2);
-    for (index, operation) in history.iter().enumerate() {
-        events.push((operation.call, 1, index, false));
-        if let Some(ret) = operation.ret {
-            let class = if ret > operation.call { 0 } else { 1 };
-            events.push((ret, class, index, true));
+/// A bare token: `nil`, `true`, `false`, a number or a symbol.
+fn atom(token: &str) -> Result<Edn, String> {
+    match token {
+        "nil" => return Ok(Edn::Nil),
+        "true" => return Ok(Edn::Bool(true)),
+        "false" => return Ok(Edn::Bool(false)),
+        _ => {}
+    }
+    let unsigned = token.strip_prefix(['-', '+']).unwrap_or(token);
+    if !unsigned.starts_with(|c: char| c.is_ascii_digit()) {
+        return Ok(Edn::Symbol(token.to_string()));
+    }
+    let negative = token.starts_with('-');
+    let bad = || format!("expected a number, found `{token}`");
+    let integer = |digits: &str, radix: u32| -> Result<Edn, String> {
+        if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+            return Err(bad());
         }
-    }
-    events.sort_unstable();
-    let mut text = String::new();
-    let mut open: HashMap<u64, usize> = HashMap::new();
-    let mut last_time = 0;
-    for &(time, _, index, completion) in &events {
-        let operation = &history[index];
-        last_time = time;
-        if completion {
-            write_line(&mut text, operation, Line::Completion, time);
+        let signed = if negative {
+            format!("-{digits}")
         } else {
-            if let Some(previous) = open.remove(&operation.client) {
-                write_line(&mut text, &history[previous], Line::Info, time);
-            }
-            write_line(&mut text, operation, Line::Invoke, time);
-            if operation.ret.is_none() {
-                open.insert(operation.client, index);
-            }
+            digits.to_string()
+        };
+        Ok(match i64::from_str_radix(&signed, radix) {
+            Ok(number) => Edn::Int(number),
+            Err(_) if radix == 10 => Edn::BigInt(signed.trim_start_matches('0').to_string()),
+            Err(_) => Edn::BigInt(format!("{radix}r{signed}")),
+        })
+    };
+    if let Some(digits) = unsigned.strip_suffix('N') {
+        return integer(digits, 10);
+    }
+    if let Some(hex) = unsigned
+        .strip_prefix("0x")
+        .or_else(|| unsigned.strip_prefix("0X"))
+    {
+        return integer(hex, 16);
+    }
+    if let Some((radix, digits)) = unsigned.split_once(['r', 'R']) {
+        if let Ok(radix @ 2..=36) = radix.parse::<u32>() {
+            return integer(digits, radix);
         }
+        return Err(bad());
     }
-    let mut still_open: Vec<usize> = open.into_values().collect();
-    still_open.sort_unstable();
-    for index in still_open {
-        write_line(&mut text, &history[index], Line::Info, last_time);
+    if unsigned.chars().all(|c| c.is_ascii_digit()) {
+        return integer(unsigned, 10);
     }
-    text
+    if let Some((numerator, denominator)) = unsigned.split_once('/') {
+        let digits = |text: &str| !text.is_empty() && text.chars().all(|c| c.is_ascii_digit());
+        if digits(numerator) && digits(denominator) {
+            return Ok(Edn::Number(token.to_string()));
+        }
+        return Err(bad());
+    }
+    let float = unsigned.strip_suffix('M').unwrap_or(unsigned);
+    if float.parse::<f64>().is_ok()
+        && !float.contains(|c: char| c.is_alphabetic() && c != 'e' && c != 'E')
+    {
+        return Ok(Edn::Number(token.to_string()));
+    }
+    Err(bad())
 }
 
-enum Line {
-    Invoke,
-    Completion,
-    Info,
-}
-
-fn write_line(text: &mut String, operation: &JepsenOperation, line: Line, time: u64) {
-    let input = &operation.input;
-    let kind = match line {
-        Line::Invoke => "invoke",
-        Line::Info => "info",
-        Line::Completion => match (input, &operation.output) {
-            (_, Some(Output::Cas(false))) => "fail",
-            (Input::Read { .. } | Input::Get { .. }, None) => "fail",
-            (Input::Cas { .. }, None) => "info",
-            _ => "ok",
-        },
-    };
-    let _ = write!(
-        text,
-        "{{:process {}, :type :{kind}, :f :{}",
-        operation.client,
-        input.function()
-    );
-    if let Some(key) = input.key() {
-        text.push_str(", :key ");
-        let _ = write_quoted(text, key);
+/// Reads every top-level value of `text`, with the line and column each starts at.
+pub(crate) fn read_all(text: &str) -> Result<Vec<(Edn, usize, usize)>, InputError> {
+    let mut cursor = Cursor::new(text, 1);
+    let mut values = Vec::new();
+    loop {
+        cursor.skip_blank()?;
+        if cursor.at_end() {
+            return Ok(values);
+        }
+        values.push(cursor.value()?);
     }
-    text.push_str(", :value ");
-    let _ = match input {
-        Input::Read { .. } | Input::Get { .. } => match (&line, &operation.output) {
-            (Line::Completion, Some(Output::Value(value))) => write!(text, "{value}"),
-            _ => write!(text, "nil"),
-        },
-        Input::Write { value, .. } => write!(text, "{value}"),
-        Input::Cas { expected, new, .. } => write!(text, "[{expected} {new}]"),
-        Input::Put { value, .. } | Input::Append { value, .. } => write_quoted(text, value),
-    };
-    let _ = writeln!(text, ", :time {time}}}");
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::history::{Operation, Value};
-    use super::super::load::parse_history;
     use super::*;
 
-    fn error_of(text: &str) -> (usize, usize, String) {
-        let error = parse_history(text).unwrap_err();
+    fn one(text: &str) -> Edn {
+        let values = read_all(text).unwrap_or_else(|error| panic!("{text}: {error}"));
+        assert_eq!(values.len(), 1, "{text}");
+        values
+            .into_iter()
+            .next()
+            .map(|(value, _, _)| value)
+            .unwrap_or(Edn::Nil)
+    }
+
+    fn error(text: &str) -> (usize, usize, String) {
+        let error = read_all(text).unwrap_err();
         (error.line, error.col, error.message)
     }
 
     #[test]
-    fn reads_the_corpus_kv_lines() {
-        let text = "\
-{:process 9, :type :invoke, :f :append, :key \"0\", :value \"x 9 0 y\"}
-{:process 1, :type :invoke, :f :get, :key \"9\", :value nil}
-{:process 1, :type :ok, :f :get, :key \"9\", :value \"\"}
-{:process 9, :type :ok, :f :append, :key \"0\", :value \"x 9 0 y\"}
-";
-        let history = parse_history(text).unwrap();
+    fn scalars() {
+        assert_eq!(one("nil"), Edn::Nil);
+        assert_eq!(one("true"), Edn::Bool(true));
+        assert_eq!(one("-12"), Edn::Int(-12));
+        assert_eq!(one("+3"), Edn::Int(3));
+        assert_eq!(one("7N"), Edn::Int(7));
         assert_eq!(
-            history.operations,
-            vec![
-                Operation {
-                    client: 9,
-                    input: Input::Append {
-                        key: "0".into(),
-                        value: "x 9 0 y".into()
-                    },
-                    output: Some(Output::Done),
-                    call: 0,
-                    ret: Some(3),
-                },
-                Operation {
-                    client: 1,
-                    input: Input::Get { key: "9".into() },
-                    output: Some(Output::Value(Value::str(""))),
-                    call: 1,
-                    ret: Some(2),
-                },
-            ]
+            one("123456789012345678901234567890N"),
+            Edn::BigInt("123456789012345678901234567890".into())
+        );
+        assert_eq!(one("0x1F"), Edn::Int(31));
+        assert_eq!(one("2r101"), Edn::Int(5));
+        assert_eq!(one("1.5"), Edn::Number("1.5".into()));
+        assert_eq!(one("-1e3"), Edn::Number("-1e3".into()));
+        assert_eq!(one("2.0M"), Edn::Number("2.0M".into()));
+        assert_eq!(one("1/3"), Edn::Number("1/3".into()));
+        assert_eq!(one("##Inf"), Edn::Number("##Inf".into()));
+        assert_eq!(one("\\a"), Edn::Char('a'));
+        assert_eq!(one("\\newline"), Edn::Char('\n'));
+        assert_eq!(one("\\u0041"), Edn::Char('A'));
+        assert_eq!(
+            one(":jepsen.history/op"),
+            Edn::Keyword("jepsen.history/op".into())
+        );
+        assert_eq!(one("foo.bar/baz"), Edn::Symbol("foo.bar/baz".into()));
+        assert_eq!(one("\"a\\\"b\\u00e9\\n\""), Edn::Str("a\"b\u{e9}\n".into()));
+        assert_eq!(one("#\"re.*\""), Edn::Str("re.*".into()));
+    }
+
+    #[test]
+    fn collections_tags_comments_and_discards() {
+        let value = one("; a comment\n[1 (2 3) #{:a} {:k [nil]} #_ ignored #inst \"2020-01-01\"]");
+        let Edn::Vector(items) = value else {
+            panic!("expected a vector")
+        };
+        assert_eq!(items.len(), 5);
+        assert_eq!(items[1], Edn::List(vec![Edn::Int(2), Edn::Int(3)]));
+        assert_eq!(items[2], Edn::Set(vec![Edn::Keyword("a".into())]));
+        assert_eq!(
+            items[4],
+            Edn::Tagged("inst".into(), Box::new(Edn::Str("2020-01-01".into())))
+        );
+        let record = one("#jepsen.history.Op{:index 0, :type :invoke}");
+        let Edn::Tagged(tag, inner) = &record else {
+            panic!("expected a tagged value")
+        };
+        assert_eq!(tag, "jepsen.history.Op");
+        assert!(matches!(inner.untagged(), Edn::Map(entries) if entries.len() == 2));
+        assert_eq!(
+            one("#object[java.lang.Exception 0x1f \"boom\"]").describe(),
+            "a #object value"
         );
     }
 
     #[test]
-    fn malformed_lines_give_line_and_column() {
-        let good = "{:process 0, :type :invoke, :f :get, :key \"a\", :value nil}\n";
-        // Unclosed map on line 2: the error is at the end of the line.
-        let text = format!("{good}{{:process 0, :type :ok, :f :get, :key \"a\", :value \"v\"\n");
+    fn canonical_text_ignores_set_and_map_order() {
+        assert_eq!(one("#{3 1 2}").canonical(), one("#{2 3 1}").canonical());
         assert_eq!(
-            error_of(&text),
-            (2, 54, "expected `}` to close the map".to_string())
+            one("{:a 1 :b 2}").canonical(),
+            one("{:b 2, :a 1}").canonical()
         );
-        // Unknown :type value, column of the value.
-        let text = "{:process 0, :type :done, :f :get, :key \"a\"}";
-        let (line, col, message) = error_of(text);
-        assert_eq!((line, col), (1, 20));
-        assert!(message.starts_with("expected :invoke, :ok, :fail or :info"));
-        // A bare word where a value should be.
-        let text = "{:process zero, :type :invoke, :f :read}";
-        let (line, col, message) = error_of(text);
-        assert_eq!((line, col), (1, 11));
-        assert!(message.contains("found `zero`"), "{message}");
-        // Missing :f.
-        assert_eq!(
-            error_of("  {:process 0, :type :invoke}"),
-            (1, 3, "expected a :f entry in the map".to_string())
-        );
-        // Unterminated string: points at its opening quote.
-        assert_eq!(
-            error_of("{:process 0, :type :invoke, :f :put, :key \"a, :value 1}").0,
-            1
-        );
-        assert_eq!(
-            error_of("{:process 0, :type :invoke, :f :put, :key \"a, :value 1}").1,
-            43
-        );
-        // Put needs a string value.
-        assert_eq!(
-            error_of("{:process 0, :type :invoke, :f :put, :key \"a\", :value 1}"),
-            (1, 55, "expected a string, found the integer 1".to_string())
-        );
-        // Trailing junk.
-        assert_eq!(error_of("{:process 0, :type :invoke, :f :read} x").1, 39);
+        assert_eq!(one("(1 2)").canonical(), one("[1 2]").canonical());
+        assert_ne!(one("[1 2]").canonical(), one("[2 1]").canonical());
     }
 
     #[test]
-    fn times_are_all_or_nothing_and_never_go_backwards() {
-        let text = "\
-{:process 0, :type :invoke, :f :read, :time 10}
-{:process 0, :type :ok, :f :read, :value 1, :time 5}
-";
-        let (line, col, _) = error_of(text);
-        assert_eq!((line, col), (2, 51));
-        let mixed = "\
-{:process 0, :type :invoke, :f :read, :time 10}
-{:process 0, :type :ok, :f :read, :value 1}
-";
-        assert_eq!(error_of(mixed).0, 2);
-    }
-
-    #[test]
-    fn nemesis_lines_and_extra_keys_are_ignored() {
-        let text = "\
-{:process :nemesis, :type :info, :f :start, :value nil}
-{:index 0, :time 5, :process 0, :type :invoke, :f :read, :value nil, :error \"x\"}
-{:index 1, :time 9, :process 0, :type :ok, :f :read, :value 3}
-";
-        let history = parse_history(text).unwrap();
-        assert_eq!(history.operations.len(), 1);
-        assert_eq!(history.operations[0].call, 5);
-        assert_eq!(history.operations[0].ret, Some(9));
-    }
-
-    fn op(
-        client: u64,
-        input: Input,
-        output: Option<Output>,
-        call: u64,
-        ret: Option<u64>,
-    ) -> JepsenOperation {
-        Operation {
-            client,
-            input,
-            output,
-            call,
-            ret,
-        }
-    }
-
-    #[test]
-    fn written_histories_read_back_to_the_same_operations() {
-        let key = || Some("k\"1".into());
-        let history = vec![
-            op(
-                1,
-                Input::Write {
-                    key: key(),
-                    value: Value::str("a b"),
-                },
-                Some(Output::Done),
-                0,
-                Some(10),
-            ),
-            op(
-                2,
-                Input::Read { key: key() },
-                Some(Output::Value(Value::Nil)),
-                2,
-                Some(10),
-            ),
-            op(
-                3,
-                Input::Cas {
-                    key: None,
-                    expected: Value::Int(1),
-                    new: Value::Int(-2),
-                },
-                Some(Output::Cas(false)),
-                3,
-                Some(3),
-            ),
-            op(
-                3,
-                Input::Cas {
-                    key: None,
-                    expected: Value::Nil,
-                    new: Value::Int(2),
-                },
-                Some(Output::Cas(true)),
-                3,
-                Some(4),
-            ),
-            op(
-                4,
-                Input::Write {
-                    key: None,
-                    value: Value::Int(7),
-                },
-                None,
-                5,
-                None,
-            ),
-            op(4, Input::Read { key: None }, None, 11, Some(12)),
-            op(
-                5,
-                Input::Get { key: "g".into() },
-                Some(Output::Value(Value::str("x\\y"))),
-                12,
-                Some(20),
-            ),
-            op(
-                6,
-                Input::Put {
-                    key: "g".into(),
-                    value: "x\\y".into(),
-                },
-                Some(Output::Done),
-                13,
-                Some(14),
-            ),
-            op(
-                7,
-                Input::Append {
-                    key: "g".into(),
-                    value: "z".into(),
-                },
-                None,
-                15,
-                None,
-            ),
-        ];
-        let text = edn_string(&history);
-        let back = parse_history(&text).unwrap_or_else(|error| panic!("{error}\n{text}"));
-        assert_eq!(back.operations, history, "\n{text}");
-        // And writing what was read gives the same text.
-        assert_eq!(edn_string(&back.operations), text);
-    }
-
-    #[test]
-    fn corpus_kv_file_round_trips() {
-        let text = "\
-{:process 0, :type :invoke, :f :put, :key \"1\", :value \"x 0 0 y\"}
-{:process 1, :type :invoke, :f :get, :key \"1\", :value nil}
-{:process 0, :type :ok, :f :put, :key \"1\", :value \"x 0 0 y\"}
-{:process 1, :type :ok, :f :get, :key \"1\", :value \"x 0 0 y\"}
-";
-        let history = parse_history(text).unwrap();
-        let written = edn_string(&history.operations);
+    fn errors_have_line_and_column() {
         assert_eq!(
-            parse_history(&written).unwrap().operations,
-            history.operations
+            error("[1 2\n 3"),
+            (1, 1, "expected `]` to close the vector opened here".into())
         );
+        assert_eq!(
+            error("{:a 1\n :b}"),
+            (2, 2, "expected a value after the key :b".into())
+        );
+        assert_eq!(
+            error("\n  {:a 1, :a 2}"),
+            (2, 10, "duplicate key :a".into())
+        );
+        assert_eq!(error("[1 ]]").0, 1);
+        assert_eq!(error("[1 ]]").1, 5);
+        assert_eq!(error("  12x").1, 3);
+        assert!(error("'x").2.contains("reader macro"));
+        assert_eq!(error("\"abc").1, 1);
     }
 }

@@ -6,6 +6,10 @@
 //! operations that returned before t still cannot place X; and such orders exist (one is
 //! shown). So the history is fine up to just before t and breaks at X's return: the
 //! operations to look at are those called before t, and the state the order leaves.
+//! That order is also the longest linearizable prefix found: the events before t.
+//!
+//! Then the smallest window (`window.rs`): the few operations around t that alone, from
+//! whatever state the earlier ones left, cannot be linearized.
 
 use std::fmt;
 
@@ -14,6 +18,7 @@ use serde::Serialize;
 use super::history::Operation;
 use super::model::Model;
 use super::search::Op;
+
 /// One operation as shown in evidence.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct OpRecord {
@@ -70,6 +75,26 @@ pub struct Evidence {
     /// The operations that could come next in real time, none of which can; `blocked` is
     /// first.
     pub stuck: Vec<StuckOp>,
+    /// The smallest window that cannot be linearized on its own, once computed
+    /// ([`smallest_window`](super::smallest_window): it costs a few more searches, so
+    /// [`check`](super::check) leaves it out).
+    pub window: Option<Window>,
+}
+
+/// The smallest window of a violation (see `window.rs` for the definition and the proof
+/// that it is one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Window {
+    /// When the window starts (a call time); it ends at the blocked return.
+    pub start: u64,
+    /// Whether it reaches back to the first operation and starts from the model's initial
+    /// state; otherwise it fails from any state.
+    pub from_start: bool,
+    /// How many of its operations were called before `start` (taken as may-or-may-not
+    /// have happened, output unknown).
+    pub carried_in: usize,
+    /// Its operations, in call order (as recorded, before any weakening).
+    pub operations: Vec<OpRecord>,
 }
 
 /// How many operations of the valid order `Display` shows (`{:#}` shows all).
@@ -117,7 +142,45 @@ impl fmt::Display for Evidence {
         for stuck in &self.stuck {
             writeln!(f, "    {}  ({})", stuck.operation, stuck.reason)?;
         }
+        let Some(window) = &self.window else {
+            return Ok(());
+        };
+        let from = if window.from_start {
+            "from the initial state".to_string()
+        } else {
+            format!(
+                "from t={}, whatever state the earlier operations left",
+                window.start
+            )
+        };
+        writeln!(
+            f,
+            "  smallest window that cannot be linearized on its own ({} operations, {from}, \
+             to t={time}; {} called earlier may or may not have taken effect):",
+            window.operations.len(),
+            window.carried_in
+        )?;
+        for operation in &window.operations {
+            writeln!(f, "    {operation}")?;
+        }
         Ok(())
+    }
+}
+
+/// How an operation is shown.
+pub(crate) fn record<I: fmt::Display, O: fmt::Display>(
+    history: &[Operation<I, O>],
+    op: &Op<'_, I, O>,
+) -> OpRecord {
+    let output = op
+        .output
+        .map_or_else(|| "?".to_string(), |output| output.to_string());
+    OpRecord {
+        index: op.index,
+        client: history[op.index].client,
+        call: op.call,
+        ret: (op.ret != u64::MAX).then_some(op.ret),
+        operation: format!("{} → {}", op.input, output),
     }
 }
 
@@ -131,18 +194,7 @@ pub(crate) fn explain<M: Model>(
     order: &[usize],
     blocked: usize,
 ) -> Evidence {
-    let record = |op: &Op<'_, M::Input, M::Output>| {
-        let output = op
-            .output
-            .map_or_else(|| "?".to_string(), |output| output.to_string());
-        OpRecord {
-            index: op.index,
-            client: history[op.index].client,
-            call: op.call,
-            ret: (op.ret != u64::MAX).then_some(op.ret),
-            operation: format!("{} → {}", op.input, output),
-        }
-    };
+    let record = |op: &Op<'_, M::Input, M::Output>| record(history, op);
     let mut state = model.init();
     let mut done = vec![false; ops.len()];
     let mut linearized = Vec::with_capacity(order.len());
@@ -183,5 +235,6 @@ pub(crate) fn explain<M: Model>(
         linearized,
         state: format!("{state:?}"),
         stuck,
+        window: None,
     }
 }

@@ -43,14 +43,18 @@ impl<I, O> Operation<I, O> {
 
 /// A register value: Jepsen's `nil`, an integer (the etcd corpus) or a string (our
 /// simulator's values).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Value {
     /// No value: a register never written.
+    #[default]
     Nil,
     /// An integer value.
     Int(i64),
     /// A string value.
     Str(Arc<str>),
+    /// Any other EDN value (a keyword, a float, a vector, a map...), as its canonical EDN
+    /// text: two values are equal when Clojure's `=` says so (set and map order ignored).
+    Other(Arc<str>),
 }
 
 impl Value {
@@ -66,6 +70,7 @@ impl fmt::Display for Value {
             Value::Nil => f.write_str("nil"),
             Value::Int(number) => write!(f, "{number}"),
             Value::Str(text) => write_quoted(f, text),
+            Value::Other(text) => f.write_str(text),
         }
     }
 }
@@ -132,6 +137,50 @@ pub enum Input {
         /// The suffix appended.
         value: Arc<str>,
     },
+    /// Add an element to a set (Jepsen's set, Maelstrom's broadcast).
+    Add {
+        /// The element.
+        value: Value,
+    },
+    /// Take the mutex.
+    Acquire,
+    /// Give the mutex back.
+    Release,
+    /// A transaction of reads and writes over several registers (Knossos's multi-register
+    /// `:txn`); a read's value here is what the client was told, `nil` when unknown.
+    Txn {
+        /// The micro-operations, in order.
+        ops: Arc<[MicroOp]>,
+    },
+}
+
+/// One read or write inside a [`Input::Txn`]: `[:r k v]` or `[:w k v]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MicroOp {
+    /// Whether it writes (`:w`) rather than reads (`:r`).
+    pub write: bool,
+    /// The register.
+    pub key: Value,
+    /// The value written, or the value read (`nil`: unknown, any value is fine).
+    pub value: Value,
+}
+
+impl fmt::Display for MicroOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.write { "w" } else { "r" };
+        write!(f, "[:{kind} {} {}]", self.key, self.value)
+    }
+}
+
+fn write_txn(f: &mut fmt::Formatter<'_>, ops: &[MicroOp]) -> fmt::Result {
+    f.write_str("[")?;
+    for (position, op) in ops.iter().enumerate() {
+        if position > 0 {
+            f.write_str(" ")?;
+        }
+        write!(f, "{op}")?;
+    }
+    f.write_str("]")
 }
 
 impl Input {
@@ -140,6 +189,7 @@ impl Input {
         match self {
             Input::Read { key } | Input::Write { key, .. } | Input::Cas { key, .. } => key.as_ref(),
             Input::Get { key } | Input::Put { key, .. } | Input::Append { key, .. } => Some(key),
+            Input::Add { .. } | Input::Acquire | Input::Release | Input::Txn { .. } => None,
         }
     }
 
@@ -152,6 +202,10 @@ impl Input {
             Input::Get { .. } => "get",
             Input::Put { .. } => "put",
             Input::Append { .. } => "append",
+            Input::Add { .. } => "add",
+            Input::Acquire => "acquire",
+            Input::Release => "release",
+            Input::Txn { .. } => "txn",
         }
     }
 
@@ -184,6 +238,13 @@ impl fmt::Display for Input {
                 f.write_str("append ")?;
                 write_quoted(f, value)
             }
+            Input::Add { value } => write!(f, "add {value}"),
+            Input::Acquire => f.write_str("acquire"),
+            Input::Release => f.write_str("release"),
+            Input::Txn { ops } => {
+                f.write_str("txn ")?;
+                write_txn(f, ops)
+            }
         }
     }
 }
@@ -198,6 +259,8 @@ pub enum Output {
     /// A compare-and-set succeeded (`true`) or definitely did not swap (`false`: the
     /// register did not hold the expected value when it took effect).
     Cas(bool),
+    /// A transaction completed; its micro-operations with the values its reads saw.
+    Txn(Arc<[MicroOp]>),
 }
 
 impl fmt::Display for Output {
@@ -207,6 +270,7 @@ impl fmt::Display for Output {
             Output::Done => f.write_str("ok"),
             Output::Cas(true) => f.write_str("ok"),
             Output::Cas(false) => f.write_str("fail"),
+            Output::Txn(ops) => write_txn(f, ops),
         }
     }
 }

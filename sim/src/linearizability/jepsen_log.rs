@@ -3,50 +3,67 @@
 //! ```text
 //! INFO  jepsen.util - 2  :invoke  :cas  [3 0]
 //! INFO  jepsen.util - 2  :fail    :cas  [3 0]
+//! INFO  jepsen.util - :nemesis  :info  :start  nil
 //! ```
 //!
-//! Fields: process id, event type, operation (`:read`, `:write`, `:cas`: one register, no
-//! key), value (`nil`, an integer, `[expected new]`, or `:timed-out`). Separators are any
-//! run of whitespace (tabs in the corpus, sometimes spaces). There are no timestamps: line order is real-time order.
+//! and the same fields without the `INFO jepsen.util -` prefix, as in Jepsen's
+//! `history.txt`. Fields: process id (an integer; lines of any other process, such as
+//! `:nemesis`, are skipped), event type, operation (`:read`, `:write`, `:cas`: one register,
+//! no key; or any other `:f` the EDN reader knows), value (any EDN value: `nil`, an integer,
+//! `[expected new]`, `:timed-out`...). Separators are any run of whitespace (tabs in the
+//! corpus, sometimes spaces). There are no timestamps: line order is real-time order.
 
 use super::edn::Cursor;
-use super::load::{pair_events, EventKind, Format, Function, InputError, LoadedHistory, RawEvent};
+use super::load::{EventKind, Function, InputError, RawEvent, FUNCTIONS};
 
-/// Parses a whole Jepsen log.
-pub(crate) fn parse_jepsen_log(text: &str) -> Result<LoadedHistory, InputError> {
+/// Parses a whole Jepsen log: the client events in line order, and how many lines of other
+/// processes were skipped.
+pub(crate) fn parse_jepsen_log(text: &str) -> Result<(Vec<RawEvent>, usize), InputError> {
     let mut events = Vec::new();
+    let mut skipped = 0;
     for (index, line_text) in text.lines().enumerate() {
-        if line_text.trim().is_empty() {
+        let trimmed = line_text.trim();
+        if trimmed.is_empty() || trimmed.starts_with(';') {
             continue;
         }
-        let mut event = parse_line(line_text, index + 1)?;
-        event.time = events.len() as u64;
-        events.push(event);
+        match parse_line(line_text, index + 1)? {
+            Some(event) => events.push(event),
+            None => skipped += 1,
+        }
     }
-    pair_events(events, Format::JepsenLog)
+    Ok((events, skipped))
 }
 
-fn parse_line(text: &str, line: usize) -> Result<RawEvent, InputError> {
+fn parse_line(text: &str, line: usize) -> Result<Option<RawEvent>, InputError> {
     let mut cursor = Cursor::new(text, line);
     cursor.skip_space(false);
-    cursor.expect_word("INFO")?;
-    cursor.expect_space("`jepsen.util`")?;
-    cursor.expect_word("jepsen.util")?;
-    cursor.expect_space("`-`")?;
-    cursor.expect_word("-")?;
-    cursor.expect_space("a process id")?;
+    let col = cursor.col();
+    if !cursor
+        .peek()
+        .is_some_and(|c| c.is_ascii_digit() || c == ':')
+    {
+        cursor.expect_word("INFO")?;
+        cursor.expect_space("`jepsen.util`")?;
+        cursor.expect_word("jepsen.util")?;
+        cursor.expect_space("`-`")?;
+        cursor.expect_word("-")?;
+        cursor.expect_space("a process id")?;
+    }
     let process_col = cursor.col();
-    let digits: String = std::iter::from_fn(|| {
-        let character = cursor.peek().filter(char::is_ascii_digit)?;
-        cursor
-            .expect_word(character.encode_utf8(&mut [0; 4]))
-            .ok()?;
-        Some(character)
-    })
-    .collect();
-    let process = digits
-        .parse::<u64>()
-        .map_err(|_| InputError::at(line, process_col, "expected a process id (an integer ≥ 0)"))?;
+    let (process, _, _) = cursor.value()?;
+    let process = match process {
+        super::edn::Edn::Int(number) => u64::try_from(number).map_err(|_| {
+            InputError::at(line, process_col, "expected a process id (an integer ≥ 0)")
+        })?,
+        super::edn::Edn::Keyword(_) => return Ok(None),
+        _ => {
+            return Err(InputError::at(
+                line,
+                process_col,
+                "expected a process id (an integer ≥ 0)",
+            ))
+        }
+    };
     cursor.expect_space("the event type")?;
     let kind_col = cursor.col();
     let expected_kind = "one of :invoke, :ok, :fail, :info";
@@ -54,40 +71,32 @@ fn parse_line(text: &str, line: usize) -> Result<RawEvent, InputError> {
         .ok_or_else(|| InputError::at(line, kind_col, format!("expected {expected_kind}")))?;
     cursor.expect_space("the operation")?;
     let function_col = cursor.col();
-    let expected_function = "one of :read, :write, :cas";
-    let function = match Function::parse(cursor.keyword(expected_function)?) {
-        Some(function @ (Function::Read | Function::Write | Function::Cas)) => function,
-        _ => {
-            return Err(InputError::at(
-                line,
-                function_col,
-                format!("expected {expected_function}"),
-            ))
-        }
-    };
+    let function = Function::parse(cursor.keyword(FUNCTIONS)?)
+        .ok_or_else(|| InputError::at(line, function_col, format!("expected {FUNCTIONS}")))?;
     cursor.expect_space("a value")?;
-    let (value, value_col) = cursor.value()?;
+    let (value, value_line, value_col) = cursor.value()?;
     cursor.skip_space(false);
     if !cursor.at_end() {
         return Err(cursor.error("expected the end of the line after the value"));
     }
-    Ok(RawEvent {
+    Ok(Some(RawEvent {
         line,
+        col,
         process,
         kind,
         function,
-        function_col,
+        function_at: (line, function_col),
         key: None,
         value,
-        value_col,
-        time: 0,
-    })
+        value_at: (value_line, value_col),
+        time: None,
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::history::{Input, Output, Value};
-    use super::*;
+    use super::super::load::parse_history;
 
     #[test]
     fn reads_tabs_and_runs_of_spaces() {
@@ -99,7 +108,7 @@ INFO  jepsen.util - 1\t:ok\t:read\t4
 INFO  jepsen.util - 3\t:invoke\t:write\t1
 INFO  jepsen.util - 3\t:info\t:write\t:timed-out
 ";
-        let history = parse_jepsen_log(text).unwrap();
+        let history = parse_history(text).unwrap();
         let ops = &history.operations;
         assert_eq!(ops.len(), 3);
         assert_eq!(
@@ -123,9 +132,9 @@ INFO  jepsen.util - 3\t:info\t:write\t:timed-out
         let good = "INFO  jepsen.util - 0\t:invoke\t:read\tnil\n";
         let cases: [(&str, usize, &str); 6] = [
             (
-                "INFO  jepsen.util - 1\t:invoke\t:get\tnil",
+                "INFO  jepsen.util - 1\t:invoke\t:frob\tnil",
                 31,
-                "expected one of :read, :write, :cas",
+                "expected :read, :write, :cas, :get, :put, :append, :acquire, :release, :txn or :add",
             ),
             (
                 "INFO  jepsen.util - x\t:invoke\t:read\tnil",
@@ -139,8 +148,8 @@ INFO  jepsen.util - 3\t:info\t:write\t:timed-out
             ),
             (
                 "INFO  jepsen.util - 1\t:invoke\t:cas\t[3 0",
-                40,
-                "expected `]` to close the vector",
+                36,
+                "expected `]` to close the vector opened here",
             ),
             (
                 "WARN  jepsen.util - 1\t:invoke\t:read\tnil",
@@ -154,15 +163,15 @@ INFO  jepsen.util - 3\t:info\t:write\t:timed-out
             ),
         ];
         for (bad, col, message) in cases {
-            let error = parse_jepsen_log(&format!("{good}{bad}\n")).unwrap_err();
+            let error = parse_history(&format!("{good}{bad}\n")).unwrap_err();
             assert_eq!(
                 (error.line, error.col, error.message.as_str()),
                 (2, col, message),
                 "{bad}"
             );
         }
-        let error = parse_jepsen_log(&format!("{good}INFO  jepsen.util - 1\t:invoke\t:cas\t4\n"))
-            .unwrap_err();
+        let error =
+            parse_history(&format!("{good}INFO  jepsen.util - 1\t:invoke\t:cas\t4\n")).unwrap_err();
         assert_eq!((error.line, error.col), (2, 36));
         assert!(error
             .message

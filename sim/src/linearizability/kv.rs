@@ -68,7 +68,7 @@ impl HashedStr {
         match value {
             Value::Str(text) => **text == *self.text,
             Value::Nil => self.text.is_empty(),
-            Value::Int(_) => false,
+            Value::Int(_) | Value::Other(_) => false,
         }
     }
 }
@@ -94,13 +94,12 @@ impl fmt::Debug for HashedStr {
 }
 
 fn not_kv(input: &Input) -> Result<(), String> {
-    if input.is_register_operation() {
-        Err(format!(
-            "`{}` is not a kv operation (get, put, append): use the register model",
-            input.function()
-        ))
-    } else {
-        Ok(())
+    match input {
+        Input::Get { .. } | Input::Put { .. } | Input::Append { .. } => Ok(()),
+        other => Err(format!(
+            "`{}` is not a kv operation (get, put, append): use another --model",
+            other.function()
+        )),
     }
 }
 
@@ -136,6 +135,21 @@ impl Model for Kv {
 
     fn step(&self, state: &HashedStr, input: &Input, output: Option<&Output>) -> Option<HashedStr> {
         step_string(state, input, output)
+    }
+
+    fn step_unknown(&self, input: &Input, output: Option<&Output>) -> Option<Option<HashedStr>> {
+        match (input, output) {
+            (Input::Get { .. }, Some(Output::Value(Value::Str(text)))) => {
+                Some(Some(HashedStr::new(text.clone())))
+            }
+            (Input::Get { .. }, Some(Output::Value(Value::Nil))) => Some(Some(HashedStr::empty())),
+            (Input::Get { .. }, Some(Output::Value(_))) => None,
+            (Input::Put { value, .. }, None | Some(Output::Done)) => {
+                Some(Some(HashedStr::new(value.clone())))
+            }
+            (Input::Get { .. } | Input::Append { .. }, _) => Some(None),
+            _ => None,
+        }
     }
 
     fn partition(&self, history: &[Operation<Input, Output>]) -> Vec<Partition> {

@@ -36,11 +36,14 @@
 //! valid order up to there, and why nothing can follow it), or
 //! [`Verdict::Unknown`] when the [`Budget`] runs out: never a guess.
 //!
-//! Histories come from our simulator or from files in the two formats of the Porcupine
-//! corpus ([`load`]: Jepsen etcd log lines, EDN maps), and can be written as EDN maps
-//! ([`write_edn`]) for Jepsen's own tools. Models: [`Register`] (read/write/cas, one
-//! register per key) and [`Kv`] (get/put/append strings per key; [`KvWholeMap`] checks the
-//! whole map as one object).
+//! Histories come from our simulator or from files as Jepsen and Knossos write them
+//! ([`load`]: EDN op maps in any layout, Jepsen log lines; see `edn.rs`, `edn_history.rs`,
+//! `jepsen_log.rs`), and can be written as EDN maps ([`write_edn`]) for Jepsen's own tools.
+//! Models: [`Register`] (read/write/cas, one register per key, Porcupine's or Knossos's
+//! reading), [`Kv`] (get/put/append strings per key; [`KvWholeMap`] checks the whole map as
+//! one object), [`Mutex`] and [`MultiRegister`]; [`set`] is Jepsen's set checker, which is
+//! not about linearizability. A violation's [`smallest_window`] and the [`html`] page show
+//! it to a person; [`command`] is `sim check-history`.
 //!
 //! ```
 //! use sim::linearizability::{check, Budget, Input, Operation, Output, Register, Value, Verdict};
@@ -56,24 +59,36 @@
 #![warn(missing_docs)]
 
 mod check;
+pub mod command;
 mod edn;
+mod edn_history;
 mod evidence;
 mod hash;
 mod history;
+pub mod html;
 mod jepsen_log;
 mod kv;
 mod load;
 mod model;
+mod multi_register;
+mod mutex;
 mod register;
 mod search;
+pub mod set;
 #[cfg(test)]
 mod testing;
+mod window;
 
-pub use check::{check, Budget, Outcome, Stats, Verdict};
-pub use edn::{edn_string, write_edn};
-pub use evidence::{Evidence, OpRecord, StuckOp};
-pub use history::{Input, JepsenOperation, Key, Operation, Output, Value};
+pub use check::{check, check_parts, Budget, Outcome, PartFound, Stats, Verdict};
+pub use edn_history::{edn_string, write_edn};
+pub use evidence::{Evidence, OpRecord, StuckOp, Window};
+pub use history::{Input, JepsenOperation, Key, MicroOp, Operation, Output, Value};
 pub use kv::{HashedStr, Kv, KvMap, KvWholeMap};
-pub use load::{load, parse_history, Format, InputError, LoadedHistory};
+pub use load::{
+    load, parse_history, parse_key_values, parse_value, Format, InputError, LoadedHistory,
+};
 pub use model::{Model, Partition};
+pub use multi_register::{MultiRegister, Registers};
+pub use mutex::Mutex;
 pub use register::Register;
+pub use window::smallest_window;

@@ -61,6 +61,20 @@ pub trait Model: Sync {
         false
     }
 
+    /// The operation applied to a state nobody knows (the start of an evidence window, see
+    /// `window.rs`): `None` if no state accepts it, `Some(Some(state))` if every state that
+    /// accepts it ends in `state` (a write, a read that saw the value), `Some(None)` if the
+    /// state stays unknown. It must over-approximate (accept whenever some state would), or
+    /// a window could be called non-linearizable wrongly; the default, "accepted, still
+    /// unknown", always does.
+    fn step_unknown(
+        &self,
+        _input: &Self::Input,
+        _output: Option<&Self::Output>,
+    ) -> Option<Option<Self::State>> {
+        Some(None)
+    }
+
     /// Whether an operation is legal in every state and changes nothing (a read whose output
     /// is unknown); the checker drops such operations before searching. Only a speed-up.
     fn is_noop(&self, _input: &Self::Input, _output: Option<&Self::Output>) -> bool {

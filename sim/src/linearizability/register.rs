@@ -5,6 +5,10 @@
 //! by key and checked key by key. A `cas` that failed (`Output::Cas(false)`) says the
 //! register did not hold the expected value at the moment it took effect, as in Porcupine's
 //! etcd model; a `cas` of unknown outcome swaps exactly when the value matches.
+//!
+//! [`Register::knossos`] is Knossos's `cas-register` instead: a read that returned `nil`
+//! says nothing (Knossos reads `nil` as "value unknown"), and a failed `cas` did not happen
+//! (Knossos drops failed operations), rather than "the value was not the expected one".
 
 use super::history::{Input, Operation, Output, Value};
 use super::model::{partition_by_key, Model, Partition};
@@ -15,12 +19,30 @@ use super::model::{partition_by_key, Model, Partition};
 pub struct Register {
     /// The value every register holds before its first write.
     pub initial: Value,
+    /// Knossos's reading of `nil` reads and failed CASes (see the module doc).
+    pub knossos: bool,
 }
 
 impl Register {
-    /// Registers that start as `initial`.
+    /// Registers that start as `initial` (Porcupine's reading).
     pub fn new(initial: Value) -> Register {
-        Register { initial }
+        Register {
+            initial,
+            knossos: false,
+        }
+    }
+
+    /// Knossos's `cas-register` starting as `initial`.
+    pub fn knossos(initial: Value) -> Register {
+        Register {
+            initial,
+            knossos: true,
+        }
+    }
+
+    /// Whether the output says nothing about the state, as Knossos reads it.
+    fn says_nothing(&self, output: Option<&Output>) -> bool {
+        self.knossos && matches!(output, Some(Output::Value(Value::Nil) | Output::Cas(false)))
     }
 }
 
@@ -41,6 +63,9 @@ impl Model for Register {
     }
 
     fn step(&self, state: &Value, input: &Input, output: Option<&Output>) -> Option<Value> {
+        if self.says_nothing(output) {
+            return Some(state.clone());
+        }
         match (input, output) {
             (Input::Read { .. }, None) => Some(state.clone()),
             (Input::Read { .. }, Some(Output::Value(seen))) => {
@@ -60,6 +85,19 @@ impl Model for Register {
         }
     }
 
+    fn step_unknown(&self, input: &Input, output: Option<&Output>) -> Option<Option<Value>> {
+        if self.says_nothing(output) {
+            return Some(None);
+        }
+        match (input, output) {
+            (Input::Read { .. }, Some(Output::Value(seen))) => Some(Some(seen.clone())),
+            (Input::Write { value, .. }, None | Some(Output::Done)) => Some(Some(value.clone())),
+            (Input::Cas { new, .. }, Some(Output::Cas(true))) => Some(Some(new.clone())),
+            (Input::Read { .. } | Input::Cas { .. }, _) => Some(None),
+            _ => None,
+        }
+    }
+
     fn partition(&self, history: &[Operation<Input, Output>]) -> Vec<Partition> {
         partition_by_key(history, |operation| operation.input.key().map(|key| &**key))
     }
@@ -69,13 +107,16 @@ impl Model for Register {
             Ok(())
         } else {
             Err(format!(
-                "`{}` is not a register operation (read, write, cas): use the kv model",
+                "`{}` is not a register operation (read, write, cas): use another --model",
                 input.function()
             ))
         }
     }
 
     fn is_read_only(&self, input: &Input, output: Option<&Output>) -> bool {
+        if self.says_nothing(output) {
+            return true;
+        }
         match (input, output) {
             (Input::Read { .. }, _) => true,
             (Input::Cas { .. }, Some(Output::Cas(false))) => true,
@@ -85,7 +126,7 @@ impl Model for Register {
     }
 
     fn is_noop(&self, input: &Input, output: Option<&Output>) -> bool {
-        matches!(input, Input::Read { .. }) && output.is_none()
+        (matches!(input, Input::Read { .. }) && output.is_none()) || self.says_nothing(output)
     }
 }
 

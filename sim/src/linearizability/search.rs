@@ -37,6 +37,20 @@ pub(crate) struct Op<'h, I, O> {
     pub(crate) ret: u64,
 }
 
+impl<'h, I, O> Op<'h, I, O> {
+    /// The search's view of `history[index]`.
+    pub(crate) fn of(history: &'h [super::history::Operation<I, O>], index: usize) -> Op<'h, I, O> {
+        let operation = &history[index];
+        Op {
+            index,
+            input: &operation.input,
+            output: operation.output.as_ref(),
+            call: operation.call,
+            ret: operation.ret_or_infinity(),
+        }
+    }
+}
+
 /// The budget of one partition's search, and the flag other partitions raise to stop it.
 pub(crate) struct Control<'a> {
     pub(crate) steps: u64,
@@ -84,15 +98,14 @@ impl Control<'_> {
 /// What a finished search found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Found {
-    Linearizable,
+    /// `order` is a valid order (indices into the ops) of every operation that took
+    /// effect; operations left out never returned and are taken not to have happened.
+    Linearizable { order: Vec<usize> },
     /// No order exists. `blocked` is the operation whose return is the furthest point in
     /// time any valid order reached: every valid order that places all operations returned
     /// before it still cannot place it. `order` is one such valid order (indices into the
     /// ops), the one that first got there.
-    Violation {
-        order: Vec<usize>,
-        blocked: usize,
-    },
+    Violation { order: Vec<usize>, blocked: usize },
 }
 
 const HEAD: u32 = 0;
@@ -266,7 +279,7 @@ pub(crate) fn search<M: Model>(
     control: &mut Control<'_>,
 ) -> Result<Found, Interrupt> {
     if ops.is_empty() {
-        return Ok(Found::Linearizable);
+        return Ok(Found::Linearizable { order: Vec::new() });
     }
     let mut events = Events::new(ops);
     let zobrist: Vec<u64> = (0..ops.len() as u64)
@@ -330,7 +343,12 @@ pub(crate) fn search<M: Model>(
                 bits_hash = next_bits_hash;
                 events.lift($call);
                 if events.next[HEAD as usize] == events.tail {
-                    return Ok(Found::Linearizable);
+                    return Ok(Found::Linearizable {
+                        order: stack
+                            .iter()
+                            .map(|frame| events.op[frame.call as usize] as usize)
+                            .collect(),
+                    });
                 }
                 fresh = true;
                 true
@@ -388,6 +406,15 @@ pub(crate) fn search<M: Model>(
                 }
             }
             node = events.next[node as usize];
+        } else if ops[events.op[node as usize] as usize].ret == u64::MAX {
+            // The return of an operation that never returned: every operation left is one
+            // (their returns come last), and each may simply never have taken effect.
+            return Ok(Found::Linearizable {
+                order: stack
+                    .iter()
+                    .map(|frame| events.op[frame.call as usize] as usize)
+                    .collect(),
+            });
         } else {
             // A return of an operation not linearized yet: undo the last choice.
             if node > frontier {

@@ -33,7 +33,7 @@ pub(crate) fn ops(spec: &str) -> Vec<Event> {
         let mut words: Vec<&str> = text.split_whitespace().collect();
         let key = match words.last() {
             Some(last) if last.starts_with('@') => {
-                let key = last[1..].into();
+                let key = last[1..].to_string();
                 words.pop();
                 Some(key)
             }
@@ -64,14 +64,15 @@ pub(crate) fn ops(spec: &str) -> Vec<Event> {
         };
         events.push(RawEvent {
             line: time + 1,
+            col: 1,
             process: client,
             kind,
             function,
-            function_col: 1,
-            key,
+            function_at: (time + 1, 1),
+            key: key.map(|key: String| Edn::Str(key)),
             value,
-            value_col: 1,
-            time: time as u64,
+            value_at: (time + 1, 1),
+            time: None,
         });
     }
     events

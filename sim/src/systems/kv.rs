@@ -1,11 +1,14 @@
-//! KV servers and the registry in the simulation: the scenario's knobs become the same
-//! [`KvConfig`] that `kv-node`'s flags build; the registry is node `registry` at 10.0.2.1.
+//! KV servers, the registry and the load balancer in the simulation: the scenario's knobs
+//! become the same [`KvConfig`] that `kv-node`'s flags build (and the same [`LbConfig`]
+//! as `load-balancer`'s); the registry is node `registry` at 10.0.2.1, the balancer of
+//! `[lb]` node `lb` at 10.0.2.2.
 
 use super::server_ip;
 use crate::scenario::{self, Scenario};
 use nodes::kv::overload::breaker::{BreakerConfig, DEFAULT_COOLDOWN, DEFAULT_FAILURES};
 use nodes::kv::registry::RegistryConfig;
 use nodes::kv::{KvConfig, OverloadConfig, Versioning};
+use nodes::lb::{Backend, LbConfig, Strategy};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
@@ -14,6 +17,49 @@ use std::time::Duration;
 pub const KV_PORT: u16 = 5001;
 /// The registry's port (seed: 5000).
 pub const REGISTRY_PORT: u16 = 5000;
+
+/// The load balancer's port (seed: 8080).
+pub const LB_PORT: u16 = 8080;
+
+/// The load balancer's address.
+pub fn lb_addr() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 2)), LB_PORT)
+}
+
+/// The balancer's configuration from `[lb]`, if the scenario has one: `backends` (default
+/// every server) as `n{i}` at their HTTP addresses, the seed's defaults otherwise.
+pub fn lb_config(scenario: &Scenario) -> Option<LbConfig> {
+    let lb = scenario.lb.as_ref()?.get_ref();
+    let indices: Vec<usize> = match &lb.backends {
+        Some(names) => names
+            .get_ref()
+            .iter()
+            .filter_map(|n| n.get_ref().strip_prefix('n')?.parse().ok())
+            .collect(),
+        None => (1..=scenario.server_count()).collect(),
+    };
+    let strategy = match lb.strategy.as_ref().map(|s| *s.get_ref()) {
+        Some(scenario::LbStrategy::LeastConnections) => Strategy::LeastConnections,
+        _ => Strategy::RoundRobin,
+    };
+    Some(LbConfig {
+        listen: lb_addr(),
+        backends: indices
+            .into_iter()
+            .map(|i| Backend {
+                name: format!("n{i}"),
+                addr: node_addr(i),
+            })
+            .collect(),
+        strategy,
+        health_interval: lb
+            .health_interval
+            .as_ref()
+            .map_or(nodes::lb::HEALTH_INTERVAL, |d| d.get_ref().0),
+        health_timeout: nodes::lb::HEALTH_TIMEOUT,
+        backend_timeout: nodes::lb::BACKEND_TIMEOUT,
+    })
+}
 
 /// The registry's address.
 pub fn registry_addr() -> SocketAddr {

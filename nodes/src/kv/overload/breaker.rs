@@ -169,7 +169,7 @@ impl Breaker {
 /// an answer from a live peer.
 pub fn is_failure(error: &CallError) -> bool {
     match error {
-        CallError::Unreachable(_) | CallError::NoAnswer(_) => true,
+        CallError::Unreachable(_) | CallError::NoAnswer(_) | CallError::Timeout(_) => true,
         CallError::Status(code, _) => *code >= 500,
     }
 }
@@ -456,7 +456,8 @@ mod tests {
     #[test]
     fn only_unanswered_calls_and_server_errors_are_failures() {
         assert!(is_failure(&CallError::Unreachable("refused".into())));
-        assert!(is_failure(&CallError::NoAnswer("timeout".into())));
+        assert!(is_failure(&CallError::NoAnswer("reset".into())));
+        assert!(is_failure(&CallError::Timeout(Duration::from_secs(1))));
         assert!(is_failure(&CallError::Status(503, String::new())));
         assert!(!is_failure(&CallError::Status(400, String::new())));
     }
