@@ -78,6 +78,7 @@ pub fn env_with_log(
         clock: crate::runtime::Clock::new(),
         storage: Box::new(storage),
         events: crate::runtime::EventSink::stdout(node),
+        slowdown: crate::runtime::Slowdown::new(),
         cluster_key: key.load()?,
         wire: crate::runtime::WireTap::off(),
     })
@@ -89,6 +90,7 @@ pub fn env_in_memory(node: &str, key: &KeyArgs) -> Result<crate::runtime::NodeEn
         clock: crate::runtime::Clock::new(),
         storage: Box::new(crate::runtime::storage::Nowhere),
         events: crate::runtime::EventSink::stdout(node),
+        slowdown: crate::runtime::Slowdown::new(),
         cluster_key: key.load()?,
         wire: crate::runtime::WireTap::off(),
     })

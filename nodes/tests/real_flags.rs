@@ -98,6 +98,23 @@ fn kv_node_and_registry_refuse_bad_flags_with_exit_code_2() {
             "--replication-factor=2 --write-quorum=3",
             "cannot exceed",
         ),
+        ("kv-node", "--rate-limit=0", "at least 1"),
+        ("kv-node", "--backpressure=0", "at least 1"),
+        ("kv-node", "--workers=0", "at least 1"),
+        ("kv-node", "--workers=many", "at least 1"),
+        ("kv-node", "--load-factor=-5", "from 0 to"),
+        ("kv-node", "--load-factor=fast", "milliseconds of work"),
+        ("kv-node", "--breaker-failures=3", "need --circuit-breaker"),
+        (
+            "kv-node",
+            "--circuit-breaker --breaker-failures=0",
+            "at least 1",
+        ),
+        (
+            "kv-node",
+            "--circuit-breaker --breaker-cooldown=0s",
+            "above 0s",
+        ),
         ("registry", "--ttl=0s", "above 0s"),
     ] {
         let mut args = vec![format!("--port={port}")];

@@ -2,13 +2,14 @@
 //!
 //! This is the only module that touches madsim's node and network handles. Every fault
 //! reaches the simulator through one of the verbs here (crash, restart, pause, resume,
-//! shutdown, cut / restore a link, set loss or latency, skew a clock, damage a disk).
+//! shutdown, cut / restore a link, set loss or latency, skew a clock, damage a disk, slow a
+//! server's work).
 
 use crate::disk::SimDisk;
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
-use nodes::runtime::Clock;
+use nodes::runtime::{Clock, Slowdown};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -55,6 +56,8 @@ pub struct SimNode {
     pub clock: Clock,
     /// The node's disk (survives restarts).
     pub disk: SimDisk,
+    /// How much slower its per-request work runs (`slow` faults change it).
+    pub slowdown: Slowdown,
 }
 
 /// Links cut by partitions, isolation and clogs, and links with their own loss rate.
@@ -265,6 +268,13 @@ impl Cluster {
     ) -> Result<(), String> {
         let node = self.get(name).ok_or("no such node")?;
         node.clock.set_skew(offset_ms, drift);
+        Ok(())
+    }
+
+    /// Makes a node's per-request work take `factor` times as long (1: normal again).
+    pub fn slow(&mut self, name: &str, factor: f64) -> Result<(), String> {
+        let node = self.get(name).ok_or("no such node")?;
+        node.slowdown.set(factor);
         Ok(())
     }
 

@@ -127,6 +127,11 @@ pub fn apply(
                 })
             })
         }
+        Action::Slow => {
+            let factor = fault.factor.as_ref().map_or(1.0, |f| *f.get_ref());
+            applied.factor = Some(factor);
+            cluster.slow(node, factor).map(|_| None)
+        }
     };
     match result {
         Ok(effect) => applied.effect = effect,

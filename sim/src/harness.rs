@@ -16,7 +16,7 @@ use crate::scenario::{Fault, Scenario, System};
 use crate::systems;
 use madsim::runtime::{Handle, Runtime};
 use nodes::auth::ClusterKey;
-use nodes::runtime::{Clock, EventSink, NodeEnv};
+use nodes::runtime::{Clock, EventSink, NodeEnv, Slowdown};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::time::{Duration, Instant};
@@ -183,17 +183,16 @@ async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64,
             .name("final")
             .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 3, 1)))
             .build();
-        let (keys, recorder) = (systems::kv::keys(&scenario), recorder.clone());
+        let (keys, recorder, key) = (systems::kv::keys(&scenario), recorder.clone(), key);
         let size = scenario
             .workload
             .as_ref()
             .map_or(0, crate::workload::kv::value_size);
-        let _ =
-            reader
-                .spawn(async move {
-                    crate::workload::kv::final_reads(&live, &keys, size, &recorder).await
-                })
-                .await;
+        let _ = reader
+            .spawn(async move {
+                crate::workload::kv::final_reads(&live, &keys, size, &recorder, key).await
+            })
+            .await;
     }
     let messages = madsim::net::NetSim::current().stat().msg_count;
     // Kill every node so its tasks are dropped now: tasks left pending when the runtime
@@ -324,6 +323,7 @@ where
                 clock: clock.clone(),
                 storage: Box::new(nodes::runtime::storage::Nowhere),
                 events: sink,
+                slowdown: Slowdown::new(),
                 cluster_key: key.clone(),
                 wire: recorder.wire_tap("registry"),
             };
@@ -353,6 +353,7 @@ where
         status: Status::Up,
         clock,
         disk: SimDisk::default(),
+        slowdown: Slowdown::new(),
     }
 }
 
@@ -365,20 +366,28 @@ fn start_server(
     let name = format!("n{index}");
     let clock = Clock::new();
     let disk = SimDisk::default();
+    let slowdown = Slowdown::new();
     let sink = {
         let recorder = recorder.clone();
         let name = name.clone();
         EventSink::new(move |event| recorder.record(&name, What::Event { data: event }))
     };
     let init = {
-        let (clock, disk, recorder, name) =
-            (clock.clone(), disk.clone(), recorder.clone(), name.clone());
-        let (scenario, key) = (scenario.clone(), key.clone());
+        let (clock, disk, slowdown, recorder, name) = (
+            clock.clone(),
+            disk.clone(),
+            slowdown.clone(),
+            recorder.clone(),
+            name.clone(),
+        );
+        let scenario = scenario.clone();
+        let key = key.clone();
         move || {
             let env = NodeEnv {
                 clock: clock.clone(),
                 storage: Box::new(disk.clone()),
                 events: sink.clone(),
+                slowdown: slowdown.clone(),
                 cluster_key: key.clone(),
                 wire: recorder.wire_tap(&name),
             };
@@ -409,6 +418,7 @@ fn start_server(
         status: Status::Up,
         clock,
         disk,
+        slowdown,
     }
 }
 
@@ -481,6 +491,7 @@ fn start_clients(scenario: &Scenario, seed: u64, recorder: &Recorder) -> Vec<Sim
                 status: Status::Up,
                 clock: Clock::new(),
                 disk: SimDisk::default(),
+                slowdown: Slowdown::new(),
             }
         })
         .collect()

@@ -83,6 +83,9 @@ pub struct AppliedFault {
     /// `disk`: mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// `slow`: the work factor set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<f64>,
     /// Why nothing was done (no live leader to crash, node already down, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
@@ -105,6 +108,7 @@ impl AppliedFault {
             rate: None,
             range_ms: None,
             mode: None,
+            factor: None,
             skipped: None,
             effect: None,
         }

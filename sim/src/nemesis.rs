@@ -14,9 +14,12 @@
 //! `1 / LEASE_FRACTION` = 1.25 times as fast as the leader's, and two nodes drifting
 //! `+d` and `-d` have the rate ratio `(1 + d) / (1 - d)`, which stays below 1.25 for
 //! `d < 1/9`), so fuzzing tests the claim rather than a comfortable fraction of it; a
-//! `disk` fault only on a crashed node. Every fault is undone
+//! `disk` fault only on a crashed node; one `slow` server at a time (factor 2 to 20: the
+//! degraded node a cascading failure starts from, not a cluster that is slow all over).
+//! Every fault is undone
 //! by `until` (default: the workload's `stop`, else 3/4 of the run): crashed nodes
-//! restarted, paused ones resumed, partitions and clogs healed, skew cleared, loss and
+//! restarted, paused ones resumed, partitions and clogs healed, skew cleared, slow
+//! servers back to speed, loss and
 //! latency back to the scenario's own `[network]` (its baseline, not fixed values), and
 //! nothing more is injected, so the end of the run shows whether the system recovers.
 //!
@@ -157,6 +160,8 @@ struct State {
     network_until: Option<Duration>,
     /// When the current loss/latency change is undone.
     links_until: Option<Duration>,
+    /// When the slow server is back to speed.
+    slow_until: Option<Duration>,
 }
 
 impl State {
@@ -167,6 +172,9 @@ impl State {
         }
         if self.links_until.is_some_and(|u| u <= now) {
             self.links_until = None;
+        }
+        if self.slow_until.is_some_and(|u| u <= now) {
+            self.slow_until = None;
         }
     }
 
@@ -261,6 +269,18 @@ fn inject(
             faults.push(Fault::new(heal_at, Action::Unclog).link(pair[0], pair[1]));
             state.network_until = Some(heal_at);
         }
+        NemesisKind::Slow => {
+            if state.slow_until.is_some() {
+                return;
+            }
+            let Some(node) = servers.choose(rng) else {
+                return;
+            };
+            let factor = [2.0, 5.0, 10.0, 20.0][rng.gen_range(0..4)];
+            faults.push(slow(at, node, factor));
+            faults.push(slow(heal_at, node, 1.0));
+            state.slow_until = Some(heal_at);
+        }
         NemesisKind::Skew => {
             let Some(node) = servers.choose(rng) else {
                 return;
@@ -296,6 +316,12 @@ fn inject(
             state.links_until = Some(heal_at);
         }
     }
+}
+
+fn slow(at: Duration, node: &str, factor: f64) -> Fault {
+    let mut slow = Fault::new(at, Action::Slow).node(node);
+    slow.factor = Some(Spanned::new(0..0, factor));
+    slow
 }
 
 fn clear_skew(at: Duration, node: &str) -> Fault {
@@ -417,5 +443,38 @@ kind = "election_safety"
         let ratio = (1.0 + MAX_DRIFT) / (1.0 - MAX_DRIFT);
         let claim = 1.0 / nodes::election::config::LEASE_FRACTION;
         assert!((ratio - claim).abs() < 1e-9, "{ratio} vs {claim}");
+    }
+
+    #[test]
+    fn one_server_is_slow_at_a_time_and_every_slow_server_is_back_to_speed_by_until() {
+        let scenario = crate::scenario::parse(
+            "slow.toml",
+            "name = \"slow\"\nsystem = \"kv\"\nnodes = 3\nduration = \"60s\"\n\
+             [nemesis]\nkinds = [\"slow\"]\ninterval = [\"1s\", \"3s\"]\nuntil = \"40s\"\n\
+             [[check]]\nkind = \"converged\"\n",
+        )
+        .expect("parses");
+        let mut slowed = 0;
+        for seed in 1..20 {
+            let mut slow_now: Option<String> = None;
+            for f in schedule(&scenario, seed)
+                .iter()
+                .filter(|f| *f.action.get_ref() == Action::Slow)
+            {
+                let node = f.node.as_ref().map(|n| n.get_ref().clone());
+                let factor = f.factor.as_ref().map_or(0.0, |x| *x.get_ref());
+                assert!(f.at.0 <= Duration::from_secs(40), "seed {seed}: {f:?}");
+                if factor > 1.0 {
+                    assert!(slow_now.is_none(), "seed {seed}: two slow servers at once");
+                    assert!([2.0, 5.0, 10.0, 20.0].contains(&factor));
+                    slow_now = node;
+                    slowed += 1;
+                } else {
+                    assert_eq!(slow_now.take(), node, "seed {seed}: reset of another node");
+                }
+            }
+            assert!(slow_now.is_none(), "seed {seed}: still slow after until");
+        }
+        assert!(slowed > 20, "{slowed} slow faults over 19 seeds");
     }
 }

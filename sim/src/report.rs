@@ -132,6 +132,9 @@ impl Happened {
                     if let Some(mode) = &fault.mode {
                         line.push_str(&format!(" mode={mode}"));
                     }
+                    if let Some(factor) = fault.factor {
+                        line.push_str(&format!(" factor={factor}"));
+                    }
                     if !fault.groups.is_empty() {
                         let groups: Vec<String> =
                             fault.groups.iter().map(|g| g.join(",")).collect();

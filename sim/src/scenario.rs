@@ -7,6 +7,7 @@
 
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
@@ -43,6 +44,9 @@ pub struct Scenario {
     /// System knobs.
     #[serde(default)]
     pub config: Knobs,
+    /// Per-server overrides of `[config]` knobs (`[servers.n2]`).
+    #[serde(default)]
+    pub servers: BTreeMap<Spanned<String>, Knobs>,
     /// kv: the seed-001 load balancer in front of the servers, as node `lb`.
     #[serde(default)]
     pub lb: Option<Spanned<Lb>>,
@@ -241,6 +245,44 @@ pub struct Knobs {
     pub backpressure: Option<Spanned<u32>>,
     /// kv
     pub circuit_breaker: Option<Spanned<bool>>,
+    /// kv: consecutive failures that open a peer's breaker (5).
+    pub breaker_failures: Option<Spanned<u32>>,
+    /// kv: time a breaker stays OPEN before its HALF_OPEN probe (5s).
+    pub breaker_cooldown: Option<Spanned<Dur>>,
+    /// kv: concurrent request slots (unbounded).
+    pub workers: Option<Spanned<u32>>,
+    /// kv: simulated work per client request, ms on the node's clock (0).
+    pub load_factor: Option<Spanned<f64>>,
+}
+
+impl Knobs {
+    /// These knobs with every one that `over` sets replaced by its value.
+    pub fn overlaid(&self, over: &Knobs) -> Knobs {
+        macro_rules! pick {
+            ($($field:ident),* $(,)?) => {
+                Knobs { $($field: over.$field.clone().or_else(|| self.$field.clone()),)* }
+            };
+        }
+        pick!(
+            heartbeat_interval,
+            election_timeout,
+            quorum,
+            commit,
+            replication_factor,
+            virtual_nodes,
+            write_quorum,
+            versioning,
+            gossip_interval,
+            registry_heartbeat,
+            rate_limit,
+            backpressure,
+            circuit_breaker,
+            breaker_failures,
+            breaker_cooldown,
+            workers,
+            load_factor,
+        )
+    }
 }
 
 /// When the chat acknowledges a message.
@@ -438,6 +480,7 @@ pub enum Action {
     Loss,
     Latency,
     Disk,
+    Slow,
 }
 
 impl fmt::Display for Action {
@@ -483,6 +526,8 @@ pub struct Fault {
     pub range: Option<Spanned<[Dur; 2]>>,
     /// `disk`: tear or corrupt.
     pub mode: Option<Spanned<DiskMode>>,
+    /// `slow`: how many times longer the node's per-request work takes (1: normal).
+    pub factor: Option<Spanned<f64>>,
     /// The fault's identity for its own random draws (a `random` node, the record a
     /// `disk` fault damages, a lossy link's drops): they come from a stream derived from
     /// the seed and this id, so adding or removing another fault never changes them.
@@ -505,6 +550,7 @@ impl Fault {
             rate: None,
             range: None,
             mode: None,
+            factor: None,
             id: None,
         }
     }
@@ -590,6 +636,7 @@ pub enum NemesisKind {
     Latency,
     Disk,
     Shutdown,
+    Slow,
 }
 
 /// Invariant kinds.
@@ -816,6 +863,14 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
     }
     for fault in &s.faults {
         validate_fault(fault.get_ref(), &names, s.duration)?;
+        let action = &fault.get_ref().action;
+        if *action.get_ref() == Action::Slow && s.system != System::Kv {
+            return Err((
+                action.span(),
+                "action",
+                format!("action `slow` slows a KV server's per-request work (load_factor); {} servers have none", s.system),
+            ));
+        }
     }
     if let Some(n) = &s.nemesis {
         check_range(&n.interval, "interval")?;
@@ -838,6 +893,15 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
         }
         if n.kinds.is_empty() {
             return Err((0..0, "kinds", "the nemesis needs at least one kind".into()));
+        }
+        if let Some(slow) = n.kinds.iter().find(|k| *k.get_ref() == NemesisKind::Slow) {
+            if s.system != System::Kv {
+                return Err((
+                    slow.span(),
+                    "kinds",
+                    format!("nemesis kind `slow` applies to kv, not to {}", s.system),
+                ));
+            }
         }
     }
     if s.checks.is_empty() {
@@ -920,7 +984,70 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
 }
 
 fn validate_knobs(s: &Scenario) -> Result<(), Invalid> {
-    let k = &s.config;
+    check_knobs(s.system, &s.config)?;
+    let nodes = s.server_count();
+    for (name, knobs) in &s.servers {
+        if server_index(name.get_ref(), nodes).is_none() {
+            return Err((
+                name.span(),
+                "servers",
+                format!(
+                    "unknown server \"{}\": expected one of n1..n{nodes}",
+                    name.get_ref()
+                ),
+            ));
+        }
+        check_knobs(s.system, knobs)?;
+    }
+    for index in 1..=nodes {
+        check_together(&s.knobs_for(index))?;
+    }
+    // Breaker settings with no breaker to apply them to: a typo'd intent, not a default.
+    let breaker_on = |index: usize| {
+        s.knobs_for(index)
+            .circuit_breaker
+            .is_some_and(|b| *b.get_ref())
+    };
+    let tables = std::iter::once((&s.config, (1..=nodes).collect::<Vec<_>>())).chain(
+        s.servers.iter().filter_map(|(name, knobs)| {
+            server_index(name.get_ref(), nodes).map(|i| (knobs, vec![i]))
+        }),
+    );
+    for (knobs, applies_to) in tables {
+        let span = knobs
+            .breaker_failures
+            .as_ref()
+            .map(|v| (v.span(), "breaker_failures"))
+            .or_else(|| {
+                knobs
+                    .breaker_cooldown
+                    .as_ref()
+                    .map(|v| (v.span(), "breaker_cooldown"))
+            });
+        if let Some((span, key)) = span {
+            if !applies_to.iter().any(|&i| breaker_on(i)) {
+                return Err((
+                    span,
+                    key,
+                    "needs `circuit_breaker = true` on the servers it applies to".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `n3` -> 3, for servers `n1..n{nodes}`.
+fn server_index(name: &str, nodes: usize) -> Option<usize> {
+    let digits = name.strip_prefix('n')?;
+    if digits.starts_with('0') {
+        return None;
+    }
+    digits.parse().ok().filter(|i| (1..=nodes).contains(i))
+}
+
+/// Each knob of one table on its own: its system, its range.
+fn check_knobs(system: System, k: &Knobs) -> Result<(), Invalid> {
     use System::*;
     let mut present: Vec<(&'static str, Range<usize>, &'static [System])> = Vec::new();
     macro_rules! knob {
@@ -943,17 +1070,17 @@ fn validate_knobs(s: &Scenario) -> Result<(), Invalid> {
     knob!(rate_limit, &[Kv]);
     knob!(backpressure, &[Kv]);
     knob!(circuit_breaker, &[Kv]);
+    knob!(breaker_failures, &[Kv]);
+    knob!(breaker_cooldown, &[Kv]);
+    knob!(workers, &[Kv]);
+    knob!(load_factor, &[Kv]);
     for (name, span, systems) in present {
-        if !systems.contains(&s.system) {
+        if !systems.contains(&system) {
             let systems: Vec<String> = systems.iter().map(|s| s.to_string()).collect();
             return Err((
                 span,
                 name,
-                format!(
-                    "knob applies to {}, not to {}",
-                    systems.join(", "),
-                    s.system
-                ),
+                format!("knob applies to {}, not to {}", systems.join(", "), system),
             ));
         }
     }
@@ -962,6 +1089,7 @@ fn validate_knobs(s: &Scenario) -> Result<(), Invalid> {
         (&k.election_timeout, "election_timeout"),
         (&k.gossip_interval, "gossip_interval"),
         (&k.registry_heartbeat, "registry_heartbeat"),
+        (&k.breaker_cooldown, "breaker_cooldown"),
     ] {
         if let Some(v) = value {
             if v.get_ref().0.is_zero() {
@@ -969,6 +1097,30 @@ fn validate_knobs(s: &Scenario) -> Result<(), Invalid> {
             }
         }
     }
+    for (value, name) in [
+        (&k.replication_factor, "replication_factor"),
+        (&k.virtual_nodes, "virtual_nodes"),
+        (&k.write_quorum, "write_quorum"),
+        (&k.rate_limit, "rate_limit"),
+        (&k.backpressure, "backpressure"),
+        (&k.breaker_failures, "breaker_failures"),
+        (&k.workers, "workers"),
+    ] {
+        if let Some(v) = value {
+            if *v.get_ref() == 0 {
+                return Err((v.span(), name, "expected an integer of at least 1".into()));
+            }
+        }
+    }
+    if let Some(v) = &k.load_factor {
+        nodes::kv::overload::load_factor(*v.get_ref())
+            .map_err(|why| (v.span(), "load_factor", why))?;
+    }
+    Ok(())
+}
+
+/// Knobs that must agree, on one server's effective knobs.
+fn check_together(k: &Knobs) -> Result<(), Invalid> {
     if let (Some(hb), Some(et)) = (&k.heartbeat_interval, &k.election_timeout) {
         if hb.get_ref().0 >= et.get_ref().0 {
             return Err((
@@ -976,17 +1128,6 @@ fn validate_knobs(s: &Scenario) -> Result<(), Invalid> {
                 "election_timeout",
                 "expected a timeout longer than heartbeat_interval".into(),
             ));
-        }
-    }
-    for (value, name) in [
-        (&k.replication_factor, "replication_factor"),
-        (&k.virtual_nodes, "virtual_nodes"),
-        (&k.write_quorum, "write_quorum"),
-    ] {
-        if let Some(v) = value {
-            if *v.get_ref() == 0 {
-                return Err((v.span(), name, "expected an integer of at least 1".into()));
-            }
         }
     }
     Ok(())
@@ -1417,8 +1558,9 @@ fn validate_fault(f: &Fault, names: &Names, duration: Dur) -> Result<(), Invalid
         Loss => (&["rate"], &["from", "to"]),
         Latency => (&["range"], &["from", "to"]),
         Disk => (&["node", "mode"], &[]),
+        Slow => (&["node", "factor"], &[]),
     };
-    let given: [(&str, Option<Range<usize>>); 9] = [
+    let given: [(&str, Option<Range<usize>>); 10] = [
         ("node", f.node.as_ref().map(|v| v.span())),
         ("groups", f.groups.as_ref().map(|v| v.span())),
         ("from", f.from.as_ref().map(|v| v.span())),
@@ -1428,6 +1570,7 @@ fn validate_fault(f: &Fault, names: &Names, duration: Dur) -> Result<(), Invalid
         ("rate", f.rate.as_ref().map(|v| v.span())),
         ("range", f.range.as_ref().map(|v| v.span())),
         ("mode", f.mode.as_ref().map(|v| v.span())),
+        ("factor", f.factor.as_ref().map(|v| v.span())),
     ];
     for (key, span) in &given {
         if let Some(span) = span {
@@ -1462,7 +1605,7 @@ fn validate_fault(f: &Fault, names: &Names, duration: Dur) -> Result<(), Invalid
     let selectors = !matches!(action, Partition | Clog | Unclog | Loss | Latency);
     if let Some(node) = &f.node {
         names.check(node, "node", selectors)?;
-        let server_only = matches!(action, Skew | Disk);
+        let server_only = matches!(action, Skew | Disk | Slow);
         if server_only
             && !node.get_ref().starts_with('n')
             && !matches!(node.get_ref().as_str(), "leader" | "random")
@@ -1532,11 +1675,24 @@ fn validate_fault(f: &Fault, names: &Names, duration: Dur) -> Result<(), Invalid
     if let Some(rate) = &f.rate {
         check_probability(rate, "rate")?;
     }
+    if let Some(factor) = &f.factor {
+        let x = *factor.get_ref();
+        if !(1.0..=MAX_SLOW_FACTOR).contains(&x) {
+            return Err((
+                factor.span(),
+                "factor",
+                format!("expected a factor from 1 (normal speed) to {MAX_SLOW_FACTOR}, got {x}"),
+            ));
+        }
+    }
     if let Some(range) = &f.range {
         check_range(range, "range")?;
     }
     Ok(())
 }
+
+/// Largest `slow` factor: past it a request's work outlasts any run.
+pub const MAX_SLOW_FACTOR: f64 = 1000.0;
 
 fn check_range(range: &Spanned<[Dur; 2]>, key: &'static str) -> Result<(), Invalid> {
     let [low, high] = range.get_ref();
@@ -1599,12 +1755,6 @@ impl Scenario {
     /// Parts of the contract this build cannot run yet (valid files, refused by `run`
     /// with exit 2 rather than run wrongly).
     pub fn unsupported(&self) -> Option<String> {
-        let k = &self.config;
-        if k.rate_limit.is_some() || k.backpressure.is_some() || k.circuit_breaker.is_some() {
-            return Some(
-                "the KV middleware knobs (rate_limit, backpressure, circuit_breaker) are not implemented yet".into(),
-            );
-        }
         let per_link_latency = self.faults.iter().any(|f| {
             *f.get_ref().action.get_ref() == Action::Latency && f.get_ref().from.is_some()
         });
@@ -1614,6 +1764,15 @@ impl Scenario {
             );
         }
         None
+    }
+
+    /// The knobs of server `n{index}`: `[config]` overlaid with its `[servers.n{index}]`.
+    pub fn knobs_for(&self, index: usize) -> Knobs {
+        let name = format!("n{index}");
+        match self.servers.get(name.as_str()) {
+            Some(over) => self.config.overlaid(over),
+            None => self.config.clone(),
+        }
     }
 
     /// Servers in the run.

@@ -2,8 +2,8 @@
 //! format, so the result is a file a person can read, edit and commit.
 
 use crate::scenario::{
-    Arrival, Backoff, Commit, DiskMode, Dur, Expect, Fault, Lb, LbStrategy, Scenario, Versioning,
-    Via,
+    Arrival, Backoff, Commit, DiskMode, Dur, Expect, Fault, Knobs, Lb, LbStrategy, Scenario,
+    Versioning, Via,
 };
 use nodes::duration::format as duration;
 use std::fmt::Write;
@@ -62,77 +62,17 @@ pub fn to_toml(s: &Scenario, header: &[String]) -> String {
             let _ = writeln!(out, "loss = {}", float(*l.get_ref()));
         }
     }
-    let k = &s.config;
-    let mut config = String::new();
-    let mut knob = |name: &str, value: Option<String>| {
-        if let Some(v) = value {
-            let _ = writeln!(config, "{name} = {v}");
-        }
-    };
-    knob(
-        "heartbeat_interval",
-        k.heartbeat_interval.as_ref().map(|v| dur(*v.get_ref())),
-    );
-    knob(
-        "election_timeout",
-        k.election_timeout.as_ref().map(|v| dur(*v.get_ref())),
-    );
-    knob("quorum", k.quorum.as_ref().map(|v| v.get_ref().to_string()));
-    knob(
-        "commit",
-        k.commit.as_ref().map(|v| {
-            quoted(match v.get_ref() {
-                Commit::Majority => "majority",
-                Commit::Leader => "leader",
-            })
-        }),
-    );
-    knob(
-        "replication_factor",
-        k.replication_factor
-            .as_ref()
-            .map(|v| v.get_ref().to_string()),
-    );
-    knob(
-        "virtual_nodes",
-        k.virtual_nodes.as_ref().map(|v| v.get_ref().to_string()),
-    );
-    knob(
-        "write_quorum",
-        k.write_quorum.as_ref().map(|v| v.get_ref().to_string()),
-    );
-    knob(
-        "versioning",
-        k.versioning.as_ref().map(|v| {
-            quoted(match v.get_ref() {
-                Versioning::Lamport => "lamport",
-                Versioning::NodeCounter => "node_counter",
-                Versioning::WallClock => "wall_clock",
-            })
-        }),
-    );
-    knob(
-        "gossip_interval",
-        k.gossip_interval.as_ref().map(|v| dur(*v.get_ref())),
-    );
-    knob(
-        "registry_heartbeat",
-        k.registry_heartbeat.as_ref().map(|v| dur(*v.get_ref())),
-    );
-    knob(
-        "rate_limit",
-        k.rate_limit.as_ref().map(|v| v.get_ref().to_string()),
-    );
-    knob(
-        "backpressure",
-        k.backpressure.as_ref().map(|v| v.get_ref().to_string()),
-    );
-    knob(
-        "circuit_breaker",
-        k.circuit_breaker.as_ref().map(|v| v.get_ref().to_string()),
-    );
+    let config = knobs_toml(&s.config);
     if !config.is_empty() {
         let _ = write!(out, "\n[config]\n{config}");
+    }
+    for (server, knobs) in &s.servers {
+        let _ = write!(
+            out,
+            "\n[servers.{}]\n{}",
+            server.get_ref(),
+            knobs_toml(knobs)
+        );
     }
     if let Some(lb) = &s.lb {
         out.push_str(&lb_toml(lb.get_ref()));
@@ -250,6 +190,57 @@ fn lb_toml(lb: &Lb) -> String {
     out
 }
 
+/// The knobs one table sets, one `name = value` line each.
+fn knobs_toml(k: &Knobs) -> String {
+    let mut config = String::new();
+    let mut knob = |name: &str, value: Option<String>| {
+        if let Some(v) = value {
+            let _ = writeln!(config, "{name} = {v}");
+        }
+    };
+    let int = |v: &Option<toml::Spanned<u32>>| v.as_ref().map(|v| v.get_ref().to_string());
+    let time = |v: &Option<toml::Spanned<Dur>>| v.as_ref().map(|v| dur(*v.get_ref()));
+    let flag = |v: &Option<toml::Spanned<bool>>| v.as_ref().map(|v| v.get_ref().to_string());
+    knob("heartbeat_interval", time(&k.heartbeat_interval));
+    knob("election_timeout", time(&k.election_timeout));
+    knob("quorum", flag(&k.quorum));
+    knob(
+        "commit",
+        k.commit.as_ref().map(|v| {
+            quoted(match v.get_ref() {
+                Commit::Majority => "majority",
+                Commit::Leader => "leader",
+            })
+        }),
+    );
+    knob("replication_factor", int(&k.replication_factor));
+    knob("virtual_nodes", int(&k.virtual_nodes));
+    knob("write_quorum", int(&k.write_quorum));
+    knob(
+        "versioning",
+        k.versioning.as_ref().map(|v| {
+            quoted(match v.get_ref() {
+                Versioning::Lamport => "lamport",
+                Versioning::NodeCounter => "node_counter",
+                Versioning::WallClock => "wall_clock",
+            })
+        }),
+    );
+    knob("gossip_interval", time(&k.gossip_interval));
+    knob("registry_heartbeat", time(&k.registry_heartbeat));
+    knob("rate_limit", int(&k.rate_limit));
+    knob("backpressure", int(&k.backpressure));
+    knob("circuit_breaker", flag(&k.circuit_breaker));
+    knob("breaker_failures", int(&k.breaker_failures));
+    knob("breaker_cooldown", time(&k.breaker_cooldown));
+    knob("workers", int(&k.workers));
+    knob(
+        "load_factor",
+        k.load_factor.as_ref().map(|v| float(*v.get_ref())),
+    );
+    config
+}
+
 fn fault_toml(f: &Fault) -> String {
     let mut out = String::from("\n[[fault]]\n");
     let _ = writeln!(out, "at = {}", dur(f.at));
@@ -293,6 +284,9 @@ fn fault_toml(f: &Fault) -> String {
     }
     if let Some(r) = &f.range {
         let _ = writeln!(out, "range = {}", range(r.get_ref()));
+    }
+    if let Some(factor) = &f.factor {
+        let _ = writeln!(out, "factor = {}", float(*factor.get_ref()));
     }
     if let Some(mode) = &f.mode {
         let mode = match mode.get_ref() {
@@ -358,6 +352,50 @@ mod tests {
         );
         assert_eq!(faults[1].id.as_ref().map(|i| *i.get_ref()), Some(42));
         assert_eq!(faults[2].rate.as_ref().map(|r| *r.get_ref()), Some(0.0));
+    }
+
+    #[test]
+    fn middleware_knobs_overrides_and_slow_faults_read_back() {
+        let text = "name = \"x\"\nsystem = \"kv\"\nnodes = 3\nduration = \"30s\"\n\
+             [config]\nrate_limit = 5\nbackpressure = 8\ncircuit_breaker = true\n\
+             breaker_failures = 2\nbreaker_cooldown = \"1500ms\"\nworkers = 4\nload_factor = 12.5\n\
+             [servers.n2]\nworkers = 1\nload_factor = 25\n\
+             [[fault]]\nat = \"3s\"\naction = \"slow\"\nnode = \"n2\"\nfactor = 7.5\n\
+             [[check]]\nkind = \"converged\"\n";
+        let s = parse("base.toml", text).unwrap();
+        let written = to_toml(&s, &[]);
+        let back = parse("back.toml", &written).unwrap_or_else(|e| panic!("{e}\n{written}"));
+        assert_eq!(to_toml(&back, &[]), written);
+        for index in 1..=3 {
+            let (a, b) = (s.knobs_for(index), back.knobs_for(index));
+            assert_eq!(
+                format!("{:?}", strip(&a)),
+                format!("{:?}", strip(&b)),
+                "n{index}"
+            );
+        }
+        assert_eq!(back.knobs_for(2).workers.map(|w| w.into_inner()), Some(1));
+        assert_eq!(
+            back.knobs_for(3).load_factor.map(|l| l.into_inner()),
+            Some(12.5)
+        );
+        let slow = back.faults[0].get_ref();
+        assert_eq!(slow.factor.as_ref().map(|f| *f.get_ref()), Some(7.5));
+    }
+
+    /// A knob table's values without their spans (which differ between the two files).
+    fn strip(k: &Knobs) -> Vec<Option<String>> {
+        vec![
+            k.rate_limit.as_ref().map(|v| v.get_ref().to_string()),
+            k.backpressure.as_ref().map(|v| v.get_ref().to_string()),
+            k.circuit_breaker.as_ref().map(|v| v.get_ref().to_string()),
+            k.breaker_failures.as_ref().map(|v| v.get_ref().to_string()),
+            k.breaker_cooldown
+                .as_ref()
+                .map(|v| format!("{:?}", v.get_ref())),
+            k.workers.as_ref().map(|v| v.get_ref().to_string()),
+            k.load_factor.as_ref().map(|v| v.get_ref().to_string()),
+        ]
     }
 
     #[test]

@@ -241,15 +241,15 @@ fn a_history_written_by_run_is_read_by_check_history() {
 
 #[test]
 fn valid_but_unsupported_scenarios_validate_and_run_exits_two() {
-    let text = "name = \"x\"\nsystem = \"kv\"\nnodes = 3\nduration = \"10s\"\n[config]\nrate_limit = 10\n[[check]]\nkind = \"converged\"\n";
-    let path = temp_file("middleware.toml", text);
+    let text = "name = \"x\"\nsystem = \"kv\"\nnodes = 3\nduration = \"10s\"\n[[fault]]\nat = \"1s\"\naction = \"latency\"\nrange = [\"1ms\", \"5ms\"]\nfrom = \"n1\"\nto = \"n2\"\n[[check]]\nkind = \"converged\"\n";
+    let path = temp_file("per-link-latency.toml", text);
     assert_eq!(
         sim(&["validate", path.to_str().unwrap()]).status.code(),
         Some(0)
     );
     let out = sim(&["run", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("per-link latency"));
 }
 
 #[test]

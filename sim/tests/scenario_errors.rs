@@ -212,3 +212,80 @@ fn lb_is_for_kv_and_via_lb_needs_it() {
     ));
     assert!(e.message.contains("servers only"), "{e}");
 }
+
+#[test]
+fn per_server_overrides_apply_to_their_server_only() {
+    let s = parse(
+        "good.toml",
+        &format!("{KV}\n[config]\nworkers = 4\nload_factor = 25\n[servers.n2]\nworkers = 1\n"),
+    )
+    .unwrap();
+    let workers = |i| s.knobs_for(i).workers.map(|w| w.into_inner());
+    assert_eq!(
+        (workers(1), workers(2), workers(3)),
+        (Some(4), Some(1), Some(4))
+    );
+    let load = s.knobs_for(2).load_factor.map(|l| l.into_inner());
+    assert_eq!(load, Some(25.0), "the rest of [config] still applies to n2");
+}
+
+#[test]
+fn an_override_for_a_server_that_does_not_exist_is_named_with_its_position() {
+    let e = error(&format!("{KV}\n[servers.n4]\nworkers = 1\n"));
+    assert_eq!((e.line, e.col), (9, 10), "{e}");
+    assert!(
+        e.message
+            .contains("unknown server \"n4\": expected one of n1..n3"),
+        "{e}"
+    );
+    let e = error(&format!("{KV}\n[servers.c1]\nworkers = 1\n"));
+    assert!(e.message.contains("unknown server \"c1\""), "{e}");
+}
+
+#[test]
+fn overrides_are_checked_like_config() {
+    let e = error(&format!("{KV}\n[servers.n2]\nworkerz = 1\n"));
+    assert_eq!((e.line, e.key.as_deref()), (10, Some("workerz")), "{e}");
+    let e = error(&format!("{KV}\n[servers.n2]\nworkers = 0\n"));
+    assert!(e.message.contains("at least 1"), "{e}");
+    let e = error(&format!(
+        "{KV}\n[servers.n2]\nheartbeat_interval = \"1s\"\n"
+    ));
+    assert!(e.message.contains("not to kv"), "{e}");
+    let e = error(&format!("{KV}\n[config]\nload_factor = -1\n"));
+    assert_eq!(e.key.as_deref(), Some("load_factor"), "{e}");
+    let e = error(&format!("{GOOD}\n[config]\nheartbeat_interval = \"1s\"\n[servers.n1]\nelection_timeout = \"500ms\"\n"));
+    assert!(e.message.contains("longer than heartbeat_interval"), "{e}");
+}
+
+#[test]
+fn breaker_settings_need_a_breaker_on_the_servers_they_apply_to() {
+    let e = error(&format!("{KV}\n[config]\nbreaker_failures = 3\n"));
+    assert_eq!(e.key.as_deref(), Some("breaker_failures"), "{e}");
+    assert!(e.message.contains("circuit_breaker = true"), "{e}");
+    let ok = format!(
+        "{KV}\n[config]\nbreaker_cooldown = \"2s\"\n[servers.n1]\ncircuit_breaker = true\n"
+    );
+    assert!(parse("ok.toml", &ok).is_ok());
+    let e = error(&format!("{KV}\n[config]\ncircuit_breaker = true\n[servers.n2]\ncircuit_breaker = false\nbreaker_failures = 2\n"));
+    assert_eq!(e.key.as_deref(), Some("breaker_failures"), "{e}");
+}
+
+#[test]
+fn slow_takes_a_server_and_a_factor_of_at_least_one() {
+    let fault =
+        |params: &str| format!("{KV}\n[[fault]]\nat = \"1s\"\naction = \"slow\"\n{params}\n");
+    assert!(parse("ok.toml", &fault("node = \"n2\"\nfactor = 4.0")).is_ok());
+    assert!(parse("ok.toml", &fault("node = \"random\"\nfactor = 1")).is_ok());
+    let e = error(&fault("node = \"n2\"\nfactor = 0.5"));
+    assert_eq!(e.key.as_deref(), Some("factor"), "{e}");
+    let e = error(&fault("node = \"n2\""));
+    assert!(e.message.contains("needs `factor`"), "{e}");
+    let e = error(&fault("node = \"registry\"\nfactor = 2"));
+    assert!(e.message.contains("servers only"), "{e}");
+    let e = error(&fault("node = \"n2\"\nfactor = 2\nrate = 0.5"));
+    assert!(e.message.contains("does not take `rate`"), "{e}");
+    let election =
+        format!("{GOOD}\n[[fault]]\nat = \"1s\"\naction = \"slow\"\nnode = \"n1\"\nfactor = 2\n");
+    assert!(error(&election).message.contains("load_factor"));
+}

@@ -6,10 +6,16 @@
 //!      -d '{"key": "user:1", "value": "Alice"}'
 //! curl http://localhost:5001/data/user:1
 //! ```
+//!
+//! Seed 001's middleware, each a flag: `--rate-limit N`, `--backpressure N`,
+//! `--circuit-breaker` (`--breaker-failures`, `--breaker-cooldown`), `--workers W`,
+//! `--load-factor MS`; `GET /queue-stats`, `/circuit-status`, `/discovery-status`.
 
 use clap::Parser;
-use nodes::kv::{self, KvConfig, Versioning};
+use nodes::kv::overload::breaker::{BreakerConfig, DEFAULT_COOLDOWN, DEFAULT_FAILURES};
+use nodes::kv::{self, KvConfig, OverloadConfig, Versioning};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 /// Flags mirror the scenario `[config]` knobs.
@@ -49,8 +55,38 @@ struct Args {
     /// Registry heartbeat period.
     #[arg(long, default_value = "2s", value_parser = nodes::duration::parse_positive)]
     registry_heartbeat: Duration,
+    /// Requests per second per client address (burst the same); past it, 429.
+    #[arg(long, value_parser = at_least_one::<NonZeroU32>)]
+    rate_limit: Option<NonZeroU32>,
+    /// Most client requests in flight; past it, 429 at once.
+    #[arg(long, value_parser = at_least_one::<NonZeroUsize>)]
+    backpressure: Option<NonZeroUsize>,
+    /// A circuit breaker per peer on replication and gossip calls.
+    #[arg(long)]
+    circuit_breaker: bool,
+    /// Consecutive failed calls that open a peer's breaker [default: 5].
+    #[arg(long, value_parser = at_least_one::<NonZeroU32>)]
+    breaker_failures: Option<NonZeroU32>,
+    /// Time a breaker stays open before its half-open probe [default: 5s].
+    #[arg(long, value_parser = nodes::duration::parse_positive)]
+    breaker_cooldown: Option<Duration>,
+    /// Concurrent request slots [default: unbounded].
+    #[arg(long, value_parser = at_least_one::<NonZeroUsize>)]
+    workers: Option<NonZeroUsize>,
+    /// Simulated work per client request, in ms on the node's clock.
+    #[arg(long, default_value = "0", value_parser = nodes::kv::overload::parse_load_factor)]
+    load_factor: Duration,
     #[command(flatten)]
     key: nodes::real::KeyArgs,
+}
+
+/// An integer of at least 1.
+fn at_least_one<N: std::str::FromStr>(text: &str) -> Result<N, String> {
+    let small = || format!("expected an integer of at least 1, got \"{text}\"");
+    match text.parse::<u64>() {
+        Ok(0) | Err(_) => Err(small()),
+        Ok(_) => text.parse().map_err(|_| small()),
+    }
 }
 
 fn parse_url(text: &str) -> Result<SocketAddr, String> {
@@ -64,6 +100,22 @@ fn parse_url(text: &str) -> Result<SocketAddr, String> {
 }
 
 impl Args {
+    /// The middleware the flags ask for.
+    fn overload(&self) -> OverloadConfig {
+        OverloadConfig {
+            rate_limit: self.rate_limit,
+            backpressure: self.backpressure,
+            workers: self.workers,
+            load_factor: self.load_factor,
+            circuit_breaker: self.circuit_breaker.then(|| BreakerConfig {
+                failures: self
+                    .breaker_failures
+                    .map_or(DEFAULT_FAILURES, NonZeroU32::get),
+                cooldown: self.breaker_cooldown.unwrap_or(DEFAULT_COOLDOWN),
+            }),
+        }
+    }
+
     /// The checks `sim validate` applies to the same knobs.
     fn validate(&self) -> Result<(), String> {
         if self.id.is_empty() {
@@ -74,6 +126,11 @@ impl Args {
                 "--replication-factor, --virtual-nodes and --write-quorum must be at least 1"
                     .into(),
             );
+        }
+        if !self.circuit_breaker
+            && (self.breaker_failures.is_some() || self.breaker_cooldown.is_some())
+        {
+            return Err("--breaker-failures and --breaker-cooldown need --circuit-breaker".into());
         }
         if self.write_quorum > self.replication_factor {
             return Err(format!(
@@ -102,6 +159,7 @@ fn main() {
             gossip_interval: args.gossip_interval,
             registry_heartbeat: args.registry_heartbeat,
             peer_timeout: Duration::from_secs(1),
+            overload: args.overload(),
         };
         let env = nodes::real::env_in_memory(&args.id, &args.key)?;
         kv::run(config, env).await.map_err(|e| e.to_string())

@@ -70,6 +70,7 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
         events,
         cluster_key,
         wire,
+        ..
     } = env;
     let (mut log, recovery) = DurableLog::open(storage)?;
     let recovered = store::recover(&recovery.records);

@@ -33,6 +33,7 @@ pub async fn run(config: ElectionNodeConfig, env: NodeEnv) -> io::Result<()> {
         events,
         cluster_key,
         wire,
+        ..
     } = env;
     let (mut log, persisted) = recover(storage, &events)?;
     let me = config.election.id;

@@ -3,6 +3,7 @@
 use super::node::{Item, Put};
 use super::version::Version;
 use crate::http::{call, CallError};
+use crate::pool::Pool;
 use hyper::Method;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -91,13 +92,28 @@ pub async fn get(
     local: bool,
     timeout: Duration,
 ) -> Result<Option<Item>, CallError> {
+    get_through(&Pool::new(), node, key, local, timeout).await
+}
+
+/// [`get`] through `pool`: with [`Pool::signed`], an operator's read that proves the
+/// cluster key, which a node's client limits leave alone (the harness's final reads).
+pub async fn get_through(
+    pool: &Pool,
+    node: SocketAddr,
+    key: &str,
+    local: bool,
+    timeout: Duration,
+) -> Result<Option<Item>, CallError> {
     let key = super::node::percent_encode(key);
     let path = if local {
         format!("/data/{key}?local=true")
     } else {
         format!("/data/{key}")
     };
-    match call::<(), Item>(node, Method::GET, &path, None, timeout).await {
+    match pool
+        .call::<(), Item>(node, Method::GET, &path, None, timeout)
+        .await
+    {
         Ok(item) => Ok(Some(item)),
         Err(CallError::Status(404, _)) => Ok(None),
         Err(e) => Err(e),

@@ -5,14 +5,19 @@
 //! - [`version`]: versions, their sources (`lamport`, `node_counter`, `wall_clock`), the merge;
 //! - [`registry`]: the membership directory;
 //! - [`node`]: the KV node's HTTP API, replication, gossip, graceful shutdown;
+//! - [`overload`]: seed 001's middleware (rate limit, backpressure, capacity, breakers);
+//! - [`discovery`]: the registry as a node sees it (`/discovery-status`);
 //! - [`client`]: the client side used by the simulated workload.
 
 pub mod anti_entropy;
 pub mod client;
+pub mod discovery;
 pub mod node;
+pub mod overload;
 pub mod registry;
 pub mod ring;
 pub mod version;
 
 pub use node::{run, KvConfig};
+pub use overload::OverloadConfig;
 pub use version::{Version, Versioning};

@@ -10,8 +10,16 @@
 //! `POST /gossip/items` (what the peer wanted), which only callers holding the cluster key
 //! reach ([`crate::auth`]; others get 401). Bad requests get a 4xx
 //! with a JSON error and the node keeps serving.
+//!
+//! Seed 001's middleware sits in front of the routes ([`super::overload`]: rate limit,
+//! backpressure, simulated capacity; `GET /queue-stats`), breakers wrap the replication
+//! and gossip calls (`GET /circuit-status`), and `GET /discovery-status` shows the
+//! registry as this node sees it ([`super::discovery`]).
 
 use super::anti_entropy::{self, DigestPage, DigestReply};
+use super::discovery::Discovery;
+use super::overload::breaker::Breakers;
+use super::overload::{self, Overload, OverloadConfig};
 use super::registry::{Member, NodeId, Nodes};
 use super::ring::Ring;
 use super::version::{wins, Version, VersionSource, Versioning, MAX_COUNTER};
@@ -85,6 +93,8 @@ pub struct KvConfig {
     pub registry_heartbeat: Duration,
     /// Timeout of one node-to-node call.
     pub peer_timeout: Duration,
+    /// Seed 001's middleware (all off by default).
+    pub overload: OverloadConfig,
 }
 
 /// A stored value.
@@ -128,6 +138,10 @@ struct Node {
     /// id -> address, this node included.
     members: BTreeMap<String, String>,
     ring: Ring,
+    /// Circuit breakers on calls to peers (off unless `circuit_breaker`).
+    breakers: Breakers,
+    /// The registry as this node sees it.
+    discovery: Discovery,
 }
 
 type Shared = Arc<Mutex<Node>>;
@@ -162,6 +176,9 @@ impl Node {
                 self.config.virtual_nodes,
             );
             self.members = members;
+            for id in self.members.keys().filter(|id| **id != self.config.id) {
+                self.breakers.know(id);
+            }
             let ids = self.members.keys().cloned().collect();
             self.events.emit(NodeEvent::Members { members: ids });
         }
@@ -205,7 +222,7 @@ async fn put(State(shared): State<Shared>, body: Bytes) -> Reply {
             format!("client must be 1 to {MAX_CLIENT_NAME} bytes"),
         );
     }
-    let (item, replicas, quorum, timeout, pool, clock) = {
+    let (item, replicas, quorum, timeout, pool, clock, breakers) = {
         let mut node = lock(&shared);
         let wall_ms = node.clock.wall_ms();
         let current = node.store.get(&put.key).map(|i| i.version.clone());
@@ -234,27 +251,28 @@ async fn put(State(shared): State<Shared>, body: Bytes) -> Reply {
             node.peer_timeout(),
             node.pool.clone(),
             node.clock.clone(),
+            node.breakers.clone(),
         )
     };
     // Replicate to every other replica; answer once `quorum` copies exist (ours counts).
     let (tx, mut rx) = mpsc::channel(replicas.len().max(1));
-    for (_, address) in &replicas {
-        let (tx, item) = (tx.clone(), item.clone());
+    for (peer, address) in &replicas {
+        let (tx, item, peer) = (tx.clone(), item.clone(), peer.clone());
         let Some(addr) = resolve(address) else {
             continue;
         };
-        let (pool, clock) = (pool.clone(), clock.clone());
+        let (pool, clock, breakers) = (pool.clone(), clock.clone(), breakers.clone());
         tokio::spawn(async move {
             // The first outcome counts towards the quorum; a failed copy is retried in
             // the background, and whatever is still missing after that is anti-entropy's.
+            // An open breaker refuses an attempt at once: a copy not made.
             let mut tx = Some(tx);
             for (attempt, pause) in REPLICATION_RETRY_PAUSES.iter().enumerate() {
                 if attempt > 0 {
                     clock.sleep(*pause).await;
                 }
-                let result: Result<serde_json::Value, CallError> = pool
-                    .call(addr, Method::POST, "/replicate", Some(&item), timeout)
-                    .await;
+                let call = pool.call(addr, Method::POST, "/replicate", Some(&item), timeout);
+                let result: Result<serde_json::Value, CallError> = breakers.call(&peer, call).await;
                 if let Some(tx) = tx.take() {
                     let _ = tx.send(result.is_ok()).await;
                 }
@@ -411,6 +429,17 @@ async fn peers(State(shared): State<Shared>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "id": node.config.id, "peers": peers }))
 }
 
+/// `GET /discovery-status`: the registry, the last registration and heartbeat, members.
+async fn discovery_status(State(shared): State<Shared>) -> Json<serde_json::Value> {
+    let node = lock(&shared);
+    let members: Vec<(&str, &str)> = node
+        .members
+        .iter()
+        .map(|(id, address)| (id.as_str(), address.as_str()))
+        .collect();
+    Json(node.discovery.status(&node.clock, &members))
+}
+
 /// Registers, then heartbeats and refreshes membership; keeps the last view when the
 /// registry is unreachable.
 async fn membership(shared: Shared, registry: SocketAddr) {
@@ -432,7 +461,7 @@ async fn membership(shared: Shared, registry: SocketAddr) {
     loop {
         let timeout = lock(&shared).peer_timeout();
         if !registered {
-            registered = pool
+            let answer = pool
                 .call::<_, serde_json::Value>(
                     registry,
                     Method::POST,
@@ -440,11 +469,16 @@ async fn membership(shared: Shared, registry: SocketAddr) {
                     Some(&member),
                     timeout,
                 )
-                .await
-                .is_ok();
+                .await;
+            registered = answer.is_ok();
+            let mut node = lock(&shared);
+            match answer {
+                Ok(_) => node.discovery.registered(&clock),
+                Err(e) => node.discovery.failed(format!("register: {e}"), false),
+            }
         } else {
             let beat = NodeId { id: me.clone() };
-            if let Err(CallError::Status(404, _)) = pool
+            let answer = pool
                 .call::<_, serde_json::Value>(
                     registry,
                     Method::POST,
@@ -452,8 +486,15 @@ async fn membership(shared: Shared, registry: SocketAddr) {
                     Some(&beat),
                     timeout,
                 )
-                .await
-            {
+                .await;
+            let forgotten = matches!(answer, Err(CallError::Status(404, _)));
+            match answer {
+                Ok(_) => lock(&shared).discovery.heartbeat(&clock),
+                Err(e) => lock(&shared)
+                    .discovery
+                    .failed(format!("heartbeat: {e}"), forgotten),
+            }
+            if forgotten {
                 registered = false; // the registry forgot us (restarted, or we were slow)
                 continue;
             }
@@ -482,37 +523,40 @@ async fn anti_entropy(shared: Shared) {
         clock.sleep(every).await;
         let (peer, timeout) = {
             let node = lock(&shared);
-            let peers: Vec<&String> = node
+            let peers: Vec<(&String, &String)> = node
                 .members
                 .iter()
                 .filter(|(id, _)| **id != node.config.id)
-                .map(|(_, address)| address)
                 .collect();
             if peers.is_empty() {
                 continue;
             }
             let pick = madsim::rand::thread_rng().gen_range(0..peers.len());
-            (peers[pick].clone(), node.peer_timeout())
+            let (id, address) = peers[pick];
+            ((id.clone(), address.clone()), node.peer_timeout())
         };
-        let Some(addr) = resolve(&peer) else { continue };
-        reconcile(&shared, addr, timeout).await;
+        let Some(addr) = resolve(&peer.1) else {
+            continue;
+        };
+        reconcile(&shared, &peer.0, addr, timeout).await;
     }
 }
 
-/// One anti-entropy round with the peer at `addr`; stops at the first failed call (the
-/// next round starts over).
-async fn reconcile(shared: &Shared, addr: SocketAddr, timeout: Duration) {
-    let pool = lock(shared).pool.clone();
+/// One anti-entropy round with `peer` at `addr`, through its breaker; stops at the first
+/// failed (or refused) call (the next round starts over).
+async fn reconcile(shared: &Shared, peer: &str, addr: SocketAddr, timeout: Duration) {
+    let (pool, breakers) = {
+        let node = lock(shared);
+        (node.pool.clone(), node.breakers.clone())
+    };
     let mut after: Option<String> = None;
     for _ in 0..anti_entropy::MAX_PAGES_PER_ROUND {
         let page = {
             let node = lock(shared);
             anti_entropy::page(&node.store, &node.config.id, after.as_deref())
         };
-        let Ok(answer) = pool
-            .call::<_, DigestReply>(addr, Method::POST, "/gossip", Some(&page), timeout)
-            .await
-        else {
+        let call = pool.call::<_, DigestReply>(addr, Method::POST, "/gossip", Some(&page), timeout);
+        let Ok(answer) = breakers.call(peer, call).await else {
             return;
         };
         let batches = {
@@ -524,9 +568,8 @@ async fn reconcile(shared: &Shared, addr: SocketAddr, timeout: Duration) {
         };
         for items in batches {
             let batch = anti_entropy::Batch { items };
-            let sent: Result<serde_json::Value, CallError> = pool
-                .call(addr, Method::POST, "/gossip/items", Some(&batch), timeout)
-                .await;
+            let call = pool.call(addr, Method::POST, "/gossip/items", Some(&batch), timeout);
+            let sent: Result<serde_json::Value, CallError> = breakers.call(peer, call).await;
             if sent.is_err() {
                 return;
             }
@@ -547,6 +590,7 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         clock,
         events,
         cluster_key,
+        slowdown,
         ..
     } = env;
     events.emit(NodeEvent::Started {
@@ -558,6 +602,13 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
     members.insert(me.clone(), config.advertise.clone());
     let ring = Ring::new([me.as_str()], config.virtual_nodes);
     let registry = config.registry;
+    let overload = Arc::new(Overload::new(
+        &config.overload,
+        clock.clone(),
+        slowdown,
+        events.clone(),
+        cluster_key.clone(),
+    ));
     let shared: Shared = Arc::new(Mutex::new(Node {
         pool: Pool::signed(cluster_key.clone()),
         versions: VersionSource::new(config.versioning, &config.id),
@@ -567,6 +618,8 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         store: BTreeMap::new(),
         members,
         ring,
+        breakers: overload.breakers.clone(),
+        discovery: Discovery::new(registry),
     }));
     // Node-to-node routes: only callers that sign with the cluster key get through.
     let guard = Guard {
@@ -588,10 +641,16 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         .route("/data/{key}", get(get_data))
         .route("/health", get(health))
         .route("/peers", get(peers))
+        .route("/discovery-status", get(discovery_status))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(internal)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
-        .with_state(shared.clone());
+        .with_state(shared.clone())
+        .merge(overload::routes(overload.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            overload,
+            overload::guard,
+        ));
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let server = tokio::spawn(serve(listener, router));
     let gossiper = tokio::spawn(anti_entropy(shared.clone()));

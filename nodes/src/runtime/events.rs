@@ -21,6 +21,18 @@ pub enum Role {
     Leader,
 }
 
+/// A circuit breaker's state (seed 001's names: CLOSED → OPEN → HALF_OPEN → CLOSED).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BreakerState {
+    /// Calls go through; consecutive failures are counted.
+    Closed,
+    /// Calls are refused at once until the cooldown ends.
+    Open,
+    /// The cooldown ended: one probe call decides between CLOSED and OPEN.
+    HalfOpen,
+}
+
 /// Something a node reports about itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -89,6 +101,17 @@ pub enum NodeEvent {
     Members {
         /// Member ids, sorted.
         members: Vec<String>,
+    },
+    /// KV: the circuit breaker around this node's calls to `peer` changed state.
+    Breaker {
+        /// The peer's id.
+        peer: String,
+        /// The state it left.
+        from: BreakerState,
+        /// The state it entered.
+        to: BreakerState,
+        /// Consecutive failed calls to the peer when it changed.
+        failures: u32,
     },
     /// A peer or internal request was refused: it did not prove it holds the cluster key.
     Refused {

@@ -2,19 +2,22 @@
 //!
 //! Node code touches the outside only through these: [`transport`] (TCP on `tokio::net`,
 //! simulated under `--cfg madsim`), the per-node [`clock`], the [`log`] over a
-//! [`storage`] backend, and the [`events`] it emits. Real binaries and the simulation
+//! [`storage`] backend, the [`events`] it emits, and the [`slowdown`] of its simulated
+//! work (the `slow` fault). Real binaries and the simulation
 //! harness build a [`NodeEnv`] differently; the protocol code that receives it is the same.
 
 pub mod clock;
 pub mod events;
 pub mod log;
+pub mod slowdown;
 pub mod storage;
 pub mod transport;
 pub mod wire;
 
 pub use clock::Clock;
-pub use events::{EventSink, NodeEvent, Role};
+pub use events::{BreakerState, EventSink, NodeEvent, Role};
 pub use log::DurableLog;
+pub use slowdown::Slowdown;
 pub use storage::Storage;
 pub use wire::WireTap;
 
@@ -26,6 +29,8 @@ pub struct NodeEnv {
     pub storage: Box<dyn Storage>,
     /// Where the node's events go.
     pub events: EventSink,
+    /// How much slower than configured its simulated work runs (the harness's `slow`).
+    pub slowdown: Slowdown,
     /// The cluster's shared secret, which node-to-node traffic must prove (see
     /// [`crate::auth`]): from a key file in real mode, derived from the seed in simulation.
     pub cluster_key: crate::auth::ClusterKey,

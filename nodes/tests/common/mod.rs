@@ -190,11 +190,16 @@ pub fn peers_of(port: u16) -> usize {
 /// Returns the processes (registry first; stopped when dropped), the nodes' ports and the
 /// registry's port.
 pub fn kv_cluster(extra: &[&str]) -> (Vec<Running>, Vec<u16>, u16) {
+    kv_cluster_with_ttl("3s", extra)
+}
+
+/// [`kv_cluster`] with the registry dropping a silent node after `ttl`.
+pub fn kv_cluster_with_ttl(ttl: &str, extra: &[&str]) -> (Vec<Running>, Vec<u16>, u16) {
     let registry_port = free_port();
     let mut running = vec![Running::start(
         "registry",
         &real_binary("registry"),
-        &[format!("--port={registry_port}"), "--ttl=3s".into()],
+        &[format!("--port={registry_port}"), format!("--ttl={ttl}")],
     )];
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     running.extend((0..3).map(|i| kv_node(i + 1, ports[i], registry_port, extra)));

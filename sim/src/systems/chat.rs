@@ -17,7 +17,12 @@ pub fn client_addr(index: usize) -> SocketAddr {
 /// Configuration of chat server `n{index}` (defaults: majority commit, quorum election).
 pub fn node_config(scenario: &Scenario, index: usize) -> ChatNodeConfig {
     let election = super::election::election_config(scenario, index as u64);
-    let commit = match scenario.config.commit.as_ref().map(|c| *c.get_ref()) {
+    let commit = match scenario
+        .knobs_for(index)
+        .commit
+        .as_ref()
+        .map(|c| *c.get_ref())
+    {
         Some(scenario::Commit::Leader) => Commit::Leader,
         _ => Commit::Majority,
     };

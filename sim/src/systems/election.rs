@@ -8,7 +8,7 @@ use nodes::election::{ElectionConfig, ElectionNodeConfig};
 
 /// The election knobs of a scenario (defaults: the seed's timings, quorum on).
 pub fn election_config(scenario: &Scenario, id: u64) -> ElectionConfig {
-    let knobs = &scenario.config;
+    let knobs = &scenario.knobs_for(id as usize);
     ElectionConfig {
         id,
         peers: (1..=scenario.server_count() as u64)

@@ -5,10 +5,12 @@
 
 use super::server_ip;
 use crate::scenario::{self, Scenario};
+use nodes::kv::overload::breaker::{BreakerConfig, DEFAULT_COOLDOWN, DEFAULT_FAILURES};
 use nodes::kv::registry::RegistryConfig;
-use nodes::kv::{KvConfig, Versioning};
+use nodes::kv::{KvConfig, OverloadConfig, Versioning};
 use nodes::lb::{Backend, LbConfig, Strategy};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 /// The port of every KV node's HTTP API (seed: 5001..).
@@ -85,9 +87,10 @@ fn heartbeat(scenario: &Scenario) -> Duration {
         .map_or(Duration::from_secs(2), |d| d.get_ref().0)
 }
 
-/// Configuration of KV server `n{index}` (defaults: the seed's, with Lamport versions).
+/// Configuration of KV server `n{index}` (defaults: the seed's, with Lamport versions),
+/// from `[config]` and its `[servers.n{index}]`.
 pub fn node_config(scenario: &Scenario, index: usize) -> KvConfig {
-    let k = &scenario.config;
+    let k = &scenario.knobs_for(index);
     let versioning = match k.versioning.as_ref().map(|v| *v.get_ref()) {
         Some(scenario::Versioning::NodeCounter) => Versioning::NodeCounter,
         Some(scenario::Versioning::WallClock) => Versioning::WallClock,
@@ -109,8 +112,35 @@ pub fn node_config(scenario: &Scenario, index: usize) -> KvConfig {
             .gossip_interval
             .as_ref()
             .map_or(Duration::from_secs(3), |d| d.get_ref().0),
-        registry_heartbeat: heartbeat(scenario),
+        registry_heartbeat: k
+            .registry_heartbeat
+            .as_ref()
+            .map_or(heartbeat(scenario), |d| d.get_ref().0),
         peer_timeout: Duration::from_secs(1),
+        overload: overload_config(k),
+    }
+}
+
+/// Seed 001's middleware knobs (validated at load: zeros and bad factors never get here).
+fn overload_config(k: &scenario::Knobs) -> OverloadConfig {
+    let count = |v: &Option<toml::Spanned<u32>>| v.as_ref().map(|v| *v.get_ref());
+    let breaker = k.circuit_breaker.as_ref().is_some_and(|b| *b.get_ref());
+    OverloadConfig {
+        rate_limit: count(&k.rate_limit).and_then(NonZeroU32::new),
+        backpressure: count(&k.backpressure).and_then(|n| NonZeroUsize::new(n as usize)),
+        workers: count(&k.workers).and_then(|n| NonZeroUsize::new(n as usize)),
+        load_factor: k
+            .load_factor
+            .as_ref()
+            .and_then(|ms| nodes::kv::overload::load_factor(*ms.get_ref()).ok())
+            .unwrap_or_default(),
+        circuit_breaker: breaker.then(|| BreakerConfig {
+            failures: count(&k.breaker_failures).unwrap_or(DEFAULT_FAILURES),
+            cooldown: k
+                .breaker_cooldown
+                .as_ref()
+                .map_or(DEFAULT_COOLDOWN, |d| d.get_ref().0),
+        }),
     }
 }
 

@@ -25,15 +25,15 @@ use crate::history::{Attempt, AttemptResult, OpEvent, OpType, Recorder, What};
 use crate::scenario::{Arrival, Backoff, Via, Workload};
 use crate::systems::kv::{lb_addr, node_addr};
 use nodes::http::CallError;
-use nodes::kv::client::{get, put, PutOutcome};
+use nodes::kv::client::{get, get_through, put, PutOutcome};
 use nodes::kv::version::ClientClock;
 use nodes::kv::Version;
 use nodes::runtime::Clock;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -424,7 +424,16 @@ pub fn value_size(workload: &Workload) -> usize {
 
 /// The harness's final reads: every key's local copy on every live server, recorded as
 /// operations of the pseudo-client `final` (value absent when the server lacks the key).
-pub async fn final_reads(live: &[usize], keys: &[String], size: usize, recorder: &Recorder) {
+pub async fn final_reads(
+    live: &[usize],
+    keys: &[String],
+    size: usize,
+    recorder: &Recorder,
+    cluster_key: nodes::auth::ClusterKey,
+) {
+    // Signed with the cluster key: the harness reads as an operator, so a node's client
+    // limits (rate limit, backpressure) do not stand between it and the replica's copy.
+    // A connection per read, as before: the reads stay independent of one another.
     let mut id = 0;
     for &server in live {
         let at = format!("n{server}");
@@ -442,12 +451,16 @@ pub async fn final_reads(live: &[usize], keys: &[String], size: usize, recorder:
                 },
             );
             // Patient: a slow answer (buggify delays connects by seconds) is not divergence.
-            let mut answer = get(node_addr(server), key, true, FINAL_READ_TIMEOUT).await;
+            let read = || {
+                let pool = nodes::pool::Pool::signed(cluster_key.clone());
+                async move { get_through(&pool, node_addr(server), key, true, FINAL_READ_TIMEOUT).await }
+            };
+            let mut answer = read().await;
             for _ in 1..FINAL_READ_ATTEMPTS {
                 if answer.is_ok() {
                     break;
                 }
-                answer = get(node_addr(server), key, true, FINAL_READ_TIMEOUT).await;
+                answer = read().await;
             }
             let event = match answer {
                 Ok(Some(item)) => op(OpType::Ok)
