@@ -94,7 +94,12 @@ fn the_seeds_walkthrough_on_three_real_kv_nodes() {
         get(&registry_url).is_some_and(|v| v["nodes"].as_array().is_some_and(|n| n.len() == 2))
     });
     post(&url(0, "/data"), r#"{"key":"test","value":"hello"}"#).expect("write with node-3 gone");
-    assert_eq!(get(&url(1, "/data/test")).unwrap()["value"], "hello");
+    // write_quorum 1 (the seed's): acknowledged after node-1's copy, replicated after.
+    wait_for(
+        "the write replicated to node-2",
+        Duration::from_secs(5),
+        || get(&url(1, "/data/test")).is_some_and(|v| v["value"] == "hello"),
+    );
 
     // Restart node-3: the data arrives by gossip.
     nodes[2] = kv_node(3, ports[2], registry_port);
