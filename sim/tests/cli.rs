@@ -20,6 +20,21 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// The plain-bully isolation scenario, which breaks `single_leader`, rewritten to expect
+/// a pass: a scenario whose runs fail their verdict.
+fn plain_bully_expecting_pass(name: &str) -> PathBuf {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../scenarios/election/leader-isolated-plain.toml"),
+    )
+    .unwrap()
+    .replace(
+        "expect = { violation = [\"single_leader\"] }",
+        "expect = \"pass\"",
+    );
+    temp_file(name, &text)
+}
+
 #[test]
 fn run_json_reports_contract_fields_and_exits_zero_on_pass() {
     let out = sim(&["run", "scenarios/election/steady.toml", "--json"]);
@@ -50,16 +65,7 @@ fn run_json_reports_contract_fields_and_exits_zero_on_pass() {
 
 #[test]
 fn unexpected_violation_exits_one_and_prints_the_reproduce_command() {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../scenarios/election/leader-isolated-plain.toml"),
-    )
-    .unwrap()
-    .replace(
-        "expect = { violation = [\"single_leader\"] }",
-        "expect = \"pass\"",
-    );
-    let path = temp_file("expects-pass.toml", &text);
+    let path = plain_bully_expecting_pass("expects-pass.toml");
     let out = sim(&["run", path.to_str().unwrap(), "--seed", "3"]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
@@ -275,16 +281,7 @@ fn a_dead_cluster_exits_one_and_says_why_in_plain_words() {
 /// the shrunk run's page beside the file.
 #[test]
 fn fuzz_artifacts_hand_back_the_shrunk_scenario_its_trace_and_its_pictures() {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../scenarios/election/leader-isolated-plain.toml"),
-    )
-    .unwrap()
-    .replace(
-        "expect = { violation = [\"single_leader\"] }",
-        "expect = \"pass\"",
-    );
-    let path = temp_file("fuzz-artifacts.toml", &text);
+    let path = plain_bully_expecting_pass("fuzz-artifacts.toml");
     let dir = path.with_file_name("artifacts");
     let _ = std::fs::remove_dir_all(&dir);
     let out = sim(&[
