@@ -78,6 +78,46 @@ pub const LESSONS: &[Lesson] = &[
                  runs: two leaders, even with a majority. Within the assumed drift it holds.",
     },
     Lesson {
+        name: "round-robin-heterogeneous",
+        title: "round robin over servers of unequal capacity",
+        claim: "seed 001: \"Start load balancer with round robin (observe uneven latencies)\"",
+        failing: "scenarios/teaching/round-robin-heterogeneous.toml",
+        fixed: Some("scenarios/teaching/least-connections-heterogeneous.toml"),
+        lesson: "Round robin gives the one-worker nodes as many requests as the four-worker \
+                 one, more than they can do: their queues grow and latency with them. Least \
+                 connections sends each request where fewest are in flight, where capacity is.",
+    },
+    Lesson {
+        name: "retry-storm",
+        title: "a retry storm: the outage outlives its trigger",
+        claim: "seed 002 lists \"cascading failures: circuit breaker patterns\" as a failure mode",
+        failing: "scenarios/teaching/retry-storm.toml",
+        fixed: Some("scenarios/teaching/retry-storm-fixed.toml"),
+        lesson: "One second of a slow node, immediate retries and nodes that finish work for \
+                 clients that hung up: retries keep every queue past the timeout, so the \
+                 cluster stays down. Backpressure, jittered backoff and breakers recover.",
+    },
+    Lesson {
+        name: "backpressure",
+        title: "unbounded queues: latency without limit",
+        claim: "seed 001: \"When queue exceeds N, new requests get 429\"",
+        failing: "scenarios/teaching/no-backpressure.toml",
+        fixed: Some("scenarios/teaching/backpressure.toml"),
+        lesson: "A slow node that accepts everything queues seconds of work, and every request \
+                 it answers waits for it. A limit on requests in flight answers 429 at once: \
+                 what is acknowledged stays fast, and the client retries elsewhere.",
+    },
+    Lesson {
+        name: "circuit-breaker",
+        title: "every write waits on a replica that does not answer",
+        claim: "seed 001: \"Fails fast when downstream is unhealthy\"",
+        failing: "scenarios/teaching/breaker-off.toml",
+        fixed: Some("scenarios/teaching/breaker-on.toml"),
+        lesson: "Without a breaker each write that needs the paused replica waits out the \
+                 peer timeout. An open breaker refuses at once, so writes fail or succeed \
+                 fast, and its half-open probe closes it once the replica is back.",
+    },
+    Lesson {
         name: "cap",
         title: "available under partition, so not linearizable",
         claim: "seed 002: \"Cannot simultaneously guarantee all three\"",
