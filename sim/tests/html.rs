@@ -194,3 +194,38 @@ fn in_a_real_browser_the_jump_link_highlights_exactly_the_panel_events() {
     let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
     assert!(size > 10_000, "screenshot of {size} bytes");
 }
+
+/// Recording the peer messages for the page leaves the history, and so the trace hash,
+/// exactly as a run without them; and every message received was one that was sent.
+#[test]
+fn tapping_messages_for_the_page_does_not_change_the_trace() {
+    use nodes::runtime::wire::Tapped;
+    let file = "scenarios/teaching/split-brain.toml";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+    let scenario = scenario::load(&path).expect("scenario loads");
+    let plain = sim::run::run_scenario(&scenario, file, 1).expect("runs");
+    let tapped = sim::run::run_scenario_with_messages(&scenario, file, 1).expect("runs");
+    assert!(plain.messages.is_empty());
+    assert_eq!(plain.report.trace_hash, tapped.report.trace_hash);
+    let sent: std::collections::BTreeSet<(String, u64)> = tapped
+        .messages
+        .iter()
+        .filter_map(|m| match m.tapped {
+            Tapped::Sent { id, .. } => Some((m.node.clone(), id)),
+            _ => None,
+        })
+        .collect();
+    let received: Vec<(String, u64)> = tapped
+        .messages
+        .iter()
+        .filter_map(|m| match m.tapped {
+            Tapped::Received { from, id, .. } => Some((format!("n{from}"), id)),
+            _ => None,
+        })
+        .collect();
+    assert!(sent.len() > 100 && received.len() > 100);
+    assert!(
+        received.iter().all(|r| sent.contains(r)),
+        "a receipt without its send"
+    );
+}
