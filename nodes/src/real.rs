@@ -63,21 +63,77 @@ impl KeyArgs {
     }
 }
 
-/// A real node's environment: the system clock, a durable log in `data_dir/file` (created
-/// with its directory), events printed as JSON lines tagged `node`, and the cluster key.
+/// The flags every node takes about its environment: the error of its clock (the clock
+/// seam's offset and drift, as a scenario's `skew` sets them) and where its history goes.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct EnvArgs {
+    /// Append every event this node emits to FILE as history lines (the JSON lines of
+    /// `sim run --trace`), time-stamped by the node's clock; `sim check` reads them.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<std::path::PathBuf>,
+    /// Unix milliseconds that `--history` time stamps count from (the run's start).
+    #[arg(long, value_name = "UNIX_MS", default_value_t = 0)]
+    pub history_start: u64,
+    /// Signed error added to what the node reads as wall time (`+5s`, `-250ms`).
+    #[arg(long, default_value = "0ms", value_parser = crate::duration::parse_signed_ms, allow_hyphen_values = true)]
+    pub clock_offset: i64,
+    /// Extra rate of the node's clock: 0.02 runs its timers 2 % fast (above -1).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_drift, allow_hyphen_values = true)]
+    pub clock_drift: f64,
+}
+
+/// A clock drift: a number above -1.
+fn parse_drift(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(drift) if drift > -1.0 && drift.is_finite() => Ok(drift),
+        _ => Err(format!("expected a number above -1, got \"{text}\"")),
+    }
+}
+
+impl EnvArgs {
+    /// The system clock with the offset and drift the flags give.
+    pub fn clock(&self) -> crate::runtime::Clock {
+        let clock = crate::runtime::Clock::new();
+        clock.set_skew(Some(self.clock_offset), Some(self.clock_drift));
+        clock
+    }
+
+    /// Events printed as JSON lines on stdout tagged `node` and, with `--history`, also
+    /// appended to the history file.
+    pub fn events(
+        &self,
+        node: &str,
+        clock: &crate::runtime::Clock,
+    ) -> Result<crate::runtime::EventSink, String> {
+        let stdout = crate::runtime::EventSink::stdout(node);
+        let Some(path) = &self.history else {
+            return Ok(stdout);
+        };
+        let file = crate::runtime::history::file_sink(path, node, clock, self.history_start)?;
+        Ok(crate::runtime::EventSink::new(move |event| {
+            file.emit(event.clone());
+            stdout.emit(event);
+        }))
+    }
+}
+
+/// A real node's environment: its clock, a durable log in `data_dir/file` (created
+/// with its directory), its events (see [`EnvArgs::events`]), and the cluster key.
 pub fn env_with_log(
     data_dir: &std::path::Path,
     file: &str,
     node: &str,
     key: &KeyArgs,
+    env: &EnvArgs,
 ) -> Result<crate::runtime::NodeEnv, String> {
     let path = data_dir.join(file);
     let storage = crate::runtime::storage::FileStorage::open(&path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    let clock = env.clock();
     Ok(crate::runtime::NodeEnv {
-        clock: crate::runtime::Clock::new(),
+        events: env.events(node, &clock)?,
+        clock,
         storage: Box::new(storage),
-        events: crate::runtime::EventSink::stdout(node),
         slowdown: crate::runtime::Slowdown::new(),
         cluster_key: key.load()?,
         wire: crate::runtime::WireTap::off(),
@@ -85,11 +141,16 @@ pub fn env_with_log(
 }
 
 /// A real node's environment without durable state (the KV nodes and the registry).
-pub fn env_in_memory(node: &str, key: &KeyArgs) -> Result<crate::runtime::NodeEnv, String> {
+pub fn env_in_memory(
+    node: &str,
+    key: &KeyArgs,
+    env: &EnvArgs,
+) -> Result<crate::runtime::NodeEnv, String> {
+    let clock = env.clock();
     Ok(crate::runtime::NodeEnv {
-        clock: crate::runtime::Clock::new(),
+        events: env.events(node, &clock)?,
+        clock,
         storage: Box::new(crate::runtime::storage::Nowhere),
-        events: crate::runtime::EventSink::stdout(node),
         slowdown: crate::runtime::Slowdown::new(),
         cluster_key: key.load()?,
         wire: crate::runtime::WireTap::off(),
@@ -123,6 +184,8 @@ pub struct ElectionArgs {
     pub data_dir: std::path::PathBuf,
     #[command(flatten)]
     pub key: KeyArgs,
+    #[command(flatten)]
+    pub env: EnvArgs,
 }
 
 impl ElectionArgs {
@@ -185,6 +248,7 @@ impl ElectionArgs {
             &format!("{prefix}-{}.log", self.id),
             &format!("n{}", self.id),
             &self.key,
+            &self.env,
         )
     }
 }

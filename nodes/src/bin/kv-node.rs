@@ -78,6 +78,8 @@ struct Args {
     load_factor: Duration,
     #[command(flatten)]
     key: nodes::real::KeyArgs,
+    #[command(flatten)]
+    env: nodes::real::EnvArgs,
 }
 
 /// An integer of at least 1.
@@ -161,7 +163,7 @@ fn main() {
             peer_timeout: Duration::from_secs(1),
             overload: args.overload(),
         };
-        let env = nodes::real::env_in_memory(&args.id, &args.key)?;
+        let env = nodes::real::env_in_memory(&args.id, &args.key, &args.env)?;
         kv::run(config, env).await.map_err(|e| e.to_string())
     });
 }

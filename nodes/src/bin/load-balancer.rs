@@ -8,7 +8,6 @@
 
 use clap::Parser;
 use nodes::lb::{self, Backend, LbConfig, Strategy};
-use nodes::runtime::{Clock, EventSink};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
@@ -39,6 +38,8 @@ struct Args {
     /// Longest a forwarded request may take (connecting, then the answer).
     #[arg(long, default_value = "10s", value_parser = nodes::duration::parse_positive)]
     backend_timeout: Duration,
+    #[command(flatten)]
+    env: nodes::real::EnvArgs,
 }
 
 /// `5001` (localhost) or `host:port`, resolved to an IPv4 address.
@@ -108,7 +109,8 @@ fn main() {
             health_timeout: args.health_timeout,
             backend_timeout: args.backend_timeout,
         };
-        let (clock, events) = (Clock::new(), EventSink::stdout("lb"));
+        let clock = args.env.clock();
+        let events = args.env.events("lb", &clock)?;
         lb::run(config, clock, events)
             .await
             .map_err(|e| e.to_string())

@@ -26,6 +26,8 @@ struct Args {
     ttl: Duration,
     #[command(flatten)]
     key: nodes::real::KeyArgs,
+    #[command(flatten)]
+    env: nodes::real::EnvArgs,
 }
 
 fn main() {
@@ -35,7 +37,7 @@ fn main() {
             listen: SocketAddr::new(args.host, args.port),
             ttl: args.ttl,
         };
-        let env = nodes::real::env_in_memory("registry", &args.key)?;
+        let env = nodes::real::env_in_memory("registry", &args.key, &args.env)?;
         registry::run(config, env).await.map_err(|e| e.to_string())
     });
 }

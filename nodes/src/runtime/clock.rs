@@ -29,6 +29,8 @@ struct ClockModel {
     offset_ms: i64,
     /// Wall-clock time (unix ms) when the clock was created.
     epoch_wall_ms: i64,
+    /// True time when the clock was created.
+    created: Instant,
 }
 
 impl Default for Clock {
@@ -44,9 +46,11 @@ impl Clock {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
+        let now = Instant::now();
         Clock {
             model: Arc::new(Mutex::new(ClockModel {
-                base_true: Instant::now(),
+                created: now,
+                base_true: now,
                 base_local: Duration::ZERO,
                 drift: 0.0,
                 offset_ms: 0,
@@ -70,6 +74,17 @@ impl Clock {
     pub fn wall_ms(&self) -> i64 {
         let m = self.model();
         m.epoch_wall_ms + m.local_at(Instant::now()).as_millis() as i64 + m.offset_ms
+    }
+
+    /// True time in unix nanoseconds, without the offset and drift set on this clock: the
+    /// system clock in real mode. Histories are stamped with it, so the events of every node
+    /// share one time base whatever error a `skew` gives what the nodes read.
+    pub fn true_unix_ns(&self) -> u64 {
+        let m = self.model();
+        let since = Instant::now().saturating_duration_since(m.created);
+        (m.epoch_wall_ms.max(0) as u64)
+            .saturating_mul(1_000_000)
+            .saturating_add(since.as_nanos() as u64)
     }
 
     /// How much true time passes while `local` passes on this clock.

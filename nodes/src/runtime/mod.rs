@@ -2,12 +2,13 @@
 //!
 //! Node code touches the outside only through these: [`transport`] (TCP on `tokio::net`,
 //! simulated under `--cfg madsim`), the per-node [`clock`], the [`log`] over a
-//! [`storage`] backend, the [`events`] it emits, and the [`slowdown`] of its simulated
+//! [`storage`] backend, the [`events`] it emits (written as [`history`] lines in real mode), and the [`slowdown`] of its simulated
 //! work (the `slow` fault). Real binaries and the simulation
 //! harness build a [`NodeEnv`] differently; the protocol code that receives it is the same.
 
 pub mod clock;
 pub mod events;
+pub mod history;
 pub mod log;
 pub mod slowdown;
 pub mod storage;
