@@ -4,29 +4,25 @@
 //! starts the real node code on simulated servers, applies [`fault`]s through the one
 //! module that touches the simulator ([`cluster`]), and records a [`history`]. The
 //! [`check`]s judge that history, and [`report`] tells a person (or CI) what happened and
-//! how to reproduce it.
+//! how to reproduce it. Scenario, history, checks and report live in [`simcore`], which
+//! builds without the simulator so a real run (`sim real`) judges with the same code.
+
+pub use simcore::{check, history, linearizability, report, scenario, scenario_toml, timeline};
 
 pub mod artifacts;
 pub mod bench;
-pub mod check;
 pub mod cluster;
 pub mod disk;
 pub mod fault;
 pub mod fuzz;
 pub mod harness;
-pub mod history;
 pub mod html;
-pub mod linearizability;
 pub mod nemesis;
 pub mod probe;
-pub mod report;
 pub mod run;
-pub mod scenario;
-pub mod scenario_toml;
 pub mod shrink;
 pub mod systems;
 pub mod teach;
-pub mod timeline;
 pub mod workload;
 
 #[cfg(not(madsim))]

@@ -18,8 +18,7 @@ use nodes::kv::client::{get, put, PutOutcome};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The pseudo-client whose operations are the probes.
-pub const PROBE: &str = "probe";
+pub use simcore::probe::{DEFAULT_WITHIN, PROBE};
 /// Timeout of one probe attempt: longer than a server's worst-case answer (a kv read
 /// forwarded to each of its replicas in turn, 1 s each), so that under slow links the
 /// probes do not become a retry storm of their own (with 2 s, the buggify kv scenario's
@@ -51,9 +50,6 @@ pub fn rounds(scenario: &Scenario, faults: &[Fault]) -> Vec<(Duration, Duration)
     rounds.sort();
     rounds
 }
-
-/// `liveness` deadline when the check gives no `within`.
-pub const DEFAULT_WITHIN: Duration = Duration::from_secs(10);
 
 /// The name of the probe of the round starting at `start` through `server`: the chat
 /// message id, or the kv key and value.

@@ -46,7 +46,7 @@
 //! it to a person; [`command`] is `sim check-history`.
 //!
 //! ```
-//! use sim::linearizability::{check, Budget, Input, Operation, Output, Register, Value, Verdict};
+//! use simcore::linearizability::{check, Budget, Input, Operation, Output, Register, Value, Verdict};
 //!
 //! let write = Operation { client: 0, input: Input::Write { key: None, value: Value::Int(1) },
 //!                         output: Some(Output::Done), call: 0, ret: Some(10) };

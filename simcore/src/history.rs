@@ -13,19 +13,12 @@ use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
-/// One line of the trace.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
-    /// Simulated nanoseconds since the run started.
-    pub t: u64,
-    /// `n1..nN`, `c1..cM`, `registry`, or `harness`.
-    pub node: String,
-    /// What happened.
-    #[serde(flatten)]
-    pub what: What,
-}
+/// One line of the trace: time (simulated, or true time on a real run), node and what
+/// happened, in the line format real nodes write too ([`nodes::runtime::history`]).
+pub type Entry = nodes::runtime::history::Stamped<What>;
 
-/// The three kinds of trace lines.
+/// The kinds of trace lines. `Event` lines are the ones real nodes write themselves
+/// ([`nodes::runtime::history::NodeLine`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum What {
@@ -414,8 +407,7 @@ impl Default for Recorder {
 pub fn to_json_lines(history: &[Entry]) -> String {
     let mut out = String::new();
     for entry in history {
-        // Entries are plain data; serialization cannot fail.
-        out.push_str(&serde_json::to_string(entry).unwrap_or_default());
+        out.push_str(&nodes::runtime::history::to_line(entry));
         out.push('\n');
     }
     out

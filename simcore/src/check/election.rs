@@ -40,7 +40,7 @@ fn role_name(role: Role) -> &'static str {
 }
 
 /// Replays role events and faults, one simulated instant at a time.
-pub(crate) struct Replay<'a> {
+pub struct Replay<'a> {
     history: &'a [Entry],
     at: usize,
     view: ClusterView,
@@ -58,7 +58,7 @@ fn is_server(name: &str) -> bool {
 }
 
 impl<'a> Replay<'a> {
-    pub(crate) fn new(history: &'a [Entry]) -> Self {
+    pub fn new(history: &'a [Entry]) -> Self {
         let mut servers: Vec<String> = history
             .iter()
             .map(|e| e.node.clone())
@@ -78,7 +78,7 @@ impl<'a> Replay<'a> {
     }
 
     /// Applies every entry of the next instant; returns that instant.
-    pub(crate) fn next_instant(&mut self) -> Option<u64> {
+    pub fn next_instant(&mut self) -> Option<u64> {
         let t = self.history.get(self.at)?.t;
         while let Some(entry) = self.history.get(self.at).filter(|e| e.t == t) {
             self.at += 1;
@@ -139,24 +139,24 @@ impl<'a> Replay<'a> {
     }
 
     /// Simulated time of the next unapplied entry.
-    pub(crate) fn peek(&self) -> Option<u64> {
+    pub fn peek(&self) -> Option<u64> {
         self.history.get(self.at).map(|e| e.t)
     }
 
     /// The term `server` last reported, if it has reported a role since it (re)started.
-    pub(crate) fn term_of(&self, server: &str) -> Option<u64> {
+    pub fn term_of(&self, server: &str) -> Option<u64> {
         self.beliefs.get(server).map(|b| b.term)
     }
 
     /// Servers seen in the history, in id order.
-    pub(crate) fn servers(&self) -> &[String] {
+    pub fn servers(&self) -> &[String] {
         &self.servers
     }
 
     /// One character for a server's state: `L` leader, `-` following, `c` candidate,
     /// `?` no leader known, `X` down, `P` paused, `.` up with no role (a KV node), blank
     /// before it started.
-    pub(crate) fn glyph(&self, server: &str) -> char {
+    pub fn glyph(&self, server: &str) -> char {
         match (self.view.liveness(server), self.beliefs.get(server)) {
             (Liveness::Down, _) => 'X',
             (Liveness::Paused, _) => 'P',
@@ -171,7 +171,7 @@ impl<'a> Replay<'a> {
         }
     }
 
-    pub(crate) fn describe(&self, server: &str) -> String {
+    pub fn describe(&self, server: &str) -> String {
         match (self.view.liveness(server), self.beliefs.get(server)) {
             (Liveness::Down, _) => format!("{server}: down"),
             (Liveness::Paused, _) => format!("{server}: paused"),
@@ -189,7 +189,7 @@ impl<'a> Replay<'a> {
 
     /// What `server` last said about its role and since when, for evidence:
     /// "n3 knows no leader since 41.200s (candidate, term 7)".
-    pub(crate) fn knows(&self, server: &str) -> String {
+    pub fn knows(&self, server: &str) -> String {
         match (self.view.liveness(server), self.beliefs.get(server)) {
             (Liveness::Down, _) => format!("{server} is down"),
             (Liveness::Paused, _) => format!("{server} is paused"),
@@ -217,7 +217,7 @@ impl<'a> Replay<'a> {
     }
 
     /// Whether `server` is up (not crashed, shut down or paused) now.
-    pub(crate) fn is_up(&self, server: &str) -> bool {
+    pub fn is_up(&self, server: &str) -> bool {
         self.view.liveness(server) == Liveness::Up
     }
 }

@@ -1,0 +1,14 @@
+//! What a simulated run (`sim run`) and a real one (`sim real`) share, in plain code that
+//! builds with and without `--cfg madsim`: the [`scenario`] file, the recorded
+//! [`history`], every [`check`] (and the [`linearizability`] search behind one), the
+//! [`report`] and the [`timeline`] picture. Checkers read only the history, so one
+//! recorded by real processes is judged exactly as a simulated one.
+
+pub mod check;
+pub mod history;
+pub mod linearizability;
+pub mod probe;
+pub mod report;
+pub mod scenario;
+pub mod scenario_toml;
+pub mod timeline;
