@@ -7,7 +7,9 @@
 //! how to reproduce it. Scenario, history, checks and report live in [`simcore`], which
 //! builds without the simulator so a real run (`sim real`) judges with the same code.
 
-pub use simcore::{check, history, linearizability, report, scenario, scenario_toml, timeline};
+pub use simcore::{
+    check, history, linearizability, recorded, report, scenario, scenario_toml, timeline,
+};
 
 pub mod artifacts;
 pub mod bench;
@@ -24,6 +26,19 @@ pub mod shrink;
 pub mod systems;
 pub mod teach;
 pub mod workload;
+
+/// The binaries `sim real` needs, as `cargo real-build --bin` names them: the runner
+/// and every real node.
+pub fn real_binaries() -> [&'static str; 6] {
+    [
+        "sim-real",
+        "election-node",
+        "chat-node",
+        "kv-node",
+        "registry",
+        "load-balancer",
+    ]
+}
 
 #[cfg(not(madsim))]
 compile_error!(

@@ -66,6 +66,43 @@ enum Command {
         #[arg(long)]
         html: Option<PathBuf>,
     },
+    /// Judge a recorded history with the scenario's checks: a `run --trace`, or the lines
+    /// real nodes wrote with `--history` plus their clients' (as `real --trace` writes
+    /// them). Same report and exit codes as `run`.
+    Check {
+        /// Scenario file.
+        scenario: PathBuf,
+        /// History files (JSON lines), merged by time stamp.
+        #[arg(long, required = true, num_args = 1..)]
+        history: Vec<PathBuf>,
+        /// The run's seed, for the report (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// One JSON object, as `run --json` prints.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the scenario on real processes on loopback: the real binaries, real sockets,
+    /// real time, faults applied from outside the nodes; same workload, same checks.
+    /// Runs `sim-real` (built with the real binaries by `cargo real-build`, in target/real)
+    /// and exits as it does.
+    Real {
+        /// Scenario file.
+        scenario: PathBuf,
+        /// Directory holding the real binaries and `sim-real` (default: build them with
+        /// `cargo real-build` and use target/real/debug).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Write the run's merged history (nodes' and clients' lines) here.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// One JSON object, as `run --json` prints.
+        #[arg(long)]
+        json: bool,
+        /// Seed of the workload's and selectors' random choices (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Check a recorded history for linearizability. Exit 0 linearizable, 1 not,
     /// 3 unknown (budget exhausted), 2 bad input.
     CheckHistory {
@@ -191,6 +228,19 @@ fn main() -> ExitCode {
                 html: html.as_deref(),
             },
         ),
+        Command::Check {
+            scenario,
+            history,
+            seed,
+            json,
+        } => check_recorded(&scenario, &history, seed, json),
+        Command::Real {
+            scenario,
+            bin_dir,
+            trace,
+            json,
+            seed,
+        } => real(&scenario, bin_dir, trace.as_deref(), json, seed),
         Command::CheckHistory {
             file,
             model,
@@ -364,6 +414,97 @@ fn run(paths: &[PathBuf], seed: Option<u64>, json: bool, outputs: Outputs<'_>) -
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+fn check_recorded(path: &Path, histories: &[PathBuf], seed: Option<u64>, json: bool) -> ExitCode {
+    let scenarios = match load_all(&[path.to_path_buf()]) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let Some((file, scenario)) = scenarios.first() else {
+        return ExitCode::from(2);
+    };
+    let history = match sim::recorded::load(histories) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let files: Vec<String> = histories.iter().map(|h| h.display().to_string()).collect();
+    let reproduce = format!(
+        "cargo run -p sim -- check {file} --history {}",
+        files.join(" ")
+    );
+    let seed = seed.unwrap_or(scenario.default_seed());
+    let report = sim::recorded::judge(scenario, file, seed, &history, reproduce);
+    if json {
+        say!("{}", report.to_json());
+    } else {
+        say_raw!("{}", report.to_human(scenario));
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `sim real`: the real runner is its own binary, built without the simulator (this one
+/// is built with it); this finds or builds it and runs it with the same arguments.
+fn real(
+    scenario: &Path,
+    bin_dir: Option<PathBuf>,
+    trace: Option<&Path>,
+    json: bool,
+    seed: Option<u64>,
+) -> ExitCode {
+    let bin_dir = match bin_dir {
+        Some(dir) => dir,
+        None => {
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let mut build = std::process::Command::new("cargo");
+            build.current_dir(&workspace).arg("real-build");
+            for bin in sim::real_binaries() {
+                build.args(["--bin", bin]);
+            }
+            match build.status() {
+                Ok(status) if status.success() => {}
+                Ok(status) => {
+                    eprintln!("error: cargo real-build failed ({status})");
+                    return ExitCode::from(2);
+                }
+                Err(e) => {
+                    eprintln!("error: cannot run cargo real-build: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+            workspace.join("target/real/debug")
+        }
+    };
+    let runner = bin_dir.join("sim-real");
+    let mut command = std::process::Command::new(&runner);
+    command.arg(scenario).arg("--bin-dir").arg(&bin_dir);
+    if let Some(trace) = trace {
+        command.arg("--trace").arg(trace);
+    }
+    if json {
+        command.arg("--json");
+    }
+    if let Some(seed) = seed {
+        command.args(["--seed", &seed.to_string()]);
+    }
+    match command.status() {
+        Ok(status) => match status.code() {
+            Some(code) => ExitCode::from(code.clamp(0, 255) as u8),
+            // Killed by a signal (ctrl-c reaches both): a failed run.
+            None => ExitCode::from(1),
+        },
+        Err(e) => {
+            eprintln!("error: cannot run {}: {e}", runner.display());
+            ExitCode::from(2)
+        }
     }
 }
 

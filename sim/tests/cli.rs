@@ -362,3 +362,34 @@ fn teach_lists_the_lessons_and_runs_a_pair_into_two_pages() {
     let unknown = sim(&["teach", "no-such-lesson"]);
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+#[test]
+fn check_judges_a_runs_trace_as_the_run_did_with_the_same_exit_codes() {
+    let scenario = plain_bully_expecting_pass("plain-bully-check.toml");
+    let scenario = scenario.to_str().unwrap();
+    let trace = temp_file("plain-bully-check.jsonl", "");
+    let trace = trace.to_str().unwrap();
+    let ran = sim(&["run", scenario, "--json", "--trace", trace]);
+    assert_eq!(ran.status.code(), Some(1));
+    let checked = sim(&["check", scenario, "--history", trace, "--json"]);
+    assert_eq!(
+        checked.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let report = |out: &Output| -> serde_json::Value {
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
+    };
+    let (ran, checked) = (report(&ran), report(&checked));
+    for field in ["checks", "outcome", "verdict", "trace_hash"] {
+        assert_eq!(ran[field], checked[field], "{field}");
+    }
+    assert!(checked["reproduce"].as_str().unwrap().contains("-- check "));
+    // A history that is not one: a usage error naming the line.
+    let bad = temp_file("not-a-history.jsonl", "{\"t\":1,\"node\":\"n1\"}\n");
+    let out = sim(&["check", scenario, "--history", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not-a-history.jsonl:1"), "{stderr}");
+}

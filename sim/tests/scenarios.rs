@@ -3,7 +3,8 @@
 //! One test per file under `scenarios/` (and under `../shared/scenarios/` when that
 //! directory exists): the verdict must be pass (the outcome matches the file's `expect`),
 //! both runs must give the same trace hash (determinism), and the outcome summary with
-//! the trace hash must match the insta snapshot in `snapshots/`. A change in behaviour
+//! the trace hash must match the insta snapshot in `snapshots/`, and `sim check` on the
+//! run's `--trace` must give the run's verdicts, check by check. A change in behaviour
 //! shows up as a snapshot diff to review (`cargo insta review`, or accept the
 //! `.snap.new` files).
 
@@ -91,6 +92,40 @@ fn summary(report: &sim::report::RunReport) -> String {
     out
 }
 
+/// `sim check` on the run's `--trace` text gives the run's verdicts, check by check.
+fn recheck_trace(
+    scenario: &scenario::Scenario,
+    file: &str,
+    seed: u64,
+    run: &sim::run::Finished,
+) -> Result<(), Failed> {
+    let trace = sim::history::to_json_lines(&run.history);
+    let history = sim::recorded::parse("trace", &trace)?;
+    let checked = sim::recorded::judge(scenario, file, seed, &history, String::new());
+    let verdicts = |r: &sim::report::RunReport| {
+        let checks: Vec<String> = r
+            .checks
+            .iter()
+            .map(|c| format!("{} {:?} {}", c.kind, c.status, c.detail))
+            .collect();
+        (
+            r.outcome.clone(),
+            r.verdict.clone(),
+            r.trace_hash.clone(),
+            checks,
+        )
+    };
+    if verdicts(&run.report) != verdicts(&checked) {
+        return Err(format!(
+            "sim check on the trace disagrees with the run\nrun:\n{}\ncheck:\n{}",
+            run.report.to_human(scenario),
+            checked.to_human(scenario)
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn run_file(path: &Path, snapshot_name: Option<String>) -> Result<(), Failed> {
     let file = path.display().to_string();
     let scenario = scenario::load(path).map_err(|e| e.to_string())?;
@@ -112,6 +147,7 @@ fn run_file(path: &Path, snapshot_name: Option<String>) -> Result<(), Failed> {
     if !first.report.passed() {
         return Err(format!("verdict fail\n{}", first.report.to_human(&scenario)).into());
     }
+    recheck_trace(&scenario, &file, seed, &first)?;
     if let Some(name) = snapshot_name {
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_path(workspace().join("snapshots"));

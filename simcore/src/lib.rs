@@ -8,6 +8,7 @@ pub mod check;
 pub mod history;
 pub mod linearizability;
 pub mod probe;
+pub mod recorded;
 pub mod report;
 pub mod scenario;
 pub mod scenario_toml;
