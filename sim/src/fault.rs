@@ -7,9 +7,8 @@
 //! recorded as skipped with the reason, so the report shows it.
 
 use crate::cluster::{Cluster, Status};
-use crate::history::{AppliedFault, Entry, What};
+use crate::history::{AppliedFault, Entry};
 use crate::scenario::{Action, DiskMode, Fault};
-use nodes::runtime::{NodeEvent, Role};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -184,27 +183,7 @@ pub fn resolve(
 
 /// The live server that most recently became leader and still says it is.
 pub fn current_leader(cluster: &Cluster, history: &[Entry]) -> Option<String> {
-    let mut latest: Option<(&str, bool)> = None;
-    let mut last_role: std::collections::BTreeMap<&str, bool> = Default::default();
-    let mut order: Vec<&str> = Vec::new();
-    for entry in history {
-        if let What::Event {
-            data: NodeEvent::Role { role, .. },
-        } = &entry.what
-        {
-            let leading = *role == Role::Leader;
-            let was = last_role.insert(&entry.node, leading).unwrap_or(false);
-            if leading && !was {
-                order.push(&entry.node);
-            }
-        }
-    }
-    for name in order.iter().rev() {
-        let up = cluster.get(name).is_some_and(|n| n.status == Status::Up);
-        if up && last_role.get(name).copied().unwrap_or(false) {
-            latest = Some((name, true));
-            break;
-        }
-    }
-    latest.map(|(name, _)| name.to_string())
+    simcore::selectors::latest_leader(history, |name| {
+        cluster.get(name).is_some_and(|n| n.status == Status::Up)
+    })
 }

@@ -184,13 +184,15 @@ async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64,
             .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 3, 1)))
             .build();
         let (keys, recorder, key) = (systems::kv::keys(&scenario), recorder.clone(), key);
+        let addresses = systems::client_addresses(&scenario);
         let size = scenario
             .workload
             .as_ref()
             .map_or(0, crate::workload::kv::value_size);
         let _ = reader
             .spawn(async move {
-                crate::workload::kv::final_reads(&live, &keys, size, &recorder, key).await
+                crate::workload::kv::final_reads(&addresses, &live, &keys, size, &recorder, key)
+                    .await
             })
             .await;
     }
@@ -223,6 +225,7 @@ async fn start_probes(
     let round = probe::Round {
         start,
         servers,
+        addresses: systems::client_addresses(scenario),
         deadline: recorder.start() + start + within,
     };
     let node = Handle::current()
@@ -461,11 +464,11 @@ fn start_clients(scenario: &Scenario, seed: u64, recorder: &Recorder) -> Vec<Sim
                 .ip(systems::client_ip(j))
                 .build();
             let (workload, recorder) = (workload.clone(), recorder.clone());
-            let servers = scenario.server_count();
+            let addresses = systems::client_addresses(scenario);
             match scenario.system {
                 System::Chat => {
                     handle.spawn(crate::workload::chat::client(
-                        j, workload, servers, recorder, rng, stop,
+                        j, workload, addresses, recorder, rng, stop,
                     ));
                 }
                 System::Kv => {
@@ -474,7 +477,7 @@ fn start_clients(scenario: &Scenario, seed: u64, recorder: &Recorder) -> Vec<Sim
                     handle.spawn(crate::workload::kv::client(
                         j,
                         workload,
-                        servers,
+                        addresses,
                         keys,
                         recorder,
                         rng,

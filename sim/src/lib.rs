@@ -8,7 +8,8 @@
 //! builds without the simulator so a real run (`sim real`) judges with the same code.
 
 pub use simcore::{
-    check, history, linearizability, recorded, report, scenario, scenario_toml, timeline,
+    addresses, check, history, linearizability, probe, recorded, report, scenario, scenario_toml,
+    timeline, workload,
 };
 
 pub mod artifacts;
@@ -20,12 +21,10 @@ pub mod fuzz;
 pub mod harness;
 pub mod html;
 pub mod nemesis;
-pub mod probe;
 pub mod run;
 pub mod shrink;
 pub mod systems;
 pub mod teach;
-pub mod workload;
 
 /// The binaries `sim real` needs, as `cargo real-build --bin` names them: the runner
 /// and every real node.

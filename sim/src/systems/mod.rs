@@ -23,6 +23,20 @@ pub fn client_ip(index: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 1, index as u8))
 }
 
+/// Where the simulated clients reach the servers of `scenario`: chat's client port, kv's
+/// HTTP port, and the balancer's address.
+pub fn client_addresses(scenario: &crate::scenario::Scenario) -> simcore::addresses::Addresses {
+    use crate::scenario::System;
+    let servers = (1..=scenario.server_count())
+        .map(|i| match scenario.system {
+            System::Chat => chat::client_addr(i),
+            _ => kv::node_addr(i),
+        })
+        .collect();
+    let lb = kv::lb_config(scenario).map(|_| kv::lb_addr());
+    simcore::addresses::Addresses::new(servers, lb)
+}
+
 /// The peer address of server `ni`.
 pub fn server_addr(index: usize) -> SocketAddr {
     SocketAddr::new(server_ip(index), PEER_PORT)

@@ -5,9 +5,9 @@
 //! fate is unknown (a timeout, a lost connection, a leader that changed mid-way).
 
 use super::{ops_for_client, Pacer};
+use crate::addresses::Addresses;
 use crate::history::{OpEvent, OpType, Recorder, What};
 use crate::scenario::Workload;
-use crate::systems::chat::client_addr;
 use nodes::chat::client::{send, SendError};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -25,7 +25,7 @@ pub const RETRY_BACKOFF: Duration = Duration::from_millis(250);
 pub async fn client(
     j: usize,
     workload: Workload,
-    servers: usize,
+    addresses: Addresses,
     recorder: Recorder,
     mut rng: ChaCha8Rng,
     stop: Option<Instant>,
@@ -51,9 +51,9 @@ pub async fn client(
             if attempt > 0 {
                 tokio::time::sleep(RETRY_BACKOFF).await;
             }
-            let server = rng.gen_range(1..=servers);
+            let server = rng.gen_range(1..=addresses.count());
             let text = format!("message {k} from c{j}");
-            match send(client_addr(server), &message, &text, ATTEMPT_TIMEOUT).await {
+            match send(addresses.server(server), &message, &text, ATTEMPT_TIMEOUT).await {
                 Ok(seq) => {
                     outcome = Some((seq, server));
                     break;

@@ -21,9 +21,9 @@
 //! own task started on the pacer's beat, however many are still outstanding.
 
 use super::{ops_for_client, Pacer};
+use crate::addresses::Addresses;
 use crate::history::{Attempt, AttemptResult, OpEvent, OpType, Recorder, What};
 use crate::scenario::{Arrival, Backoff, Via, Workload};
-use crate::systems::kv::{lb_addr, node_addr};
 use nodes::http::CallError;
 use nodes::kv::client::{get, get_through, put, PutOutcome};
 use nodes::kv::version::ClientClock;
@@ -150,7 +150,7 @@ fn retryable(error: &CallError) -> bool {
 /// What one client shares between its operations (and, in open arrival, their tasks).
 struct Client {
     name: String,
-    servers: usize,
+    addresses: Addresses,
     /// `via = "lb"`: every request goes to the balancer.
     via: Option<Via>,
     size: usize,
@@ -197,12 +197,12 @@ impl Client {
         if !pause.is_zero() {
             tokio::time::sleep(pause).await;
         }
-        rng.gen_range(1..=self.servers)
+        rng.gen_range(1..=self.addresses.count())
     }
 
     /// Where a request meant for server `n{server}` goes, and the name the history gives it.
     fn target(&self, server: usize) -> (SocketAddr, String) {
-        route(self.via, server)
+        route(&self.addresses, self.via, server)
     }
 
     async fn run(&self, op: Planned, rng: &mut ChaCha8Rng) {
@@ -348,7 +348,7 @@ impl Client {
 pub async fn client(
     j: usize,
     workload: Workload,
-    servers: usize,
+    addresses: Addresses,
     keys: Vec<String>,
     recorder: Recorder,
     mut rng: ChaCha8Rng,
@@ -361,7 +361,7 @@ pub async fn client(
     let client = Arc::new(Client {
         clock: Mutex::new(ClientClock::new(&name)),
         name,
-        servers,
+        addresses: addresses.clone(),
         via: workload.via.as_ref().map(|v| *v.get_ref()),
         size: value_size(&workload),
         policy: RetryPolicy::of(&workload),
@@ -375,7 +375,7 @@ pub async fn client(
             break;
         }
         let key = keys[rng.gen_range(0..keys.len())].clone();
-        let server = rng.gen_range(1..=servers);
+        let server = rng.gen_range(1..=addresses.count());
         let read = rng.gen_bool(read_ratio.clamp(0.0, 1.0));
         let planned = Planned {
             k,
@@ -406,14 +406,18 @@ pub async fn client(
 /// so a scenario's operations are the same with or without the balancer). The history
 /// names `lb`, the node the client talked to: the backend that answered is in the
 /// balancer's `X-Backend` header, which the KV client protocol does not read.
-pub fn target(workload: &Workload, server: usize) -> (SocketAddr, String) {
-    route(workload.via.as_ref().map(|v| *v.get_ref()), server)
+pub fn target(addresses: &Addresses, workload: &Workload, server: usize) -> (SocketAddr, String) {
+    route(
+        addresses,
+        workload.via.as_ref().map(|v| *v.get_ref()),
+        server,
+    )
 }
 
-fn route(via: Option<Via>, server: usize) -> (SocketAddr, String) {
+fn route(addresses: &Addresses, via: Option<Via>, server: usize) -> (SocketAddr, String) {
     match via {
-        Some(Via::Lb) => (lb_addr(), "lb".to_string()),
-        None => (node_addr(server), format!("n{server}")),
+        Some(Via::Lb) => (addresses.lb(), "lb".to_string()),
+        None => (addresses.server(server), format!("n{server}")),
     }
 }
 
@@ -425,6 +429,7 @@ pub fn value_size(workload: &Workload) -> usize {
 /// The harness's final reads: every key's local copy on every live server, recorded as
 /// operations of the pseudo-client `final` (value absent when the server lacks the key).
 pub async fn final_reads(
+    addresses: &Addresses,
     live: &[usize],
     keys: &[String],
     size: usize,
@@ -453,7 +458,16 @@ pub async fn final_reads(
             // Patient: a slow answer (buggify delays connects by seconds) is not divergence.
             let read = || {
                 let pool = nodes::pool::Pool::signed(cluster_key.clone());
-                async move { get_through(&pool, node_addr(server), key, true, FINAL_READ_TIMEOUT).await }
+                async move {
+                    get_through(
+                        &pool,
+                        addresses.server(server),
+                        key,
+                        true,
+                        FINAL_READ_TIMEOUT,
+                    )
+                    .await
+                }
             };
             let mut answer = read().await;
             for _ in 1..FINAL_READ_ATTEMPTS {
