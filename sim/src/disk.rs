@@ -6,32 +6,12 @@
 //! payload); the node meets the damage at its next start, when its log recovery must
 //! detect it.
 
-use nodes::runtime::log::scan;
 use nodes::runtime::Storage;
 use rand::Rng;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// The field of a record a `disk corrupt` fault damages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Part {
-    /// The 4-byte length.
-    Length,
-    /// The 4-byte checksum.
-    Checksum,
-    /// The payload.
-    Payload,
-}
-
-impl Part {
-    fn name(self) -> &'static str {
-        match self {
-            Part::Length => "length",
-            Part::Checksum => "checksum",
-            Part::Payload => "payload",
-        }
-    }
-}
+pub use simcore::damage::Part;
 
 /// A disk image shared between the harness and the node currently running on it.
 #[derive(Clone, Default)]
@@ -62,57 +42,21 @@ impl SimDisk {
     /// Cuts the last record short at a seeded point. Returns what was done.
     pub fn tear(&self, rng: &mut impl Rng) -> String {
         let mut image = self.image();
-        let frames = scan(&image.bytes).frames;
-        let Some(last) = frames.last().cloned() else {
-            return "no record to tear".into();
-        };
-        let cut = rng.gen_range(last.start + 1..last.end);
-        image.bytes.truncate(cut);
-        image.synced = image.synced.min(cut);
-        format!(
-            "tore record {} of {} at byte {} of {}",
-            frames.len(),
-            frames.len(),
-            cut - last.start,
-            last.len()
-        )
+        let done = simcore::damage::tear(&mut image.bytes, rng);
+        image.synced = image.synced.min(image.bytes.len());
+        done
     }
 
     /// Flips one byte of a seeded random record, in a seeded random field of it: its
     /// length, its checksum or its payload. Returns what was done.
     pub fn corrupt(&self, rng: &mut impl Rng) -> String {
-        let part = match rng.gen_range(0..3) {
-            0 => Part::Length,
-            1 => Part::Checksum,
-            _ => Part::Payload,
-        };
-        self.corrupt_part(part, rng)
+        simcore::damage::corrupt(&mut self.image().bytes, rng)
     }
 
     /// Flips one byte of `part` of a seeded random record (a payload byte, or for an
     /// empty payload its checksum). Returns what was done.
     pub fn corrupt_part(&self, part: Part, rng: &mut impl Rng) -> String {
-        let mut image = self.image();
-        let frames = scan(&image.bytes).frames;
-        if frames.is_empty() {
-            return "no record to corrupt".into();
-        }
-        let index = rng.gen_range(0..frames.len());
-        let frame = frames[index].clone();
-        // Frame layout: length (4 bytes) | checksum (4 bytes) | payload.
-        let (part, field) = match part {
-            Part::Payload if frame.len() > 8 => (part, frame.start + 8..frame.end),
-            Part::Length => (part, frame.start..frame.start + 4),
-            _ => (Part::Checksum, frame.start + 4..frame.start + 8),
-        };
-        let at = rng.gen_range(field);
-        image.bytes[at] ^= 0x5a;
-        format!(
-            "corrupted the {} of record {} of {}",
-            part.name(),
-            index + 1,
-            frames.len()
-        )
+        simcore::damage::corrupt_part(&mut self.image().bytes, part, rng)
     }
 
     /// Bytes stored, synced or not.

@@ -17,7 +17,6 @@ use crate::systems;
 use madsim::runtime::{Handle, Runtime};
 use nodes::auth::ClusterKey;
 use nodes::runtime::{Clock, EventSink, NodeEnv, Slowdown};
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::time::{Duration, Instant};
 
@@ -54,15 +53,7 @@ impl std::fmt::Display for RunError {
     }
 }
 
-/// A named, independent random stream derived from the run seed, so adding draws to one
-/// subsystem (say, the nemesis) does not shift another's (the workload's).
-pub fn stream(seed: u64, name: &str) -> ChaCha8Rng {
-    let mut mix = 0xcbf2_9ce4_8422_2325u64;
-    for byte in name.bytes() {
-        mix = (mix ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
-    }
-    ChaCha8Rng::seed_from_u64(seed ^ mix)
-}
+pub use crate::workload::stream;
 
 /// Runs `scenario` with `seed` on a fresh thread and returns its history.
 pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {

@@ -8,6 +8,7 @@
 
 pub mod addresses;
 pub mod check;
+pub mod damage;
 pub mod history;
 pub mod linearizability;
 pub mod probe;

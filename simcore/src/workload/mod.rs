@@ -6,10 +6,20 @@ pub mod chat;
 pub mod kv;
 
 use crate::scenario::Workload;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// A named, independent random stream derived from the run seed, so adding draws to one
+/// subsystem (say, the nemesis) does not shift another's (the workload's).
+pub fn stream(seed: u64, name: &str) -> ChaCha8Rng {
+    let mut mix = 0xcbf2_9ce4_8422_2325u64;
+    for byte in name.bytes() {
+        mix = (mix ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    ChaCha8Rng::seed_from_u64(seed ^ mix)
+}
 
 /// How many operations client `j` (1-based) of `clients` performs.
 pub fn ops_for_client(workload: &Workload, j: usize) -> usize {

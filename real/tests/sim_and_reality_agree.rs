@@ -1,0 +1,96 @@
+//! `sim-real` on real processes gives the simulator's verdicts: the split brain's
+//! `total_order` violation (through the fault proxy's partition), and an isolated quorum
+//! leader that steps down (through `leader` resolved from the live history). Both run at
+//! once, which also shows that two runs on one machine do not collide.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds the runner and the node binaries for real sockets (this test is built for the
+/// simulator), into target/real.
+fn bin_dir() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .current_dir(workspace())
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .args([
+            "real-build",
+            "--bin",
+            "sim-real",
+            "--bin",
+            "chat-node",
+            "--bin",
+            "election-node",
+        ])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo real-build failed: {status}");
+    workspace().join("target/real/debug")
+}
+
+/// Runs one scenario for real; returns its exit code and JSON report.
+fn real(bin: &Path, scenario: &str) -> (Option<i32>, serde_json::Value) {
+    let out = Command::new(bin.join("sim-real"))
+        .current_dir(workspace())
+        .args([scenario, "--json", "--bin-dir"])
+        .arg(bin)
+        .output()
+        .expect("sim-real runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "{scenario}: no JSON report ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), report)
+}
+
+fn statuses(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["checks"]
+        .as_array()
+        .map(|checks| {
+            checks
+                .iter()
+                .map(|c| (c["kind"].to_string(), c["status"].to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn split_brain_breaks_total_order_and_a_quorum_leader_steps_down_on_real_processes() {
+    let bin = bin_dir();
+    let (split, quorum) = std::thread::scope(|s| {
+        let split = s.spawn(|| real(&bin, "scenarios/teaching/split-brain.toml"));
+        let quorum = s.spawn(|| real(&bin, "scenarios/election/leader-isolated-quorum.toml"));
+        (split.join().unwrap(), quorum.join().unwrap())
+    });
+    let (code, report) = split;
+    assert_eq!(report["mode"], "real");
+    assert_eq!(report["partial"], serde_json::json!([]), "{report}");
+    assert_eq!(report["outcome"], "violation", "{report}");
+    assert_eq!(
+        statuses(&report),
+        vec![("\"total_order\"".into(), "\"violation\"".into())]
+    );
+    assert_eq!((code, &report["verdict"]), (Some(0), &"pass".into()));
+    // Two messages at one position, named by the evidence.
+    let detail = report["checks"][0]["detail"].as_str().unwrap_or_default();
+    assert!(detail.starts_with("seq "), "{detail}");
+
+    let (code, report) = quorum;
+    assert_eq!(report["partial"], serde_json::json!([]), "{report}");
+    assert_eq!(report["outcome"], "pass", "{report}");
+    assert_eq!(statuses(&report).len(), 4);
+    assert_eq!((code, &report["verdict"]), (Some(0), &"pass".into()));
+    let faults = report["happened"]["faults_applied"].to_string();
+    assert!(
+        faults.contains("isolate n5"),
+        "the leader, n5, is isolated: {faults}"
+    );
+}
