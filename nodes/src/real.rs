@@ -80,6 +80,10 @@ pub struct EnvArgs {
     /// Extra rate of the node's clock: 0.02 runs its timers 2 % fast (above -1).
     #[arg(long, default_value_t = 0.0, value_parser = parse_drift, allow_hyphen_values = true)]
     pub clock_drift: f64,
+    /// A file holding `OFFSET_MS DRIFT` that the node rereads every 50 ms: whoever writes
+    /// it (the `sim real` runner's `skew`) changes the running node's clock error.
+    #[arg(long, value_name = "FILE")]
+    pub clock_control: Option<std::path::PathBuf>,
 }
 
 /// A clock drift: a number above -1.
@@ -90,11 +94,37 @@ fn parse_drift(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A `--clock-control` file's `OFFSET_MS DRIFT`.
+fn parse_control(text: &str) -> Option<(i64, f64)> {
+    let mut parts = text.split_whitespace();
+    let offset = parts.next()?.parse().ok()?;
+    let drift = parse_drift(parts.next()?).ok()?;
+    Some((offset, drift))
+}
+
 impl EnvArgs {
-    /// The system clock with the offset and drift the flags give.
+    /// The system clock with the offset and drift the flags give (and, with
+    /// `--clock-control`, whatever that file says later). Call inside the runtime.
     pub fn clock(&self) -> crate::runtime::Clock {
         let clock = crate::runtime::Clock::new();
         clock.set_skew(Some(self.clock_offset), Some(self.clock_drift));
+        if let Some(path) = self.clock_control.clone() {
+            let clock = clock.clone();
+            tokio::spawn(async move {
+                let mut last = String::new();
+                loop {
+                    if let Ok(text) = std::fs::read_to_string(&path) {
+                        if text != last {
+                            if let Some((offset, drift)) = parse_control(&text) {
+                                clock.set_skew(Some(offset), Some(drift));
+                            }
+                            last = text;
+                        }
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            });
+        }
         clock
     }
 

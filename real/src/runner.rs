@@ -1,6 +1,7 @@
 //! One scenario on real processes: servers on loopback behind the fault proxy, the
 //! scenario's workload and liveness probes as real clients (the same client code as the
-//! simulator's, [`simcore::workload`] and [`simcore::probe`]), its timeline applied from
+//! simulator's, [`simcore::workload`] and [`simcore::probe`]), its timeline (scripted
+//! faults and the nemesis's draws for the seed, as the simulator draws them) applied from
 //! outside, then the nodes' history files and the clients' operations merged into one
 //! history and judged by the same checks.
 //!
@@ -93,6 +94,11 @@ struct Cluster {
     histories: Vec<PathBuf>,
     /// Log files of every server, by index: damaged by `disk` faults while down.
     logs: Vec<PathBuf>,
+    /// The run's scratch directory.
+    dir: PathBuf,
+    /// Each skewed server's clock error (offset ms, drift), for its control file and
+    /// its next start.
+    skews: std::collections::BTreeMap<usize, (i64, f64)>,
     /// `disk` faults waiting for their server to be down.
     pending_disk: Vec<(usize, Fault, u64)>,
 }
@@ -190,6 +196,7 @@ pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, Str
             format!("--cluster-key-file={}", key.display()),
             format!("--history={}", history.display()),
             format!("--history-start={start_ms}"),
+            format!("--clock-control={}", clock_control(&dir, i).display()),
         ];
         if scenario.system == System::Chat {
             args.push(format!("--client-listen={}", client[i - 1]));
@@ -215,12 +222,14 @@ pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, Str
         servers: n,
         histories,
         logs,
+        dir: dir.clone(),
+        skews: Default::default(),
         pending_disk: Vec::new(),
     };
     crate::interrupt::watch(&cluster.procs);
 
     // Skews at 0 s are start-up flags of the clock seam.
-    let faults = timeline(scenario);
+    let faults = simcore::nemesis::fault_timeline(scenario, seed);
     let mut early = Vec::new();
     for fault in faults.iter().filter(|f| f.at.0.is_zero()) {
         if *fault.action.get_ref() == Action::Skew {
@@ -266,10 +275,7 @@ pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, Str
         .peekable();
     let mut probes = Vec::new();
     let mut partial = Vec::new();
-    if scenario.nemesis.is_some() {
-        partial.push("nemesis: its random faults are not drawn on a real run yet".to_string());
-    }
-    for (k, fault) in faults.iter().enumerate() {
+    for fault in &faults {
         while let Some((start, within)) = rounds.next_if(|(s, _)| *s < fault.at.0) {
             probes.extend(
                 start_probes(scenario, &mut cluster, &recorder, &addresses, start, within).await,
@@ -279,7 +285,7 @@ pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, Str
             continue; // applied at start
         }
         tokio::time::sleep_until(recorder.start() + fault.at.0).await;
-        let mut rng = simcore::workload::stream(seed, &format!("fault/{k}"));
+        let mut rng = simcore::nemesis::fault_stream(seed, fault);
         let applied = apply(&mut cluster, fault, &mut rng);
         crate::interrupt::watch(&cluster.procs);
         recorder.record("harness", What::Fault { fault: applied });
@@ -328,17 +334,6 @@ pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, Str
         history,
         dir,
     })
-}
-
-/// The scripted faults in time order (scripted order among equal times).
-fn timeline(scenario: &Scenario) -> Vec<Fault> {
-    let mut faults: Vec<Fault> = scenario
-        .faults
-        .iter()
-        .map(|f| f.get_ref().clone())
-        .collect();
-    faults.sort_by_key(|f| f.at.0);
-    faults
 }
 
 /// The cluster key file every node of the run reads: a fresh random secret.
@@ -575,10 +570,14 @@ fn link_of(
     Ok(Some((cluster.index(&from)?, cluster.index(&to)?)))
 }
 
-/// A `skew`: the clock seam's offset and drift are start-up flags of the real binaries.
-/// At 0 s (`at_start`) they are given to the first start; later, a server that is down
-/// takes them at its next start, and a running one cannot change its clock from outside
-/// (skipped: the flags still apply from its next restart).
+/// The clock-control file of server `n{index}` (see `--clock-control`).
+fn clock_control(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("n{index}.clock"))
+}
+
+/// A `skew` through the clock seam: the real binaries take an offset and a drift as flags
+/// (`--clock-offset`, `--clock-drift`: a skew at 0 s, and every later start) and reread
+/// them from their `--clock-control` file while they run.
 fn skew(cluster: &mut Cluster, fault: &Fault, at_start: bool) -> AppliedFault {
     let mut applied = AppliedFault::new(Action::Skew);
     let node = fault
@@ -595,28 +594,25 @@ fn skew(cluster: &mut Cluster, fault: &Fault, at_start: bool) -> AppliedFault {
         applied.skipped = Some(why);
         return applied;
     }
-    let running = !at_start && cluster.procs.state(&node) != State::Down;
+    let index = cluster.index(&node).unwrap_or_default();
+    let skew = cluster.skews.entry(index).or_insert((0, 0.0));
+    *skew = (offset.unwrap_or(skew.0), drift.unwrap_or(skew.1));
+    let (offset_ms, drift) = *skew;
     if let Some(server) = cluster.procs.get_mut(&node) {
-        let replaced = |f: &String| {
-            offset.is_some() && f.starts_with("--clock-offset=")
-                || drift.is_some() && f.starts_with("--clock-drift=")
-        };
-        server.extra.retain(|f| !replaced(f));
-        if let Some(ms) = offset {
-            server.extra.push(format!("--clock-offset={ms}ms"));
-        }
-        if let Some(drift) = drift {
-            server.extra.push(format!("--clock-drift={drift}"));
-        }
+        server.extra = vec![
+            format!("--clock-offset={offset_ms}ms"),
+            format!("--clock-drift={drift}"),
+        ];
     }
-    if running {
-        applied.skipped = Some(
-            "a running process's clock error is a start-up flag (--clock-offset, \
-             --clock-drift): it applies from the node's next start"
-                .into(),
-        );
-    } else {
-        applied.effect = Some("clock flags set for the node's start".into());
+    // Written whole, then renamed: a running node never reads half a file.
+    let control = clock_control(&cluster.dir, index);
+    let temporary = control.with_extension("clock.new");
+    let written = std::fs::write(&temporary, format!("{offset_ms} {drift}\n"))
+        .and_then(|()| std::fs::rename(&temporary, &control));
+    if let Err(e) = written {
+        applied.skipped = Some(format!("cannot write {}: {e}", control.display()));
+    } else if at_start {
+        applied.effect = Some("clock flags of the node's start".into());
     }
     applied
 }

@@ -12,12 +12,11 @@ use crate::disk::SimDisk;
 use crate::fault;
 use crate::history::{Entry, Recorder, What, WireEntry};
 use crate::probe;
-use crate::scenario::{Fault, Scenario, System};
+use crate::scenario::{Scenario, System};
 use crate::systems;
 use madsim::runtime::{Handle, Runtime};
 use nodes::auth::ClusterKey;
 use nodes::runtime::{Clock, EventSink, NodeEnv, Slowdown};
-use rand_chacha::ChaCha8Rng;
 use std::time::{Duration, Instant};
 
 /// What one run produced.
@@ -236,34 +235,7 @@ async fn start_probes(
     })
 }
 
-/// Every fault of the run in time order: the scripted ones, then the nemesis's draws for
-/// this seed (scripted first among equal times). Each carries its identity (`id`): a
-/// scripted fault its own or its position in the file, the nemesis's `k`-th fault
-/// `scripted + k` (1-based), so [`fault_stream`] gives it the same draws whatever else
-/// is in the timeline — which is what lets `sim shrink` drop faults without changing
-/// the ones it keeps.
-pub fn fault_timeline(scenario: &Scenario, seed: u64) -> Vec<Fault> {
-    let scripted = scenario.faults.iter().map(|f| f.get_ref().clone());
-    let drawn = crate::nemesis::schedule(scenario, seed);
-    let mut faults: Vec<Fault> = scripted
-        .chain(drawn)
-        .enumerate()
-        .map(|(index, mut fault)| {
-            if fault.id.is_none() {
-                fault.id = Some(toml::Spanned::new(0..0, index as u64 + 1));
-            }
-            fault
-        })
-        .collect();
-    faults.sort_by_key(|f| f.at);
-    faults
-}
-
-/// The random stream of one fault's own draws: from the seed and the fault's `id` only.
-pub fn fault_stream(seed: u64, fault: &Fault) -> ChaCha8Rng {
-    let id = fault.id.as_ref().map_or(0, |id| *id.get_ref());
-    stream(seed, &format!("fault/{id}"))
-}
+pub use crate::nemesis::{fault_stream, fault_timeline};
 
 /// The run's cluster key, which every simulated node is given (real nodes read a key file).
 pub fn cluster_key(seed: u64) -> ClusterKey {

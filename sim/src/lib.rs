@@ -8,8 +8,8 @@
 //! builds without the simulator so a real run (`sim real`) judges with the same code.
 
 pub use simcore::{
-    addresses, check, history, linearizability, probe, recorded, report, scenario, scenario_toml,
-    timeline, workload,
+    addresses, check, history, linearizability, nemesis, probe, recorded, report, scenario,
+    scenario_toml, timeline, workload,
 };
 
 pub mod artifacts;
@@ -20,7 +20,6 @@ pub mod fault;
 pub mod fuzz;
 pub mod harness;
 pub mod html;
-pub mod nemesis;
 pub mod run;
 pub mod shrink;
 pub mod systems;

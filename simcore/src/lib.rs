@@ -11,6 +11,7 @@ pub mod check;
 pub mod damage;
 pub mod history;
 pub mod linearizability;
+pub mod nemesis;
 pub mod probe;
 pub mod recorded;
 pub mod report;

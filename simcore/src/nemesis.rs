@@ -27,8 +27,8 @@
 //! enables a random non-empty subset of the kinds with random weights and a random pace,
 //! because a smaller fault mix often finds bugs the full mix masks.
 
-use crate::harness::stream;
 use crate::scenario::{Action, DiskMode, Dur, Fault, Nemesis, NemesisKind, Offset, Scenario};
+use crate::workload::stream;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -363,6 +363,35 @@ impl Baseline {
         latency.range = Some(Spanned::new(0..0, self.latency));
         latency
     }
+}
+
+/// Every fault of the run in time order: the scripted ones, then the nemesis's draws for
+/// this seed (scripted first among equal times). Each carries its identity (`id`): a
+/// scripted fault its own or its position in the file, the nemesis's `k`-th fault
+/// `scripted + k` (1-based), so [`fault_stream`] gives it the same draws whatever else
+/// is in the timeline — which is what lets `sim shrink` drop faults without changing
+/// the ones it keeps.
+pub fn fault_timeline(scenario: &Scenario, seed: u64) -> Vec<Fault> {
+    let scripted = scenario.faults.iter().map(|f| f.get_ref().clone());
+    let drawn = schedule(scenario, seed);
+    let mut faults: Vec<Fault> = scripted
+        .chain(drawn)
+        .enumerate()
+        .map(|(index, mut fault)| {
+            if fault.id.is_none() {
+                fault.id = Some(toml::Spanned::new(0..0, index as u64 + 1));
+            }
+            fault
+        })
+        .collect();
+    faults.sort_by_key(|f| f.at);
+    faults
+}
+
+/// The random stream of one fault's own draws: from the seed and the fault's `id` only.
+pub fn fault_stream(seed: u64, fault: &Fault) -> ChaCha8Rng {
+    let id = fault.id.as_ref().map_or(0, |id| *id.get_ref());
+    stream(seed, &format!("fault/{id}"))
 }
 
 #[cfg(test)]
