@@ -311,6 +311,27 @@ mod tests {
     }
 
     #[test]
+    fn clock_error_flags_and_control_lines_parse_or_are_refused() {
+        let flags = Flags::try_parse_from(
+            "node --id 1 --listen 127.0.0.1:7001 --clock-offset -250ms --clock-drift 0.02"
+                .split_whitespace(),
+        )
+        .unwrap();
+        let env = &flags.election.env;
+        assert_eq!((env.clock_offset, env.clock_drift), (-250, 0.02));
+        assert_eq!(env.clock().skew(), (-250, 0.02));
+        assert!(Flags::try_parse_from(
+            "node --id 1 --listen 127.0.0.1:7001 --clock-drift -1".split_whitespace()
+        )
+        .is_err());
+        assert_eq!(parse_control("2500 -0.026\n"), Some((2500, -0.026)));
+        assert_eq!(parse_control("-40 0"), Some((-40, 0.0)));
+        for bad in ["", "12", "x 0.1", "5 -3", "5 nan"] {
+            assert_eq!(parse_control(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn election_flags_are_validated_as_scenario_knobs_are() {
         let ok = "--id 1 --listen 127.0.0.1:7001 --peers 2=127.0.0.1:7002,3=127.0.0.1:7003";
         assert_eq!(check(ok), Ok(()));
