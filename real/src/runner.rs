@@ -408,11 +408,6 @@ fn resolve(
     }
 }
 
-/// A node name as the scenario wrote it (empty when absent).
-fn names(n: &Option<toml::Spanned<String>>) -> String {
-    n.as_ref().map(|n| n.get_ref().clone()).unwrap_or_default()
-}
-
 /// Applies one fault from outside the nodes; returns what was done, for the history.
 fn apply(cluster: &mut Cluster, fault: &Fault, rng: &mut rand_chacha::ChaCha8Rng) -> AppliedFault {
     let action = *fault.action.get_ref();
@@ -452,16 +447,7 @@ fn apply(cluster: &mut Cluster, fault: &Fault, rng: &mut rand_chacha::ChaCha8Rng
             .and_then(|_| cluster.procs.shutdown(&node))
             .map(|_| None),
         Action::Partition => {
-            let groups: Vec<Vec<String>> = fault
-                .groups
-                .as_ref()
-                .map(|g| {
-                    g.get_ref()
-                        .iter()
-                        .map(|group| group.iter().map(|n| n.get_ref().clone()).collect())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let groups = simcore::selectors::groups(fault);
             applied.groups = groups.clone();
             groups
                 .iter()
@@ -486,7 +472,7 @@ fn apply(cluster: &mut Cluster, fault: &Fault, rng: &mut rand_chacha::ChaCha8Rng
             None
         }),
         Action::Clog | Action::Unclog => {
-            let (from, to) = (names(&fault.from), names(&fault.to));
+            let (from, to) = simcore::selectors::link(fault);
             applied.from = Some(from.clone());
             applied.to = Some(to.clone());
             cluster
@@ -564,7 +550,7 @@ fn link_of(
     if fault.from.is_none() {
         return Ok(None);
     }
-    let (from, to) = (names(&fault.from), names(&fault.to));
+    let (from, to) = simcore::selectors::link(fault);
     applied.from = Some(from.clone());
     applied.to = Some(to.clone());
     Ok(Some((cluster.index(&from)?, cluster.index(&to)?)))

@@ -11,6 +11,7 @@ use crate::history::{AppliedFault, Entry};
 use crate::scenario::{Action, DiskMode, Fault};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use simcore::selectors::link;
 
 /// Applies one fault and returns what was done, for the history.
 pub fn apply(
@@ -43,16 +44,7 @@ pub fn apply(
         Action::Resume => cluster.resume(node).map(|_| None),
         Action::Shutdown => cluster.shutdown(node).map(|_| None),
         Action::Partition => {
-            let groups: Vec<Vec<String>> = fault
-                .groups
-                .as_ref()
-                .map(|g| {
-                    g.get_ref()
-                        .iter()
-                        .map(|group| group.iter().map(|n| n.get_ref().clone()).collect())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let groups = simcore::selectors::groups(fault);
             applied.groups = groups.clone();
             partition(cluster, &groups).map(|_| None)
         }
@@ -137,13 +129,6 @@ pub fn apply(
         Err(why) => applied.skipped = Some(why),
     }
     applied
-}
-
-fn link(fault: &Fault) -> (String, String) {
-    let name = |n: &Option<toml::Spanned<String>>| {
-        n.as_ref().map(|n| n.get_ref().clone()).unwrap_or_default()
-    };
-    (name(&fault.from), name(&fault.to))
 }
 
 /// Cuts every link between nodes of different groups, both ways.
