@@ -7,9 +7,18 @@ use std::future::Future;
 
 /// Runs `main` on a real tokio runtime; in a simulation build, explains and exits with 2.
 pub fn block_on<F: Future<Output = Result<(), String>>>(binary: &str, main: impl FnOnce() -> F) {
+    block_on_threads(binary, 0, main)
+}
+
+/// As [`block_on`], with `workers` threads (0: all on the calling thread, as a node runs).
+pub fn block_on_threads<F: Future<Output = Result<(), String>>>(
+    binary: &str,
+    workers: usize,
+    main: impl FnOnce() -> F,
+) {
     #[cfg(madsim)]
     {
-        let _ = main;
+        let _ = (main, workers);
         eprintln!(
             "{binary}: this build is for the simulator (--cfg madsim), not for real sockets.\n\
              Build and run the real binary with:  cargo real --bin {binary} -- --help"
@@ -18,10 +27,14 @@ pub fn block_on<F: Future<Output = Result<(), String>>>(binary: &str, main: impl
     }
     #[cfg(not(madsim))]
     {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
+        let mut builder = if workers == 0 {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(workers);
+            builder
+        };
+        let runtime = match builder.enable_all().build() {
             Ok(runtime) => runtime,
             Err(e) => {
                 eprintln!("{binary}: cannot start the runtime: {e}");

@@ -56,7 +56,9 @@ fn main() {
         seed: args.seed,
     };
     let mut code = 2;
-    nodes::real::block_on("sim-real", || async {
+    // The fault proxy carries every peer message: its own threads, so a busy client or
+    // probe task never holds a message up.
+    nodes::real::block_on_threads("sim-real", 2, || async {
         interrupt::on_ctrl_c();
         let finished = runner::run(&options, &scenario).await?;
         let report = &finished.report;

@@ -42,11 +42,34 @@ pub struct Finished {
     pub dir: PathBuf,
 }
 
-/// A free loopback address (bound, then released for the node to take).
-fn free_addr() -> Result<SocketAddr, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free loopback port: {e}"))
+/// Free loopback addresses for the nodes, below the OS's ephemeral range: a port the OS
+/// hands out for `:0` or to an outgoing connection could be taken again by one of this
+/// run's (or another run's) connections before a restarted node binds it again. Drawn at
+/// random and checked free, so two runs on one machine do not pick the same ones.
+fn free_addrs(count: usize) -> Result<Vec<SocketAddr>, String> {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().and_then(|p| p.parse().ok()))
+        .unwrap_or(32768u16)
+        .max(12000);
+    let mut rng = rand::thread_rng();
+    let mut found: Vec<SocketAddr> = Vec::new();
+    for _ in 0..count * 100 {
+        if found.len() == count {
+            break;
+        }
+        let port = rand::Rng::gen_range(&mut rng, 10000..ephemeral_low);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if !found.contains(&addr) && std::net::TcpListener::bind(addr).is_ok() {
+            found.push(addr);
+        }
+    }
+    if found.len() < count {
+        return Err(format!(
+            "no {count} free loopback ports below {ephemeral_low}"
+        ));
+    }
+    Ok(found)
 }
 
 fn unix_ms() -> u64 {
@@ -140,8 +163,8 @@ pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, Str
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let key = write_key(&dir)?;
     let n = scenario.server_count();
-    let peer: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect::<Result<_, _>>()?;
-    let client: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect::<Result<_, _>>()?;
+    let ports = free_addrs(2 * n)?;
+    let (peer, client) = (ports[..n].to_vec(), ports[n..].to_vec());
 
     // Every peer link through the proxy; the proxy's listeners are held, so they never
     // collide with another run's.
