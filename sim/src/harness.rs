@@ -14,6 +14,7 @@ use crate::history::{Entry, Recorder, What, WireEntry};
 use crate::probe;
 use crate::scenario::{Fault, Scenario, System};
 use crate::systems;
+use crate::workload::Share;
 use madsim::runtime::{Handle, Runtime};
 use nodes::auth::ClusterKey;
 use nodes::runtime::{Clock, EventSink, NodeEnv, Slowdown};
@@ -461,11 +462,12 @@ fn start_clients(scenario: &Scenario, seed: u64, recorder: &Recorder) -> Vec<Sim
                 .ip(systems::client_ip(j))
                 .build();
             let (workload, recorder) = (workload.clone(), recorder.clone());
+            let share = Share::of(&workload, scenario.clients.get(name.as_str()), j);
             let servers = scenario.server_count();
             match scenario.system {
                 System::Chat => {
                     handle.spawn(crate::workload::chat::client(
-                        j, workload, servers, recorder, rng, stop,
+                        j, share, servers, recorder, rng, stop,
                     ));
                 }
                 System::Kv => {
@@ -473,6 +475,7 @@ fn start_clients(scenario: &Scenario, seed: u64, recorder: &Recorder) -> Vec<Sim
                     let record_attempts = scenario.records_attempts();
                     handle.spawn(crate::workload::kv::client(
                         j,
+                        share,
                         workload,
                         servers,
                         keys,

@@ -20,7 +20,7 @@
 //! late-arriving attempt cannot reorder it. With `arrival = "open"` each operation is its
 //! own task started on the pacer's beat, however many are still outstanding.
 
-use super::{ops_for_client, Pacer};
+use super::{Pacer, Share};
 use crate::history::{Attempt, AttemptResult, OpEvent, OpType, Recorder, What};
 use crate::scenario::{Arrival, Backoff, Via, Workload};
 use crate::systems::kv::{lb_addr, node_addr};
@@ -347,6 +347,7 @@ impl Client {
 #[allow(clippy::too_many_arguments)]
 pub async fn client(
     j: usize,
+    share: Share,
     workload: Workload,
     servers: usize,
     keys: Vec<String>,
@@ -357,7 +358,7 @@ pub async fn client(
 ) {
     let name = format!("c{j}");
     let read_ratio = workload.read_ratio.as_ref().map_or(0.5, |r| *r.get_ref());
-    let mut pacer = Pacer::new(&workload, recorder.start(), stop, &mut rng);
+    let mut pacer = Pacer::new(share, recorder.start(), stop, &mut rng);
     let client = Arc::new(Client {
         clock: Mutex::new(ClientClock::new(&name)),
         name,
@@ -370,7 +371,7 @@ pub async fn client(
         wall: Clock::new(),
     });
     let mut outstanding = Vec::new();
-    for k in 0..ops_for_client(&workload, j) {
+    for k in 0..share.ops {
         if !pacer.next().await {
             break;
         }
