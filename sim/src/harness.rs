@@ -160,7 +160,9 @@ async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64,
         }
         tokio::time::sleep_until(recorder.start() + fault.at.0).await;
         let mut rng = fault_stream(seed, fault);
-        let applied = fault::apply(&mut cluster, fault, &recorder.snapshot(), &mut rng);
+        // Resolving `leader` reads the history; applying a fault records nothing.
+        let applied =
+            recorder.with_entries(|history| fault::apply(&mut cluster, fault, history, &mut rng));
         recorder.record("harness", What::Fault { fault: applied });
     }
     for (i, (start, within)) in rounds {
@@ -199,7 +201,7 @@ async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64,
     // Kill every node so its tasks are dropped now: tasks left pending when the runtime
     // is dropped keep each other (and the run's memory) alive.
     cluster.kill_all();
-    (recorder.snapshot(), messages, recorder.messages())
+    (recorder.take(), messages, recorder.messages())
 }
 
 /// Starts one round of liveness probes at `start` (chat and kv; the election has none)

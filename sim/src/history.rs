@@ -395,12 +395,15 @@ impl Recorder {
         self.start
     }
 
-    /// A copy of the history so far.
-    pub fn snapshot(&self) -> Vec<Entry> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// Runs `f` on the history so far, without copying it. `f` must not record.
+    pub fn with_entries<T>(&self, f: impl FnOnce(&[Entry]) -> T) -> T {
+        f(&self.entries.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The history so far, moved out: what the run hands to its checks once nothing
+    /// records any more (later entries start a new history).
+    pub fn take(&self) -> Vec<Entry> {
+        std::mem::take(&mut *self.entries.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
