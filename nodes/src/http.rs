@@ -20,6 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tower_layer::Layer;
 
 /// HTTP requests served by this process, for benchmarks only (never read by node logic,
 /// so it cannot affect a simulated run).
@@ -103,6 +104,10 @@ pub struct PeerAddr(pub SocketAddr);
 /// Handlers find the caller's address as the [`PeerAddr`] extension.
 pub async fn serve(listener: TcpListener, router: Router) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    // Layered once: `Router::layer` rewraps every route, too costly per connection.
+    let counted = router
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(count_request));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -115,12 +120,10 @@ pub async fn serve(listener: TcpListener, router: Router) {
             drop(stream); // over the cap: refused, the accept queue keeps draining
             continue;
         };
-        let counted = router
-            .clone()
-            .layer(axum::middleware::map_response(json_errors))
-            .layer(axum::middleware::from_fn(count_request))
-            .layer(axum::Extension(PeerAddr(peer)));
-        let service = TowerToHyperService::new(counted);
+        let service = TowerToHyperService::new(Layer::layer(
+            &axum::Extension(PeerAddr(peer)),
+            counted.clone(),
+        ));
         tokio::spawn(async move {
             let io = TokioIo::new(NoEmptyFlush::new(stream));
             let _ = hyper::server::conn::http1::Builder::new()
