@@ -229,3 +229,84 @@ fn tapping_messages_for_the_page_does_not_change_the_trace() {
         "a receipt without its send"
     );
 }
+
+/// The same for the KV system's HTTP calls (clients → balancer → backends, node → node
+/// replication and gossip, node → registry): tapping leaves the trace hash alone, every
+/// served call was one that was made, and the page draws each kind between the right lanes.
+#[test]
+fn tapping_http_calls_does_not_change_the_trace_and_draws_them() {
+    use nodes::runtime::wire::Tapped;
+    let file = "scenarios/teaching/breaker-off.toml";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+    let scenario = scenario::load(&path).expect("scenario loads");
+    let plain = sim::run::run_scenario(&scenario, file, 1).expect("runs");
+    let (html, tapped) = report(file, 1);
+    assert!(plain.messages.is_empty());
+    assert_eq!(plain.report.trace_hash, tapped.report.trace_hash);
+    let called: std::collections::BTreeSet<(String, u64)> = tapped
+        .messages
+        .iter()
+        .filter_map(|m| match m.tapped {
+            Tapped::Called { id, .. } => Some((m.node.clone(), id)),
+            _ => None,
+        })
+        .collect();
+    let served: Vec<(String, u64)> = tapped
+        .messages
+        .iter()
+        .filter_map(|m| match m.tapped {
+            Tapped::Served { from, id } => Some((sim::systems::node_at(from.ip())?, id)),
+            _ => None,
+        })
+        .collect();
+    assert!(called.len() > 1000 && served.len() > 1000);
+    assert!(
+        served.iter().all(|s| called.contains(s)),
+        "a served call nobody made"
+    );
+    let data = payload(&html);
+    let lanes: Vec<&str> = data["page"]["lanes"]
+        .as_array()
+        .expect("lanes")
+        .iter()
+        .map(|l| l["name"].as_str().unwrap_or(""))
+        .collect();
+    let lane_kind = |i: &serde_json::Value| {
+        let name = lanes[i.as_u64().unwrap_or(0) as usize];
+        match name.chars().next() {
+            Some('n') => "server",
+            Some('c') => "client",
+            _ => name,
+        }
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut lost = 0;
+    for arrow in data["page"]["arrows"].as_array().expect("arrows") {
+        let kind = arrow["kind"].as_str().unwrap_or("");
+        seen.insert((
+            lane_kind(&arrow["from"]),
+            lane_kind(&arrow["to"]),
+            kind.to_string(),
+        ));
+        if arrow["received"].is_null() || arrow["end"] == "timeout" {
+            lost += 1;
+        }
+    }
+    for expected in [
+        ("client", "lb", "PUT"),
+        ("lb", "server", "PUT"),
+        ("lb", "server", "HEALTH"),
+        ("server", "server", "REPLICATE"),
+        ("server", "server", "GOSSIP"),
+        ("server", "registry", "REGISTER"),
+        ("server", "registry", "HEARTBEAT"),
+    ] {
+        let expected = (expected.0, expected.1, expected.2.to_string());
+        assert!(
+            seen.contains(&expected),
+            "no {expected:?} arrow in {seen:?}"
+        );
+    }
+    // n3 is paused for 15 s: calls to it go unanswered, and are marked so.
+    assert!(lost > 10, "{lost} unanswered calls marked");
+}

@@ -2,7 +2,7 @@
 
 use super::node::{Item, Put};
 use super::version::Version;
-use crate::http::{call, CallError};
+use crate::http::CallError;
 use crate::pool::Pool;
 use hyper::Method;
 use std::net::SocketAddr;
@@ -58,13 +58,30 @@ pub async fn put(
     client: Option<&str>,
     timeout: Duration,
 ) -> PutOutcome {
+    put_through(&Pool::new(), node, key, value, context, client, timeout).await
+}
+
+/// [`put`] through `pool` (a fresh [`Pool::tapped`] one: the write is reported to the
+/// client's wire tap, on a connection of its own as before).
+pub async fn put_through(
+    pool: &Pool,
+    node: SocketAddr,
+    key: &str,
+    value: &str,
+    context: Option<Version>,
+    client: Option<&str>,
+    timeout: Duration,
+) -> PutOutcome {
     let body = Put {
         key: key.to_string(),
         value: value.to_string(),
         context,
         client: client.map(str::to_string),
     };
-    match call::<_, serde_json::Value>(node, Method::POST, "/data", Some(&body), timeout).await {
+    let answer = pool
+        .call::<_, serde_json::Value>(node, Method::POST, "/data", Some(&body), timeout)
+        .await;
+    match answer {
         Ok(answer) => match version_in(&answer) {
             Some(version) => PutOutcome::Acked(version),
             None => PutOutcome::Unknown(
@@ -187,7 +204,7 @@ mod tests {
             let server = handle.create_node().ip(IpAddr::V4(SERVER)).build();
             server.spawn(async {
                 let listener = tokio::net::TcpListener::bind((SERVER, 5000)).await.unwrap();
-                crate::http::serve(listener, stand_in()).await;
+                crate::http::serve(listener, stand_in(), crate::runtime::WireTap::off()).await;
             });
             let client = handle.create_node().ip(IpAddr::V4(CLIENT)).build();
             let outcomes = client

@@ -5,7 +5,8 @@
 use crate::check::election::Replay;
 use crate::history::{fmt_time, Actor, Entry, OpType, What, WireEntry};
 use crate::scenario::Action;
-use nodes::runtime::wire::Tapped;
+use crate::systems::node_at;
+use nodes::runtime::wire::{CallEnd, Tapped};
 use nodes::runtime::NodeEvent;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -16,8 +17,17 @@ pub const MAX_OPS: usize = 20_000;
 pub const MAX_EVENTS: usize = 20_000;
 /// Most message arrows drawn (routine traffic is left out first).
 pub const MAX_ARROWS: usize = 20_000;
-/// Message kinds that are routine traffic, hidden until asked for.
-pub const ROUTINE: &[&str] = &["HEARTBEAT", "HEARTBEAT_ACK", "BEAT"];
+/// Message kinds that are routine traffic, hidden until asked for: heartbeats, the
+/// registry's membership polls, health checks and anti-entropy gossip.
+pub const ROUTINE: &[&str] = &[
+    "HEARTBEAT",
+    "HEARTBEAT_ACK",
+    "BEAT",
+    "NODES",
+    "HEALTH",
+    "GOSSIP",
+    "GOSSIP_ITEMS",
+];
 
 /// A peer message: an arrow from its sender's lane to its receiver's.
 #[derive(Clone, Debug, Serialize)]
@@ -34,6 +44,16 @@ pub struct Arrow {
     pub kind: &'static str,
     /// Heartbeats and the like: folded by default.
     pub routine: bool,
+    /// HTTP calls: when the server answered, ns (`None`: it never did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replied: Option<u64>,
+    /// HTTP calls: when the caller's call ended, ns (`None`: the caller gave up first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended: Option<u64>,
+    /// HTTP calls: how it ended for the caller (`200`, `429`, `timeout`, `unreachable`:
+    /// never sent, `broken`), or `abandoned` when the caller stopped waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
 }
 
 /// One lane of the page: a server, the registry or balancer, a client, or a harness actor.
@@ -267,35 +287,84 @@ pub fn page(history: &[Entry], messages: &[WireEntry], end: u64) -> Page {
     }
 }
 
-/// Pairs each tapped send with its receipt (by the sender's number for the message).
+/// Pairs each tapped send with its receipt (by the sender's number for the message), and
+/// each tapped HTTP call with its serving, its reply and its end at the caller (by the
+/// caller's number for the call; the server names the caller by its address).
 fn arrows(messages: &[WireEntry], lane: &LaneOf<'_>, folded: &mut Vec<String>) -> Vec<Arrow> {
     let mut received: BTreeMap<(String, u64), u64> = BTreeMap::new();
+    let mut served: BTreeMap<(String, u64), u64> = BTreeMap::new();
+    let mut replied: BTreeMap<(String, u64), u64> = BTreeMap::new();
+    let mut ended: BTreeMap<(&str, u64), (u64, CallEnd)> = BTreeMap::new();
     for m in messages {
-        if let Tapped::Received { from, id, .. } = m.tapped {
-            received.entry((format!("n{from}"), id)).or_insert(m.t);
+        match m.tapped {
+            Tapped::Received { from, id, .. } => {
+                received.entry((format!("n{from}"), id)).or_insert(m.t);
+            }
+            Tapped::Served { from, id } => {
+                if let Some(caller) = node_at(from.ip()) {
+                    served.entry((caller, id)).or_insert(m.t);
+                }
+            }
+            Tapped::Replied { from, id, .. } => {
+                if let Some(caller) = node_at(from.ip()) {
+                    replied.entry((caller, id)).or_insert(m.t);
+                }
+            }
+            Tapped::Answered { id, end } => {
+                ended.insert((m.node.as_str(), id), (m.t, end));
+            }
+            Tapped::Sent { .. } | Tapped::Called { .. } => {}
         }
     }
     let mut arrows: Vec<Arrow> = messages
         .iter()
-        .filter_map(|m| {
-            let Tapped::Sent { to, id, kind } = m.tapped else {
-                return None;
-            };
-            Some(Arrow {
+        .filter_map(|m| match m.tapped {
+            Tapped::Sent { to, id, kind } => Some(Arrow {
                 from: lane(&m.node)?,
                 to: lane(&format!("n{to}"))?,
                 sent: m.t,
                 received: received.get(&(m.node.clone(), id)).copied(),
                 kind,
                 routine: ROUTINE.contains(&kind),
-            })
+                replied: None,
+                ended: None,
+                end: None,
+            }),
+            Tapped::Called { to, id, kind } => {
+                let key = (m.node.clone(), id);
+                let end = ended.get(&(m.node.as_str(), id));
+                Some(Arrow {
+                    from: lane(&m.node)?,
+                    to: lane(&node_at(to.ip())?)?,
+                    sent: m.t,
+                    received: served.get(&key).copied(),
+                    kind,
+                    routine: ROUTINE.contains(&kind),
+                    replied: replied.get(&key).copied(),
+                    ended: end.map(|e| e.0),
+                    end: Some(end.map_or("abandoned".into(), |e| match e.1 {
+                        CallEnd::Status(code) => code.to_string(),
+                        CallEnd::Unreachable => "unreachable".into(),
+                        CallEnd::Broken => "broken".into(),
+                        CallEnd::Timeout => "timeout".into(),
+                    })),
+                })
+            }
+            _ => None,
         })
         .collect();
+    let routine = arrows.iter().filter(|a| a.routine).count();
+    if routine > 0 {
+        folded.push(format!(
+            "{routine} routine messages (heartbeats, membership polls, health checks, gossip) \
+             are folded: hidden until \"routine messages\" is ticked"
+        ));
+    }
     if arrows.len() > MAX_ARROWS {
-        let routine = arrows.iter().filter(|a| a.routine).count();
         arrows.retain(|a| !a.routine);
         folded.push(format!(
-            "{routine} routine messages (heartbeats) are not drawn"
+            "the {routine} routine messages are left out of this page: over {MAX_ARROWS} \
+             messages in all"
         ));
     }
     if arrows.len() > MAX_ARROWS {

@@ -46,13 +46,22 @@
     controls.appendChild(button);
   });
 
+  // Every delivered message as an edge {from, sent, to, received}: peer messages, HTTP
+  // requests, and the replies that reached their callers.
+  const edges = [];
+  P.arrows.forEach(function (a) {
+    if (a.received != null) edges.push({ from: a.from, sent: a.sent, to: a.to, received: a.received });
+    if (a.replied != null && a.ended != null && /^\d+$/.test(a.end || ""))
+      edges.push({ from: a.to, sent: a.replied, to: a.from, received: a.ended });
+  });
+
   // Happens-before through the recorded messages: past[l] is the latest time on lane l
   // that precedes (lane, t), future[l] the earliest that follows it.
   function causal(lane, t) {
     const past = P.lanes.map(function () { return -Infinity; });
     const future = P.lanes.map(function () { return Infinity; });
     past[lane] = t; future[lane] = t;
-    const arrived = P.arrows.filter(function (a) { return a.received != null; });
+    const arrived = edges;
     for (let changed = true; changed;) {
       changed = false;
       for (const a of arrived) {
@@ -179,15 +188,37 @@
       mark(el("rect", { class: "op-" + o.outcome, x: x(a), y: y(o.lane) + 6, height: LANE - 12,
         width: Math.max(x(b) - x(a), 2) }, svg), o.entry, o.lane, o.from, o.text);
     });
+    // One arrow from (lane a, time s) to (lane b, time r); r == null: it never arrived,
+    // drawn as a short marked stub towards b.
+    const arrow = function (id, a, s, b, r, cls, text) {
+      const stop = r == null ? s + (t1 - t0) / 60 : r;
+      if (!clip(s, stop)) return;
+      const y1 = y(a) + LANE / 2, y2 = r == null ? y1 + (y(b) > y(a) ? 6 : -6) : y(b) + LANE / 2;
+      mark(el("line", { class: cls + (r == null ? " lost" : ""), x1: x(s), y1: y1, x2: x(stop), y2: y2,
+        "marker-end": "url(#head)" }, svg), id, a, s, text);
+    };
     P.arrows.forEach(function (a, i) {
       if ((a.routine && !routine) || hidden.has(a.from) || hidden.has(a.to)) return;
-      const end = a.received == null ? a.sent + (t1 - t0) / 60 : a.received;
-      if (!clip(a.sent, end)) return;
-      const y1 = y(a.from) + LANE / 2, y2 = a.received == null ? y1 + (y(a.to) > y(a.from) ? 6 : -6) : y(a.to) + LANE / 2;
-      const text = P.lanes[a.from].name + " → " + P.lanes[a.to].name + " " + a.kind + " sent " + fmt(a.sent) +
-        (a.received == null ? ", never received (dropped or held by a cut link)" : ", received " + fmt(a.received));
-      mark(el("line", { class: "msg" + (a.received == null ? " lost" : "") + (a.routine ? " routine" : ""),
-        x1: x(a.sent), y1: y1, x2: x(end), y2: y2, "marker-end": "url(#head)" }, svg), -1 - i, a.from, a.sent, text);
+      const names = P.lanes[a.from].name + " → " + P.lanes[a.to].name + " " + a.kind;
+      const cls = "msg" + (a.routine ? " routine" : "");
+      if (a.end == null) {
+        arrow(-1 - i, a.from, a.sent, a.to, a.received, cls, names + " sent " + fmt(a.sent) +
+          (a.received == null ? ", never received (dropped or held by a cut link)" : ", received " + fmt(a.received)));
+        return;
+      }
+      // An HTTP call: the request, then the reply.
+      const ended = a.ended == null ? "the caller gave up waiting" : "ended " + fmt(a.ended) + ": " + a.end;
+      let fate;
+      if (a.end === "unreachable") fate = ", never sent: the connection was refused";
+      else if (a.received == null) fate = ", never reached " + P.lanes[a.to].name + " (dropped or held); " + ended;
+      else if (a.replied == null) fate = ", served " + fmt(a.received) + ", never answered; " + ended;
+      else fate = ", served " + fmt(a.received) + ", answered " + fmt(a.replied) + "; " + ended;
+      const text = names + " called " + fmt(a.sent) + fate;
+      arrow(-1 - i, a.from, a.sent, a.to, a.received, cls + " call" + (a.end === "unreachable" ? " refused" : ""), text);
+      if (a.replied != null) {
+        const answered = /^\d+$/.test(a.end) ? a.ended : null;
+        arrow(-1 - i, a.to, a.replied, a.from, answered, cls + " reply" + (/^[45]/.test(a.end) ? " error" : ""), text);
+      }
     });
     P.events.forEach(function (e) {
       if (hidden.has(e.lane) || e.t < t0 || e.t > t1) return;
