@@ -115,84 +115,193 @@ fn chromium() -> Option<PathBuf> {
         })
 }
 
-#[test]
-fn in_a_real_browser_the_jump_link_highlights_exactly_the_panel_events() {
+/// Headless Chromium on `html` opened at `#jump-N` of the `kind` panel: the dumped DOM
+/// and the browser's log, or `None` when there is no browser (outside CI).
+struct Opened {
+    dom: String,
+    expected: std::collections::BTreeSet<u64>,
+    page: PathBuf,
+    url: String,
+    browser: PathBuf,
+}
+
+fn open_in_browser(html: &str, kind: &str, name: &str) -> Option<Opened> {
     let Some(browser) = chromium() else {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must have chromium (apt-get install -y chromium)"
         );
         eprintln!("SKIPPED: no chromium on this machine (CI installs it)");
-        return;
+        return None;
     };
-    let (html, _) = report("scenarios/teaching/split-brain.toml", 1);
-    let data = payload(&html);
+    let data = payload(html);
     let index = data["panels"]
         .as_array()
         .expect("panels")
         .iter()
-        .position(|p| p["kind"] == "total_order")
+        .position(|p| p["kind"] == kind)
         .expect("panel");
+    assert_eq!(data["panels"][index]["status"], "violation", "{kind}");
     let expected: std::collections::BTreeSet<u64> = data["panels"][index]["entries"]
         .as_array()
         .expect("entries")
         .iter()
         .filter_map(|e| e.as_u64())
         .collect();
+    assert!(!expected.is_empty(), "the {kind} panel names no events");
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("html-report");
     std::fs::create_dir_all(&dir).expect("dir");
-    let page = dir.join("split-brain.html");
-    std::fs::write(&page, &html).expect("write");
+    let page = dir.join(format!("{name}.html"));
+    std::fs::write(&page, html).expect("write");
     let url = format!("file://{}#jump-{index}", page.display());
-    let run = |extra: &[String]| {
-        let output = Command::new(&browser)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--enable-logging=stderr",
-            ])
-            .args([
-                "--v=0",
-                "--window-size=1400,1000",
-                "--virtual-time-budget=3000",
-            ])
-            .args(extra)
-            .arg(&url)
-            .output()
-            .expect("chromium runs");
-        (
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    };
-    let (dom, log) = run(&["--dump-dom".to_string()]);
+    let (dom, log) = browse(&browser, &url, &["--dump-dom".to_string()]);
     let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
     assert!(console.is_empty(), "the page logged: {console:?}");
     assert!(!log.contains("Content Security Policy"), "{log}");
     assert!(dom.contains("<svg"), "the script drew nothing");
-    // The highlighted elements are exactly the panel's entries.
+    assert!(
+        dom.contains("data-rendered=\""),
+        "the first render did not finish"
+    );
+    Some(Opened {
+        dom,
+        expected,
+        page,
+        url,
+        browser,
+    })
+}
+
+fn browse(browser: &Path, url: &str, extra: &[String]) -> (String, String) {
+    let output = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+        ])
+        .args([
+            "--v=0",
+            "--window-size=1400,1000",
+            "--virtual-time-budget=3000",
+        ])
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("chromium runs");
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The history entries of the highlighted elements: each element's entry, and an
+/// operation bar's completion.
+fn highlighted(dom: &str) -> std::collections::BTreeSet<u64> {
     let mut highlighted = std::collections::BTreeSet::new();
     for element in dom
         .split('<')
         .filter(|e| e.contains(" hl\"") || e.contains("\"hl"))
     {
-        if let Some(at) = element.find("data-entry=\"") {
-            let rest = &element[at + 12..];
-            if let Some(entry) = rest.split('"').next().and_then(|n| n.parse::<u64>().ok()) {
-                highlighted.insert(entry);
+        for attribute in ["data-entry=\"", "data-done=\""] {
+            if let Some(at) = element.find(attribute) {
+                let rest = &element[at + attribute.len()..];
+                if let Some(entry) = rest.split('"').next().and_then(|n| n.parse::<u64>().ok()) {
+                    highlighted.insert(entry);
+                }
             }
         }
     }
-    assert_eq!(highlighted, expected, "highlighted entries");
+    highlighted
+}
+
+/// A body attribute the page's script set (`data-render-ms`, ...).
+fn body_attribute<'a>(dom: &'a str, name: &str) -> Option<&'a str> {
+    let at = dom.find(&format!("{name}=\""))? + name.len() + 2;
+    dom[at..].split('"').next()
+}
+
+#[test]
+fn in_a_real_browser_the_jump_link_highlights_exactly_the_panel_events() {
+    let (html, _) = report("scenarios/teaching/split-brain.toml", 1);
+    let Some(opened) = open_in_browser(&html, "total_order", "split-brain") else {
+        return;
+    };
+    assert_eq!(
+        highlighted(&opened.dom),
+        opened.expected,
+        "highlighted entries"
+    );
     assert!(
-        dom.contains("total_order: Let "),
+        opened.dom.contains("total_order: Let "),
         "the details show the story"
     );
-    let shot = dir.join("split-brain.png");
-    run(&[format!("--screenshot={}", shot.display())]);
+    let shot = opened.page.with_extension("png");
+    browse(
+        &opened.browser,
+        &opened.url,
+        &[format!("--screenshot={}", shot.display())],
+    );
     let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
     assert!(size > 10_000, "screenshot of {size} bytes");
+}
+
+/// The KV checks cite typed evidence: following a panel's link highlights exactly the
+/// operations it cites — a lost write's invoke and acknowledgement, the final read that
+/// lost it; the slowest operations; the unacknowledged ones of the failing window.
+#[test]
+fn in_a_real_browser_the_kv_panels_highlight_their_cited_operations() {
+    for (file, kind, name) in [
+        (
+            "scenarios/teaching/write-quorum-one-crash.toml",
+            "no_lost_writes",
+            "lost-write",
+        ),
+        ("scenarios/teaching/breaker-off.toml", "latency", "latency"),
+        (
+            "scenarios/teaching/retry-storm.toml",
+            "recovers",
+            "recovers",
+        ),
+    ] {
+        let (html, finished) = report(file, 1);
+        let check = finished
+            .report
+            .checks
+            .iter()
+            .find(|c| c.kind == kind)
+            .expect("check");
+        // Every cited entry is a client or harness operation of the history.
+        for cited in &check.evidence {
+            assert!(
+                matches!(
+                    finished.history[cited.entry].what,
+                    sim::history::What::Op { .. }
+                ),
+                "{kind} cites entry {} ({}), not an operation",
+                cited.entry,
+                cited.role
+            );
+        }
+        let Some(opened) = open_in_browser(&html, kind, name) else {
+            return;
+        };
+        assert_eq!(
+            highlighted(&opened.dom),
+            opened.expected,
+            "{kind}: highlighted entries"
+        );
+        assert!(
+            opened.dom.contains(&format!("{kind}: Let ")),
+            "{kind}: the details show the story"
+        );
+        eprintln!(
+            "{name}: {} bytes, {} elements drawn, first render {} ms",
+            html.len(),
+            body_attribute(&opened.dom, "data-rendered").unwrap_or("?"),
+            body_attribute(&opened.dom, "data-render-ms").unwrap_or("?")
+        );
+    }
 }
 
 /// Recording the peer messages for the page leaves the history, and so the trace hash,

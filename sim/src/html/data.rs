@@ -119,6 +119,9 @@ pub struct Op {
     /// Lane of the server it went to, if known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<usize>,
+    /// Index of the completion entry in the history, if it completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub done: Option<usize>,
 }
 
 /// A notable node event (role change, election, start, stop, refusal, error, delivery).
@@ -621,6 +624,7 @@ fn ops(history: &[Entry], end: u64, lane: &LaneOf<'_>) -> Vec<Op> {
                     outcome: "open",
                     text: format!("{} invoked at {}", describe(""), fmt_time(entry.t)),
                     server: op.server.as_deref().and_then(lane),
+                    done: None,
                 });
             }
             kind => {
@@ -635,6 +639,7 @@ fn ops(history: &[Entry], end: u64, lane: &LaneOf<'_>) -> Vec<Op> {
                 };
                 let started = ops[k].from;
                 ops[k].to = entry.t;
+                ops[k].done = Some(i);
                 ops[k].outcome = outcome;
                 ops[k].text = format!(
                     "{} ({} → {}, {} ms)",
