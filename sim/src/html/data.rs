@@ -139,6 +139,71 @@ pub struct Event {
     pub text: String,
 }
 
+/// A stretch in which a balancer sent a backend no requests (it took it for down).
+#[derive(Clone, Debug, Serialize)]
+pub struct Unhealthy {
+    /// Index of the event that took it down.
+    pub entry: usize,
+    /// The backend's lane.
+    pub lane: usize,
+    /// Taken down, ns.
+    pub from: u64,
+    /// Taken back up (or the end of the run), ns.
+    pub to: u64,
+    /// One line for people: which balancer, why.
+    pub text: String,
+}
+
+/// The backends' health as the balancers saw it, from their `BackendHealth` events.
+fn unhealthy(history: &[Entry], end: u64, lane: &LaneOf<'_>) -> Vec<Unhealthy> {
+    let mut down: BTreeMap<(String, String), Unhealthy> = BTreeMap::new();
+    let mut spans = Vec::new();
+    for (i, e) in history.iter().enumerate() {
+        let What::Event {
+            data:
+                NodeEvent::BackendHealth {
+                    backend,
+                    healthy,
+                    reason,
+                },
+        } = &e.what
+        else {
+            continue;
+        };
+        let key = (e.node.clone(), backend.clone());
+        match (healthy, down.remove(&key)) {
+            (true, Some(mut span)) => {
+                span.to = e.t;
+                span.text
+                    .push_str(&format!(", back up at {}", fmt_time(e.t)));
+                spans.push(span);
+            }
+            (false, open) => {
+                let Some(backend_lane) = lane(backend) else {
+                    continue;
+                };
+                let span = open.unwrap_or(Unhealthy {
+                    entry: i,
+                    lane: backend_lane,
+                    from: e.t,
+                    to: end,
+                    text: format!(
+                        "{} takes {backend} for down from {}{}",
+                        e.node,
+                        fmt_time(e.t),
+                        reason.as_ref().map_or(String::new(), |r| format!(": {r}"))
+                    ),
+                });
+                down.insert(key, span);
+            }
+            (true, None) => {}
+        }
+    }
+    spans.extend(down.into_values());
+    spans.sort_by_key(|s| (s.from, s.lane));
+    spans
+}
+
 /// An interval where two or more servers acted as leader: `(from, to, lanes)`, ns.
 pub type Overlap = (u64, u64, Vec<usize>);
 
@@ -159,6 +224,8 @@ pub struct Page {
     pub events: Vec<Event>,
     /// Peer messages (empty when the run did not record them).
     pub arrows: Vec<Arrow>,
+    /// Stretches a balancer took a backend for down, drawn on the backend's lane.
+    pub unhealthy: Vec<Unhealthy>,
     /// End of the run, ns.
     pub end: u64,
     /// What was folded or capped to keep the page small, for the notice.
@@ -277,7 +344,9 @@ pub fn page(history: &[Entry], messages: &[WireEntry], end: u64) -> Page {
         events.truncate(MAX_EVENTS);
     }
     let arrows = arrows(messages, &lane, &mut folded);
+    let unhealthy = unhealthy(history, end, &lane);
     Page {
+        unhealthy,
         lanes,
         segments,
         two_leaders,
@@ -475,6 +544,9 @@ fn fault_text(entry: &Entry) -> Option<String> {
     if let Some(drift) = fault.drift {
         text.push_str(&format!(" drift {drift:+}"));
     }
+    if let Some(factor) = fault.factor {
+        text.push_str(&format!(" factor {factor}"));
+    }
     if let Some(rate) = fault.rate {
         text.push_str(&format!(" rate {rate}"));
     }
@@ -525,6 +597,11 @@ fn bands(history: &[Entry], end: u64, lanes: &[Lane], lane: &LaneOf<'_>) -> Vec<
                 }),
                 Action::Loss | Action::Latency => {
                     until_first(&|f| f.action == fault.action || f.action == Action::Heal)
+                }
+                // Slowed until a later `slow` of the same node sets another factor (1:
+                // back to normal); a factor of 1 itself is only the instant it ends.
+                Action::Slow if fault.factor.is_some_and(|f| f != 1.0) => {
+                    until_first(&|f| f.action == Action::Slow && f.node == fault.node)
                 }
                 _ => entry.t,
             }
@@ -709,6 +786,28 @@ fn events(history: &[Entry], lane: &LaneOf<'_>, fold_deliveries: bool) -> Vec<Ev
                 NodeEvent::Refused { peer, what, reason } => {
                     ("error", format!("refused {what} from {peer}: {reason}"))
                 }
+                NodeEvent::BackendHealth {
+                    backend,
+                    healthy,
+                    reason,
+                } => (
+                    "health",
+                    match (healthy, reason) {
+                        (true, _) => format!("takes {backend} for up"),
+                        (false, Some(r)) => format!("takes {backend} for down: {r}"),
+                        (false, None) => format!("takes {backend} for down"),
+                    },
+                ),
+                NodeEvent::Breaker {
+                    peer,
+                    from,
+                    to,
+                    failures,
+                } => (
+                    "breaker",
+                    format!("breaker to {peer}: {from:?} → {to:?} after {failures} failures")
+                        .to_lowercase(),
+                ),
                 NodeEvent::Delivered { seq, term, id } if !fold_deliveries => {
                     ("delivered", format!("delivered #{seq} {id} (term {term})"))
                 }
@@ -728,4 +827,90 @@ fn events(history: &[Entry], lane: &LaneOf<'_>, fold_deliveries: bool) -> Vec<Ev
         });
     }
     events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::AppliedFault;
+
+    const S: u64 = 1_000_000_000;
+
+    fn at(t: u64, node: &str, what: What) -> Entry {
+        Entry {
+            t,
+            node: node.into(),
+            what,
+        }
+    }
+
+    fn slow(t: u64, node: &str, factor: f64) -> Entry {
+        let mut fault = AppliedFault::new(Action::Slow);
+        fault.node = Some(node.into());
+        fault.factor = Some(factor);
+        at(t, "harness", What::Fault { fault })
+    }
+
+    fn health(t: u64, backend: &str, healthy: bool) -> Entry {
+        let data = NodeEvent::BackendHealth {
+            backend: backend.into(),
+            healthy,
+            reason: (!healthy).then(|| "health check failed".to_string()),
+        };
+        at(t, "lb", What::Event { data })
+    }
+
+    fn started(node: &str) -> Entry {
+        let data = NodeEvent::Started {
+            recovered_records: 0,
+            damage: None,
+        };
+        at(0, node, What::Event { data })
+    }
+
+    /// A slowed server is a band from its `slow` until the `slow` that sets it back; the
+    /// balancer and registry get lanes after the servers; a backend the balancer took for
+    /// down is marked on its own lane for as long as it was.
+    #[test]
+    fn slowness_and_backend_health_are_stretches_on_the_server_lane() {
+        let history = vec![
+            started("n1"),
+            started("n2"),
+            started("registry"),
+            started("lb"),
+            slow(S, "n2", 20.0),
+            health(S + S / 2, "n2", false),
+            health(2 * S + S / 2, "n2", true),
+            slow(3 * S, "n2", 1.0),
+            slow(4 * S, "n1", 5.0),
+        ];
+        let page = page(&history, &[], 10 * S);
+        let names: Vec<&str> = page.lanes.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["n1", "n2", "lb", "registry"]);
+        let slowed: Vec<(u64, u64, &[usize])> = page
+            .bands
+            .iter()
+            .filter(|b| b.action == "slow")
+            .map(|b| (b.at, b.until, b.lanes.as_slice()))
+            .collect();
+        assert_eq!(
+            slowed,
+            [
+                (S, 3 * S, &[1][..]),
+                (3 * S, 3 * S, &[1][..]),
+                (4 * S, 10 * S, &[0][..])
+            ]
+        );
+        assert_eq!(page.unhealthy.len(), 1);
+        let down = &page.unhealthy[0];
+        assert_eq!(
+            (down.lane, down.from, down.to),
+            (1, S + S / 2, 2 * S + S / 2)
+        );
+        assert!(down.text.contains("lb takes n2 for down"), "{}", down.text);
+        assert!(page
+            .events
+            .iter()
+            .any(|e| e.class == "health" && e.lane == 2));
+    }
 }

@@ -184,6 +184,12 @@
           b.entry, lanes[0] || 0, b.at, b.text);
       }
     });
+    P.unhealthy.forEach(function (u) {
+      if (hidden.has(u.lane) || !clip(u.from, u.to)) return;
+      const a = Math.max(u.from, t0), b = Math.min(u.to, t1);
+      mark(el("rect", { class: "unhealthy", x: x(a), y: y(u.lane) + LANE - 4, height: 3,
+        width: Math.max(x(b) - x(a), 1) }, svg), u.entry, u.lane, u.from, u.text);
+    });
     P.ops.forEach(function (o) {
       if (hidden.has(o.lane) || !clip(o.from, o.to)) return;
       const a = Math.max(o.from, t0), b = Math.min(o.to, t1);
