@@ -390,14 +390,11 @@ fn tapping_http_calls_does_not_change_the_trace_and_draws_them() {
     };
     let mut seen = std::collections::BTreeSet::new();
     let mut lost = 0;
+    // [from, to, sent, received, kind, routine, replied, ended, end] (see html/data.rs).
     for arrow in data["page"]["arrows"].as_array().expect("arrows") {
-        let kind = arrow["kind"].as_str().unwrap_or("");
-        seen.insert((
-            lane_kind(&arrow["from"]),
-            lane_kind(&arrow["to"]),
-            kind.to_string(),
-        ));
-        if arrow["received"].is_null() || arrow["end"] == "timeout" {
+        let kind = arrow[4].as_str().unwrap_or("");
+        seen.insert((lane_kind(&arrow[0]), lane_kind(&arrow[1]), kind.to_string()));
+        if arrow[3].is_null() || arrow[8] == "timeout" {
             lost += 1;
         }
     }
@@ -418,4 +415,65 @@ fn tapping_http_calls_does_not_change_the_trace_and_draws_them() {
     }
     // n3 is paused for 15 s: calls to it go unanswered, and are marked so.
     assert!(lost > 10, "{lost} unanswered calls marked");
+}
+
+/// Largest page the biggest scenarios may produce: "a few MB" (issue 13, item 5).
+const MAX_PAGE_BYTES: usize = 3_000_000;
+
+/// The largest scenarios (a 60-second 5-node chat at high rate; 64 KV servers) fold into
+/// pages under [`MAX_PAGE_BYTES`] — a property of the file, the same for a seed and build —
+/// and say what they folded; in a real browser their first render finishes (its time is
+/// printed for the README, not asserted).
+#[test]
+fn the_largest_runs_fold_into_pages_of_a_few_megabytes() {
+    for (file, name) in [
+        ("scenarios/chat/high-rate-60s.toml", "chat-high-rate-60s"),
+        ("scenarios/kv/64-servers.toml", "kv-64-servers"),
+    ] {
+        let (html, finished) = report(file, 1);
+        assert_eq!(finished.report.verdict, "pass", "{file}");
+        assert!(
+            html.len() < MAX_PAGE_BYTES,
+            "{file}: the page is {} bytes",
+            html.len()
+        );
+        let data = payload(&html);
+        let folded = data["page"]["folded"].as_array().expect("folded");
+        assert!(!folded.is_empty(), "{file}: nothing folded, nothing said");
+        for notice in folded {
+            let notice = notice.as_str().unwrap_or("");
+            assert!(
+                html.contains(&format!("<p class=\"notice\">{notice}")),
+                "{file}: the notice is not in the header: {notice}"
+            );
+        }
+        let Some(browser) = chromium() else {
+            assert!(std::env::var_os("CI").is_none(), "CI must have chromium");
+            continue;
+        };
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("html-report");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let page = dir.join(format!("{name}.html"));
+        std::fs::write(&page, &html).expect("write");
+        let (dom, log) = browse(
+            &browser,
+            &format!("file://{}", page.display()),
+            &["--dump-dom".to_string()],
+        );
+        let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
+        assert!(console.is_empty(), "{file}: the page logged: {console:?}");
+        let drawn = body_attribute(&dom, "data-rendered");
+        assert!(
+            drawn
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n > 100),
+            "{file}: the first render did not finish ({drawn:?})"
+        );
+        eprintln!(
+            "{name}: {} bytes, {} elements drawn, first render {} ms",
+            html.len(),
+            drawn.unwrap_or("?"),
+            body_attribute(&dom, "data-render-ms").unwrap_or("?")
+        );
+    }
 }

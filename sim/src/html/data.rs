@@ -3,20 +3,23 @@
 //! instants where two servers acted as leader. Plain data, serialized into the page.
 
 use crate::check::election::Replay;
+use crate::check::kv::FINAL;
 use crate::history::{fmt_time, Actor, Entry, OpType, What, WireEntry};
 use crate::scenario::Action;
 use crate::systems::node_at;
 use nodes::runtime::wire::{CallEnd, Tapped};
 use nodes::runtime::NodeEvent;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Most operations drawn; beyond it the page says how many were left out.
-pub const MAX_OPS: usize = 20_000;
+pub const MAX_OPS: usize = 12_000;
+/// Most final reads drawn one by one; beyond it only the cited ones are.
+pub const MAX_FINAL_READS: usize = 256;
 /// Most node events drawn (deliveries are folded first, see [`Page::folded`]).
 pub const MAX_EVENTS: usize = 20_000;
 /// Most message arrows drawn (routine traffic is left out first).
-pub const MAX_ARROWS: usize = 20_000;
+pub const MAX_ARROWS: usize = 12_000;
 /// Message kinds that are routine traffic, hidden until asked for: heartbeats, the
 /// registry's membership polls, health checks and anti-entropy gossip.
 pub const ROUTINE: &[&str] = &[
@@ -29,8 +32,10 @@ pub const ROUTINE: &[&str] = &[
     "GOSSIP_ITEMS",
 ];
 
-/// A peer message: an arrow from its sender's lane to its receiver's.
-#[derive(Clone, Debug, Serialize)]
+/// A peer message: an arrow from its sender's lane to its receiver's. Serialized as an
+/// array (`[from, to, sent, received, kind, routine]`, an HTTP call followed by `replied,
+/// ended, end`) to keep a page with thousands of them small.
+#[derive(Clone, Debug)]
 pub struct Arrow {
     /// Sender lane.
     pub from: usize,
@@ -45,15 +50,32 @@ pub struct Arrow {
     /// Heartbeats and the like: folded by default.
     pub routine: bool,
     /// HTTP calls: when the server answered, ns (`None`: it never did).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub replied: Option<u64>,
     /// HTTP calls: when the caller's call ended, ns (`None`: the caller gave up first).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ended: Option<u64>,
     /// HTTP calls: how it ended for the caller (`200`, `429`, `timeout`, `unreachable`:
     /// never sent, `broken`), or `abandoned` when the caller stopped waiting.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub end: Option<String>,
+}
+
+impl Serialize for Arrow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let call = self.end.is_some();
+        let mut seq = serializer.serialize_seq(Some(if call { 9 } else { 6 }))?;
+        seq.serialize_element(&self.from)?;
+        seq.serialize_element(&self.to)?;
+        seq.serialize_element(&self.sent)?;
+        seq.serialize_element(&self.received)?;
+        seq.serialize_element(self.kind)?;
+        seq.serialize_element(&u8::from(self.routine))?;
+        if call {
+            seq.serialize_element(&self.replied)?;
+            seq.serialize_element(&self.ended)?;
+            seq.serialize_element(&self.end)?;
+        }
+        seq.end()
+    }
 }
 
 /// One lane of the page: a server, the registry or balancer, a client, or a harness actor.
@@ -101,8 +123,10 @@ pub struct Band {
     pub text: String,
 }
 
-/// A client (or harness) operation from invoke to completion.
-#[derive(Clone, Debug, Serialize)]
+/// A client (or harness) operation from invoke to completion. Serialized as an array,
+/// `[entry, lane, from, to, outcome, text, server, done]` (the page adds the times to the
+/// text), to keep a page with thousands of them small.
+#[derive(Clone, Debug)]
 pub struct Op {
     /// Index of the invoke entry in the history.
     pub entry: usize,
@@ -117,11 +141,25 @@ pub struct Op {
     /// One line for people: what, on which key, which value, answered by whom.
     pub text: String,
     /// Lane of the server it went to, if known.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<usize>,
     /// Index of the completion entry in the history, if it completed.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub done: Option<usize>,
+}
+
+impl Serialize for Op {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (
+            self.entry,
+            self.lane,
+            self.from,
+            self.to,
+            self.outcome,
+            &self.text,
+            self.server,
+            self.done,
+        )
+            .serialize(serializer)
+    }
 }
 
 /// A notable node event (role change, election, start, stop, refusal, error, delivery).
@@ -297,8 +335,8 @@ fn state_of(glyph: char) -> Option<&'static str> {
 }
 
 /// Builds the page's data from a history of a run that lasted `end` ns and the peer
-/// messages tapped during it.
-pub fn page(history: &[Entry], messages: &[WireEntry], end: u64) -> Page {
+/// messages tapped during it; `keep`: entries the checks cite, never folded away.
+pub fn page(history: &[Entry], messages: &[WireEntry], end: u64, keep: &BTreeSet<usize>) -> Page {
     let lanes = lanes_of(history);
     let index: BTreeMap<&str, usize> = lanes
         .iter()
@@ -310,6 +348,21 @@ pub fn page(history: &[Entry], messages: &[WireEntry], end: u64) -> Page {
     let mut folded = Vec::new();
     let bands = bands(history, end, &lanes, &lane);
     let mut ops = ops(history, end, &lane);
+    let finals = ops
+        .iter()
+        .filter(|o| history[o.entry].node == FINAL)
+        .count();
+    if finals > MAX_FINAL_READS {
+        ops.retain(|o| {
+            history[o.entry].node != FINAL
+                || keep.contains(&o.entry)
+                || o.done.is_some_and(|d| keep.contains(&d))
+        });
+        folded.push(format!(
+            "{finals} final reads (every key on every live server) are folded: only those a \
+             check cites are drawn"
+        ));
+    }
     if ops.len() > MAX_OPS {
         folded.push(format!(
             "{} operations after the first {MAX_OPS} are not drawn",
@@ -426,25 +479,26 @@ fn arrows(messages: &[WireEntry], lane: &LaneOf<'_>, folded: &mut Vec<String>) -
         })
         .collect();
     let routine = arrows.iter().filter(|a| a.routine).count();
-    if routine > 0 {
+    if arrows.len() > MAX_ARROWS {
+        arrows.retain(|a| !a.routine);
+        folded.push(format!(
+            "{routine} routine messages (heartbeats, membership polls, health checks, gossip) \
+             are left out of this page: over {MAX_ARROWS} messages in all"
+        ));
+    } else if routine > 0 {
         folded.push(format!(
             "{routine} routine messages (heartbeats, membership polls, health checks, gossip) \
              are folded: hidden until \"routine messages\" is ticked"
         ));
     }
     if arrows.len() > MAX_ARROWS {
-        arrows.retain(|a| !a.routine);
+        // One in `stride`, evenly over the whole run, so every stretch keeps its traffic.
+        let stride = arrows.len().div_ceil(MAX_ARROWS);
         folded.push(format!(
-            "the {routine} routine messages are left out of this page: over {MAX_ARROWS} \
-             messages in all"
+            "{} messages in all: one in {stride} is drawn, evenly over the run",
+            arrows.len()
         ));
-    }
-    if arrows.len() > MAX_ARROWS {
-        folded.push(format!(
-            "{} messages after the first {MAX_ARROWS} are not drawn",
-            arrows.len() - MAX_ARROWS
-        ));
-        arrows.truncate(MAX_ARROWS);
+        arrows = arrows.into_iter().step_by(stride).collect();
     }
     arrows
 }
@@ -699,7 +753,7 @@ fn ops(history: &[Entry], end: u64, lane: &LaneOf<'_>) -> Vec<Op> {
                     from: entry.t,
                     to: end,
                     outcome: "open",
-                    text: format!("{} invoked at {}", describe(""), fmt_time(entry.t)),
+                    text: describe("").trim_end().to_string(),
                     server: op.server.as_deref().and_then(lane),
                     done: None,
                 });
@@ -714,17 +768,10 @@ fn ops(history: &[Entry], end: u64, lane: &LaneOf<'_>) -> Vec<Op> {
                     OpType::Fail => "fail",
                     _ => "info",
                 };
-                let started = ops[k].from;
                 ops[k].to = entry.t;
                 ops[k].done = Some(i);
                 ops[k].outcome = outcome;
-                ops[k].text = format!(
-                    "{} ({} → {}, {} ms)",
-                    describe(outcome),
-                    fmt_time(started),
-                    fmt_time(entry.t),
-                    (entry.t - started) / 1_000_000
-                );
+                ops[k].text = describe(outcome);
                 if let Some(server) = op.server.as_deref().and_then(lane) {
                     ops[k].server = Some(server);
                 }
@@ -884,7 +931,7 @@ mod tests {
             slow(3 * S, "n2", 1.0),
             slow(4 * S, "n1", 5.0),
         ];
-        let page = page(&history, &[], 10 * S);
+        let page = page(&history, &[], 10 * S, &BTreeSet::new());
         let names: Vec<&str> = page.lanes.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["n1", "n2", "lb", "registry"]);
         let slowed: Vec<(u64, u64, &[usize])> = page

@@ -2,6 +2,19 @@
 (function () {
   const D = JSON.parse(document.getElementById("data").textContent);
   const P = D.page, panels = D.panels;
+  // Arrows travel as arrays (see data.rs): [from, to, sent, received, kind, routine] and,
+  // for an HTTP call, [..., replied, ended, end].
+  // Operations too: [entry, lane, from, to, outcome, text, server, done]; the times are
+  // added to the text here.
+  P.ops = P.ops.map(function (o) {
+    const text = o[4] === "open" ? o[5] + " invoked at " + fmt(o[2]) + ", never completed"
+      : o[5] + " (" + fmt(o[2]) + " → " + fmt(o[3]) + ", " + Math.round((o[3] - o[2]) / 1e6) + " ms)";
+    return { entry: o[0], lane: o[1], from: o[2], to: o[3], outcome: o[4], text: text, server: o[6], done: o[7] };
+  });
+  P.arrows = P.arrows.map(function (a) {
+    return { from: a[0], to: a[1], sent: a[2], received: a[3], kind: a[4], routine: a[5] === 1,
+      replied: a.length > 6 ? a[6] : null, ended: a.length > 6 ? a[7] : null, end: a.length > 6 ? a[8] : null };
+  });
   const NS = "http://www.w3.org/2000/svg";
   const LABEL = 70, LANE = 22, TOP = 34;
   const chart = document.getElementById("chart");
