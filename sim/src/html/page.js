@@ -16,7 +16,7 @@
       replied: a.length > 6 ? a[6] : null, ended: a.length > 6 ? a[7] : null, end: a.length > 6 ? a[8] : null };
   });
   const NS = "http://www.w3.org/2000/svg";
-  const LABEL = 70, LANE = 22, TOP = 34;
+  const LABEL = 70, LANE = 22, TOP = 34, VIEW_ARROWS = 3000;
   const chart = document.getElementById("chart");
   const details = document.getElementById("details");
   const controls = document.getElementById("controls");
@@ -85,14 +85,17 @@
     return { past: past, future: future };
   }
 
+  const thinned = document.createElement("span");
+  thinned.className = "thinned";
   if (P.arrows.length) {
     const label = document.createElement("label");
     const box = document.createElement("input");
     box.type = "checkbox"; box.checked = false;
     box.addEventListener("change", function () { routine = box.checked; draw(); });
     label.appendChild(box);
-    label.appendChild(document.createTextNode(" routine messages (heartbeats)"));
+    label.appendChild(document.createTextNode(" routine messages (heartbeats, gossip, health checks)"));
     controls.appendChild(label);
+    controls.appendChild(thinned);
   }
 
   function zoom(f) {
@@ -218,8 +221,19 @@
       mark(el("line", { class: cls + (r == null ? " lost" : ""), x1: x(s), y1: y1, x2: x(stop), y2: y2,
         "marker-end": "url(#head)" }, svg), id, a, s, text);
     };
+    // At most VIEW_ARROWS arrows per drawing: past that, one in k of those in view (a
+    // whole-run view of a busy run stays quick to pan and zoom; zooming in shows all).
+    const inView = [];
     P.arrows.forEach(function (a, i) {
       if ((a.routine && !routine) || hidden.has(a.from) || hidden.has(a.to)) return;
+      if (a.sent > t1 || Math.max(a.received || a.sent, a.ended || a.sent) < t0) return;
+      inView.push(i);
+    });
+    const every = Math.ceil(inView.length / VIEW_ARROWS) || 1;
+    thinned.textContent = every > 1 ? " drawing 1 in " + every + " of the " + inView.length +
+      " messages in view: zoom in for all" : "";
+    inView.filter(function (_, k) { return k % every === 0; }).forEach(function (i) {
+      const a = P.arrows[i];
       const names = P.lanes[a.from].name + " → " + P.lanes[a.to].name + " " + a.kind;
       const cls = "msg" + (a.routine ? " routine" : "");
       if (a.end == null) {
