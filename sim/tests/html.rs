@@ -37,9 +37,13 @@ fn the_page_is_byte_identical_for_a_seed_and_fetches_nothing() {
     assert!(a == b, "two renders of one seed differ");
     let (other, _) = report("scenarios/teaching/split-brain.toml", 2);
     assert!(a != other, "another seed draws the same page");
-    // No external URL: the only `http` is the SVG namespace name the script creates
-    // elements in, which is never fetched.
-    let mut rest = a.as_str();
+    assert_fetches_nothing(&a);
+}
+
+/// No external URL: the only `http` is the SVG namespace name the script creates elements
+/// in, which is never fetched; no element that loads anything; a strict CSP.
+fn assert_fetches_nothing(a: &str) {
+    let mut rest = a;
     while let Some(i) = rest.find("http") {
         assert!(
             rest[i..].starts_with("http://www.w3.org/2000/svg")
@@ -304,18 +308,24 @@ fn in_a_real_browser_the_kv_panels_highlight_their_cited_operations() {
     }
 }
 
+/// The page of `file` at seed 1 and its tapped run, after checking that the same run
+/// without the tap records no messages and has the same trace hash.
+fn tapped_without_changing_the_trace(file: &str) -> (String, sim::run::Finished) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+    let scenario = scenario::load(&path).expect("scenario loads");
+    let plain = sim::run::run_scenario(&scenario, file, 1).expect("runs");
+    let (html, tapped) = report(file, 1);
+    assert!(plain.messages.is_empty());
+    assert_eq!(plain.report.trace_hash, tapped.report.trace_hash, "{file}");
+    (html, tapped)
+}
+
 /// Recording the peer messages for the page leaves the history, and so the trace hash,
 /// exactly as a run without them; and every message received was one that was sent.
 #[test]
 fn tapping_messages_for_the_page_does_not_change_the_trace() {
     use nodes::runtime::wire::Tapped;
-    let file = "scenarios/teaching/split-brain.toml";
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
-    let scenario = scenario::load(&path).expect("scenario loads");
-    let plain = sim::run::run_scenario(&scenario, file, 1).expect("runs");
-    let tapped = sim::run::run_scenario_with_messages(&scenario, file, 1).expect("runs");
-    assert!(plain.messages.is_empty());
-    assert_eq!(plain.report.trace_hash, tapped.report.trace_hash);
+    let (_, tapped) = tapped_without_changing_the_trace("scenarios/teaching/split-brain.toml");
     let sent: std::collections::BTreeSet<(String, u64)> = tapped
         .messages
         .iter()
@@ -345,13 +355,10 @@ fn tapping_messages_for_the_page_does_not_change_the_trace() {
 #[test]
 fn tapping_http_calls_does_not_change_the_trace_and_draws_them() {
     use nodes::runtime::wire::Tapped;
-    let file = "scenarios/teaching/breaker-off.toml";
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
-    let scenario = scenario::load(&path).expect("scenario loads");
-    let plain = sim::run::run_scenario(&scenario, file, 1).expect("runs");
-    let (html, tapped) = report(file, 1);
-    assert!(plain.messages.is_empty());
-    assert_eq!(plain.report.trace_hash, tapped.report.trace_hash);
+    let (html, tapped) = tapped_without_changing_the_trace("scenarios/teaching/breaker-off.toml");
+    assert_fetches_nothing(&html);
+    let (again, _) = report("scenarios/teaching/breaker-off.toml", 1);
+    assert!(html == again, "two renders of one KV seed differ");
     let called: std::collections::BTreeSet<(String, u64)> = tapped
         .messages
         .iter()
@@ -432,6 +439,7 @@ fn the_largest_runs_fold_into_pages_of_a_few_megabytes() {
     ] {
         let (html, finished) = report(file, 1);
         assert_eq!(finished.report.verdict, "pass", "{file}");
+        assert_fetches_nothing(&html);
         assert!(
             html.len() < MAX_PAGE_BYTES,
             "{file}: the page is {} bytes",
