@@ -414,70 +414,66 @@ pub fn page(history: &[Entry], messages: &[WireEntry], end: u64, keep: &BTreeSet
 
 /// Pairs each tapped send with its receipt (by the sender's number for the message), and
 /// each tapped HTTP call with its serving, its reply and its end at the caller (by the
-/// caller's number for the call; the server names the caller by its address).
+/// caller's number for the call; the server names the caller by its address). Taps come in
+/// time order and a receipt pairs with the latest send of that number, so a restarted
+/// node whose transport numbers from 1 again is paired right.
 fn arrows(messages: &[WireEntry], lane: &LaneOf<'_>, folded: &mut Vec<String>) -> Vec<Arrow> {
-    let mut received: BTreeMap<(String, u64), u64> = BTreeMap::new();
-    let mut served: BTreeMap<(String, u64), u64> = BTreeMap::new();
-    let mut replied: BTreeMap<(String, u64), u64> = BTreeMap::new();
-    let mut ended: BTreeMap<(&str, u64), (u64, CallEnd)> = BTreeMap::new();
+    let mut arrows: Vec<Arrow> = Vec::new();
+    let mut sent: BTreeMap<(String, u64), usize> = BTreeMap::new();
+    let mut called: BTreeMap<(String, u64), usize> = BTreeMap::new();
     for m in messages {
         match m.tapped {
-            Tapped::Received { from, id, .. } => {
-                received.entry((format!("n{from}"), id)).or_insert(m.t);
-            }
-            Tapped::Served { from, id } => {
-                if let Some(caller) = node_at(from.ip()) {
-                    served.entry((caller, id)).or_insert(m.t);
-                }
-            }
-            Tapped::Replied { from, id, .. } => {
-                if let Some(caller) = node_at(from.ip()) {
-                    replied.entry((caller, id)).or_insert(m.t);
-                }
-            }
-            Tapped::Answered { id, end } => {
-                ended.insert((m.node.as_str(), id), (m.t, end));
-            }
-            Tapped::Sent { .. } | Tapped::Called { .. } => {}
-        }
-    }
-    let mut arrows: Vec<Arrow> = messages
-        .iter()
-        .filter_map(|m| match m.tapped {
-            Tapped::Sent { to, id, kind } => Some(Arrow {
-                from: lane(&m.node)?,
-                to: lane(&format!("n{to}"))?,
-                sent: m.t,
-                received: received.get(&(m.node.clone(), id)).copied(),
-                kind,
-                routine: ROUTINE.contains(&kind),
-                replied: None,
-                ended: None,
-                end: None,
-            }),
-            Tapped::Called { to, id, kind } => {
-                let key = (m.node.clone(), id);
-                let end = ended.get(&(m.node.as_str(), id));
-                Some(Arrow {
-                    from: lane(&m.node)?,
-                    to: lane(&node_at(to.ip())?)?,
+            Tapped::Sent { id, kind, .. } | Tapped::Called { id, kind, .. } => {
+                let (to, call) = match m.tapped {
+                    Tapped::Called { to, .. } => (node_at(to.ip()), true),
+                    Tapped::Sent { to, .. } => (Some(format!("n{to}")), false),
+                    _ => continue,
+                };
+                let (Some(from), Some(to)) = (lane(&m.node), to.as_deref().and_then(lane)) else {
+                    continue;
+                };
+                let index = if call { &mut called } else { &mut sent };
+                index.insert((m.node.clone(), id), arrows.len());
+                arrows.push(Arrow {
+                    from,
+                    to,
                     sent: m.t,
-                    received: served.get(&key).copied(),
+                    received: None,
                     kind,
                     routine: ROUTINE.contains(&kind),
-                    replied: replied.get(&key).copied(),
-                    ended: end.map(|e| e.0),
-                    end: Some(end.map_or("abandoned".into(), |e| match e.1 {
+                    replied: None,
+                    ended: None,
+                    end: call.then(|| "abandoned".to_string()),
+                });
+            }
+            Tapped::Received { from, id, .. } => {
+                if let Some(&k) = sent.get(&(format!("n{from}"), id)) {
+                    arrows[k].received.get_or_insert(m.t);
+                }
+            }
+            Tapped::Served { from, id } | Tapped::Replied { from, id, .. } => {
+                let Some(&k) = node_at(from.ip()).and_then(|caller| called.get(&(caller, id)))
+                else {
+                    continue;
+                };
+                match m.tapped {
+                    Tapped::Served { .. } => arrows[k].received.get_or_insert(m.t),
+                    _ => arrows[k].replied.get_or_insert(m.t),
+                };
+            }
+            Tapped::Answered { id, end } => {
+                if let Some(&k) = called.get(&(m.node.clone(), id)) {
+                    arrows[k].ended = Some(m.t);
+                    arrows[k].end = Some(match end {
                         CallEnd::Status(code) => code.to_string(),
                         CallEnd::Unreachable => "unreachable".into(),
                         CallEnd::Broken => "broken".into(),
                         CallEnd::Timeout => "timeout".into(),
-                    })),
-                })
+                    });
+                }
             }
-            _ => None,
-        })
-        .collect();
+        }
+    }
     let routine = arrows.iter().filter(|a| a.routine).count();
     if arrows.len() > MAX_ARROWS {
         arrows.retain(|a| !a.routine);
@@ -913,6 +909,110 @@ mod tests {
             damage: None,
         };
         at(0, node, What::Event { data })
+    }
+
+    fn tap(t: u64, node: &str, tapped: Tapped) -> WireEntry {
+        WireEntry {
+            t,
+            node: node.into(),
+            tapped,
+        }
+    }
+
+    /// A receipt pairs with the latest send of its number (a restarted node numbers from
+    /// 1 again); an HTTP call pairs with its serving, reply and end by the caller's
+    /// number, the server naming the caller by its address; one never served is marked.
+    #[test]
+    fn messages_and_calls_pair_exactly_across_a_restart() {
+        use nodes::runtime::wire::CallEnd;
+        let history = vec![started("n1"), started("n2"), started("n3"), started("c1")];
+        let at = |ip: [u8; 4], port| std::net::SocketAddr::from((ip, port));
+        let sent = |id| Tapped::Sent {
+            to: 2,
+            id,
+            kind: "APPEND",
+        };
+        let received = |id| Tapped::Received {
+            from: 1,
+            id,
+            kind: "APPEND",
+        };
+        let c1 = at([10, 0, 1, 1], 40000);
+        let messages = vec![
+            tap(1, "n1", sent(1)),
+            tap(2, "n2", received(1)),
+            tap(10, "n1", sent(1)),
+            tap(11, "n2", received(1)),
+            tap(
+                20,
+                "c1",
+                Tapped::Called {
+                    to: at([10, 0, 0, 2], 8080),
+                    id: 1,
+                    kind: "PUT",
+                },
+            ),
+            tap(21, "n2", Tapped::Served { from: c1, id: 1 }),
+            tap(
+                22,
+                "n2",
+                Tapped::Replied {
+                    from: c1,
+                    id: 1,
+                    status: 200,
+                },
+            ),
+            tap(
+                23,
+                "c1",
+                Tapped::Answered {
+                    id: 1,
+                    end: CallEnd::Status(200),
+                },
+            ),
+            tap(
+                30,
+                "c1",
+                Tapped::Called {
+                    to: at([10, 0, 0, 3], 8080),
+                    id: 2,
+                    kind: "GET",
+                },
+            ),
+            tap(
+                40,
+                "c1",
+                Tapped::Answered {
+                    id: 2,
+                    end: CallEnd::Timeout,
+                },
+            ),
+        ];
+        let page = page(&history, &messages, 100, &BTreeSet::new());
+        let got: Vec<_> = page
+            .arrows
+            .iter()
+            .map(|a| {
+                (
+                    a.from,
+                    a.to,
+                    a.sent,
+                    a.received,
+                    a.replied,
+                    a.ended,
+                    a.end.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 1, 1, Some(2), None, None, None),
+                (0, 1, 10, Some(11), None, None, None),
+                (3, 1, 20, Some(21), Some(22), Some(23), Some("200")),
+                (3, 2, 30, None, None, Some(40), Some("timeout")),
+            ]
+        );
     }
 
     /// A slowed server is a band from its `slow` until the `slow` that sets it back; the
