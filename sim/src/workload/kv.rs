@@ -231,8 +231,10 @@ impl Client {
         let answer = loop {
             let t = self.now();
             let (addr, name) = self.target(server);
-            let pool = self.pool();
-            let call = get_through(&pool, addr, &planned.key, false, self.policy.timeout);
+            // The pool lives in the call's future, so its connection closes when the call
+            // ends (or is given up), as with a fresh connection per attempt.
+            let (pool, key, timeout) = (self.pool(), &planned.key, self.policy.timeout);
+            let call = async move { get_through(&pool, addr, key, false, timeout).await };
             let answer = self
                 .policy
                 .bounded(call, |after| Err(CallError::Timeout(after)))
@@ -289,16 +291,11 @@ impl Client {
         let outcome = loop {
             let t = self.now();
             let (addr, name) = self.target(server);
-            let pool = self.pool();
-            let call = put_through(
-                &pool,
-                addr,
-                &planned.key,
-                &wire,
-                Some(context.clone()),
-                Some(&self.name),
-                self.policy.timeout,
-            );
+            let (pool, key, timeout) = (self.pool(), &planned.key, self.policy.timeout);
+            let (wire, context, client) = (&wire, context.clone(), &self.name);
+            let call = async move {
+                put_through(&pool, addr, key, wire, Some(context), Some(client), timeout).await
+            };
             let outcome = self
                 .policy
                 .bounded(call, |after| {
