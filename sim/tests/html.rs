@@ -252,7 +252,8 @@ fn in_a_real_browser_the_jump_link_highlights_exactly_the_panel_events() {
 
 /// The KV checks cite typed evidence: following a panel's link highlights exactly the
 /// operations it cites — a lost write's invoke and acknowledgement, the final read that
-/// lost it; the slowest operations; the unacknowledged ones of the failing window.
+/// lost it; the slowest operations; the unacknowledged ones of the failing window; the
+/// diverging copies; the operation no linearization gets past; the unacknowledged ones.
 #[test]
 fn in_a_real_browser_the_kv_panels_highlight_their_cited_operations() {
     for (file, kind, name) in [
@@ -267,8 +268,26 @@ fn in_a_real_browser_the_kv_panels_highlight_their_cited_operations() {
             "recovers",
             "recovers",
         ),
+        (
+            "scenarios/teaching/node-counter-concurrent-writes.toml",
+            "converged",
+            "converged",
+        ),
+        (
+            "scenarios/teaching/cap-not-linearizable.toml",
+            "linearizable",
+            "linearizable",
+        ),
+        (
+            "scenarios/kv/partition-never-heals-quorum.toml",
+            "availability",
+            "availability",
+        ),
     ] {
-        let (html, finished) = report(file, 1);
+        // The scenario's own seed, when it names one (else 1).
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+        let seed = scenario::load(&path).expect("loads").seed.unwrap_or(1);
+        let (html, finished) = report(file, seed);
         let check = finished
             .report
             .checks
