@@ -1,7 +1,9 @@
 //! The violation panel: for each failed check, its evidence, a plain-language story in the
 //! "Let … Then … However …" style, and the history entries the page highlights when a
-//! person follows the panel's link. The entries are found in the typed history (role and
-//! delivery events, operations), never by reading the checker's text.
+//! person follows the panel's link. The entries are the ones the check cites
+//! ([`CheckResult::evidence`]: the KV and service checks), or are found in the typed
+//! history (role and delivery events, for the election and chat checks) — never by
+//! reading the checker's text.
 
 use super::data::Page;
 use crate::check::{CheckResult, Cited, Status};
