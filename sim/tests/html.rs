@@ -439,8 +439,16 @@ fn tapping_http_calls_does_not_change_the_trace_and_draws_them() {
             "no {expected:?} arrow in {seen:?}"
         );
     }
-    // n3 is paused for 15 s: calls to it go unanswered, and are marked so.
+    // n3 is paused for 15 s: calls to it go unanswered, and are marked so; the balancer
+    // takes it for down, which its lane shows.
     assert!(lost > 10, "{lost} unanswered calls marked");
+    let unhealthy = data["page"]["unhealthy"].as_array().expect("unhealthy");
+    assert!(
+        unhealthy
+            .iter()
+            .any(|u| lanes[u["lane"].as_u64().unwrap_or(0) as usize] == "n3"),
+        "n3 never drawn as down for the balancer: {unhealthy:?}"
+    );
 }
 
 /// Largest page the biggest scenarios may produce: "a few MB" (issue 13, item 5).
