@@ -48,21 +48,10 @@ fn version_in(answer: &serde_json::Value) -> Option<Version> {
     serde_json::from_value(answer["version"].clone()).ok()
 }
 
-/// Writes `value` under `key`, ordered after `context`; `client` names a client that
-/// carries its own clock ([`super::version::ClientClock`]).
-pub async fn put(
-    node: SocketAddr,
-    key: &str,
-    value: &str,
-    context: Option<Version>,
-    client: Option<&str>,
-    timeout: Duration,
-) -> PutOutcome {
-    put_through(&Pool::new(), node, key, value, context, client, timeout).await
-}
-
-/// [`put`] through `pool` (a fresh [`Pool::tapped`] one: the write is reported to the
-/// client's wire tap, on a connection of its own as before).
+/// Writes `value` under `key` through `pool`, ordered after `context`; `client` names a
+/// client that carries its own clock ([`super::version::ClientClock`]). A fresh pool per
+/// write (`Pool::new()`, or [`Pool::tapped`] to report it to a wire tap) keeps the write on
+/// a connection of its own.
 pub async fn put_through(
     pool: &Pool,
     node: SocketAddr,
@@ -214,10 +203,10 @@ mod tests {
                     let wait = Duration::from_secs(1);
                     let mut outcomes = Vec::new();
                     for key in ["ok", "shed", "partial", "broken", "bad", "slow"] {
-                        outcomes.push(put(node, key, "v", None, None, wait).await);
+                        outcomes.push(put_through(&Pool::new(), node, key, "v", None, None, wait).await);
                     }
                     let unreachable = SocketAddr::from((SERVER, 5999));
-                    outcomes.push(put(unreachable, "ok", "v", None, None, wait).await);
+                    outcomes.push(put_through(&Pool::new(), unreachable, "ok", "v", None, None, wait).await);
                     let read = get(node, "shed", false, wait).await;
                     (outcomes, read)
                 })
