@@ -286,7 +286,7 @@ pub fn cluster_key(seed: u64) -> ClusterKey {
 fn start_lb(config: nodes::lb::LbConfig, recorder: &Recorder, key: &ClusterKey) -> SimNode {
     let ip = systems::kv::lb_addr().ip();
     start_diskless("lb", ip, Kind::Balancer, recorder, key, move |env| {
-        nodes::lb::run(config.clone(), env.clock, env.events)
+        nodes::lb::run(config.clone(), env.clock, env.events, env.wire)
     })
 }
 
@@ -328,7 +328,7 @@ where
                 events: sink,
                 slowdown: Slowdown::new(),
                 cluster_key: key.clone(),
-                wire: recorder.wire_tap("registry"),
+                wire: recorder.wire_tap(name),
             };
             let (node, recorder) = (entry(env), recorder.clone());
             async move {
