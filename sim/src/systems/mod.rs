@@ -40,3 +40,22 @@ pub fn node_at(ip: IpAddr) -> Option<String> {
 pub fn server_addr(index: usize) -> SocketAddr {
     SocketAddr::new(server_ip(index), PEER_PORT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every address of the plan names its node, so the ends of a tapped HTTP call are
+    /// lanes; the harness's own readers name none.
+    #[test]
+    fn every_address_names_its_node() {
+        assert_eq!(node_at(server_ip(64)).as_deref(), Some("n64"));
+        assert_eq!(node_at(client_ip(3)).as_deref(), Some("c3"));
+        assert_eq!(
+            node_at(kv::registry_addr().ip()).as_deref(),
+            Some("registry")
+        );
+        assert_eq!(node_at(kv::lb_addr().ip()).as_deref(), Some("lb"));
+        assert_eq!(node_at(IpAddr::V4(Ipv4Addr::new(10, 0, 3, 1))), None);
+    }
+}
