@@ -282,9 +282,12 @@ pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, Str
             .map(|s| recorder.start() + s.get_ref().0);
         for j in 1..=scenario.client_count() {
             let rng = simcore::workload::stream(seed, &format!("workload/c{j}"));
+            let name = format!("c{j}");
+            let share =
+                simcore::workload::Share::of(workload, scenario.clients.get(name.as_str()), j);
             clients.push(tokio::spawn(simcore::workload::chat::client(
                 j,
-                workload.clone(),
+                share,
                 addresses.clone(),
                 recorder.clone(),
                 rng,
@@ -328,7 +331,7 @@ pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, Str
     cluster.procs.kill_all();
     crate::interrupt::watch(&cluster.procs);
 
-    let ours = recorder.snapshot();
+    let ours = recorder.take();
     for entry in &ours {
         if let What::Fault { fault } = &entry.what {
             if let Some(why) = &fault.skipped {

@@ -13,7 +13,8 @@
 use crate::addresses::Addresses;
 use crate::history::{OpEvent, OpType, Recorder, What};
 use crate::scenario::{CheckKind, Fault, Scenario};
-use nodes::kv::client::{get, put, PutOutcome};
+use nodes::kv::client::{get, put_through, PutOutcome};
+use nodes::pool::Pool;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -143,7 +144,8 @@ pub async fn kv(round: Round, recorder: Recorder) {
             let mut acked = None;
             let mut last = String::from("no attempt finished");
             while Instant::now() < round.deadline {
-                match put(
+                match put_through(
+                    &Pool::new(),
                     round.addresses.server(server),
                     &key,
                     &key,

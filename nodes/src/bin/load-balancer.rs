@@ -111,7 +111,7 @@ fn main() {
         };
         let clock = args.env.clock();
         let events = args.env.events("lb", &clock)?;
-        lb::run(config, clock, events)
+        lb::run(config, clock, events, nodes::runtime::WireTap::off())
             .await
             .map_err(|e| e.to_string())
     });
