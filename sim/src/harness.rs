@@ -134,7 +134,7 @@ async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64,
     };
     let mut cluster = Cluster::new();
     let key = cluster_key(seed);
-    if scenario.system == System::Kv {
+    if scenario.system == System::Kv && !scenario.gossip_membership() {
         cluster.add(start_registry(&scenario, &recorder, &key));
     }
     for index in 1..=scenario.server_count() {

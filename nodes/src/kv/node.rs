@@ -22,6 +22,7 @@ use super::overload::breaker::Breakers;
 use super::overload::{self, Overload, OverloadConfig};
 use super::registry::{Member, NodeId, Nodes};
 use super::ring::Ring;
+use super::swim::{self, GossipConfig, MemberInfo, View};
 use super::version::{wins, Version, VersionSource, Versioning, MAX_COUNTER};
 use crate::auth::{self, http::Guard};
 use crate::http::{error, json_body, serve, CallError};
@@ -77,8 +78,10 @@ pub struct KvConfig {
     pub listen: SocketAddr,
     /// The address other nodes and the registry use for this node.
     pub advertise: String,
-    /// Registry address, if any.
+    /// Registry address, if any (registry membership, seed 000).
     pub registry: Option<SocketAddr>,
+    /// Gossip membership instead (seed 003): SWIM with these settings.
+    pub gossip: Option<GossipConfig>,
     /// Copies of each key (seed: 3).
     pub replication_factor: usize,
     /// Ring points per member (seed 002: 150).
@@ -142,6 +145,10 @@ struct Node {
     breakers: Breakers,
     /// The registry as this node sees it.
     discovery: Discovery,
+    /// The SWIM view (gossip membership; empty with the registry).
+    view: View,
+    /// Gossip bytes this node has sent.
+    gossip_bytes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 type Shared = Arc<Mutex<Node>>;
@@ -179,8 +186,12 @@ impl Node {
             for id in self.members.keys().filter(|id| **id != self.config.id) {
                 self.breakers.know(id);
             }
-            let ids = self.members.keys().cloned().collect();
-            self.events.emit(NodeEvent::Members { members: ids });
+            // Gossip reports each member's change itself (`NodeEvent::Member`): a full
+            // list per change would grow with the square of the cluster.
+            if self.config.gossip.is_none() {
+                let ids = self.members.keys().cloned().collect();
+                self.events.emit(NodeEvent::Members { members: ids });
+            }
         }
     }
 
@@ -440,6 +451,72 @@ async fn discovery_status(State(shared): State<Shared>) -> Json<serde_json::Valu
     Json(node.discovery.status(&node.clock, &members))
 }
 
+/// `GET /members`: every member this node knows with its state and incarnation. With
+/// gossip membership that is the SWIM view (down members included); with the registry,
+/// the registry's members, all alive.
+async fn list_members(State(shared): State<Shared>) -> Json<serde_json::Value> {
+    let node = lock(&shared);
+    let rows: Vec<MemberInfo> = if node.config.gossip.is_some() {
+        node.view.values().cloned().collect()
+    } else {
+        node.members
+            .iter()
+            .map(|(id, address)| MemberInfo {
+                id: id.clone(),
+                address: address.clone(),
+                state: crate::runtime::MemberState::Alive,
+                incarnation: 0,
+                generation: 0,
+            })
+            .collect()
+    };
+    Json(serde_json::json!({
+        "id": node.config.id,
+        "membership": if node.config.gossip.is_some() { "gossip" } else { "registry" },
+        "gossip_bytes_sent": node.gossip_bytes.load(std::sync::atomic::Ordering::Relaxed),
+        "members": rows,
+    }))
+}
+
+/// Starts SWIM for this node: every view it publishes becomes the node's members (and
+/// so its ring). Returns the sender of the leave request.
+fn start_gossip(
+    shared: &Shared,
+    config: GossipConfig,
+    key: crate::auth::ClusterKey,
+) -> mpsc::Sender<swim::LeaveRequest> {
+    let (leave_tx, leave) = mpsc::channel(1);
+    let node = lock(shared);
+    let on_change = {
+        let shared = shared.clone();
+        Box::new(move |view: &View| {
+            let mut node = lock(&shared);
+            node.view = view.clone();
+            node.set_members(swim::active(view));
+        })
+    };
+    let driver = swim::Driver {
+        config,
+        id: node.config.id.clone(),
+        listen: node.config.listen,
+        clock: node.clock.clone(),
+        events: node.events.clone(),
+        key,
+        on_change,
+        leave,
+        bytes_sent: node.gossip_bytes.clone(),
+    };
+    let events = node.events.clone();
+    tokio::spawn(async move {
+        if let Err(e) = swim::run(driver).await {
+            events.emit(NodeEvent::Stopped {
+                reason: format!("gossip membership failed: {e}"),
+            });
+        }
+    });
+    leave_tx
+}
+
 /// Registers, then heartbeats and refreshes membership; keeps the last view when the
 /// registry is unreachable.
 async fn membership(shared: Shared, registry: SocketAddr) {
@@ -620,7 +697,13 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         ring,
         breakers: overload.breakers.clone(),
         discovery: Discovery::new(registry),
+        view: View::new(),
+        gossip_bytes: Default::default(),
     }));
+    let leave_gossip = config
+        .gossip
+        .clone()
+        .map(|g| start_gossip(&shared, g, cluster_key.clone()));
     // Node-to-node routes: only callers that sign with the cluster key get through.
     let guard = Guard {
         key: cluster_key,
@@ -641,6 +724,7 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         .route("/data/{key}", get(get_data))
         .route("/health", get(health))
         .route("/peers", get(peers))
+        .route("/members", get(list_members))
         .route("/discovery-status", get(discovery_status))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(internal)
@@ -656,10 +740,18 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
     let gossiper = tokio::spawn(anti_entropy(shared.clone()));
     let member = registry.map(|r| tokio::spawn(membership(shared.clone(), r)));
     let _ = tokio::signal::ctrl_c().await;
-    // Graceful shutdown: stop gossip and membership, deregister, stop serving.
+    // Graceful shutdown: stop anti-entropy and membership (leave the gossip cluster, or
+    // deregister), stop serving.
     gossiper.abort();
     if let Some(member) = member {
         member.abort();
+    }
+    if let Some(leave) = leave_gossip {
+        let timeout = lock(&shared).peer_timeout();
+        let (done, left) = tokio::sync::oneshot::channel();
+        if leave.send(done).await.is_ok() {
+            let _ = tokio::time::timeout(timeout, left).await;
+        }
     }
     if let Some(registry) = registry {
         let (pool, timeout) = {
