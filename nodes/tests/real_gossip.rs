@@ -75,9 +75,11 @@ fn seed_003s_demo_join_fail_and_rejoin_by_gossip() {
     });
     nodes.push(gossip_node(2, ports[1], Some(ports[0])));
     nodes.push(gossip_node(3, ports[2], Some(ports[0])));
-    wait_for("three alive members everywhere", Duration::from_secs(20), || {
-        ports.iter().all(|&p| all_alive(p))
-    });
+    wait_for(
+        "three alive members everywhere",
+        Duration::from_secs(20),
+        || ports.iter().all(|&p| all_alive(p)),
+    );
     let body = get(&format!("http://127.0.0.1:{}/members", ports[1])).expect("members");
     assert_eq!(body["membership"], "gossip");
     let row = &body["members"][0];
@@ -90,10 +92,14 @@ fn seed_003s_demo_join_fail_and_rejoin_by_gossip() {
         .post(&format!("http://127.0.0.1:{}/data", ports[1]))
         .send_json(serde_json::json!({ "key": "user:1", "value": "Alice" }));
     assert!(put.is_ok(), "write through node 2: {put:?}");
-    wait_for("the write readable on node 3", Duration::from_secs(10), || {
-        get(&format!("http://127.0.0.1:{}/data/user:1", ports[2]))
-            .is_some_and(|v| v["value"] == "Alice")
-    });
+    wait_for(
+        "the write readable on node 3",
+        Duration::from_secs(10),
+        || {
+            get(&format!("http://127.0.0.1:{}/data/user:1", ports[2]))
+                .is_some_and(|v| v["value"] == "Alice")
+        },
+    );
 
     // Kill node 3: node 1 sees it suspect, then down.
     let (_, first_generation) = state_of(ports[0], "node-3").expect("node 3 known");
@@ -108,18 +114,27 @@ fn seed_003s_demo_join_fail_and_rejoin_by_gossip() {
         }
         state.as_deref() == Some("down")
     });
-    assert_eq!(seen, ["alive", "suspect", "down"], "node 1's view of node 3");
+    assert_eq!(
+        seen,
+        ["alive", "suspect", "down"],
+        "node 1's view of node 3"
+    );
     wait_for("node 3 down on node 2", Duration::from_secs(10), || {
         state_of(ports[1], "node-3").is_some_and(|(s, _)| s == "down")
     });
 
     // Restart it: it rejoins as a newer generation, alive everywhere.
     nodes[2] = gossip_node(3, ports[2], Some(ports[0]));
-    wait_for("node 3 rejoined everywhere", Duration::from_secs(20), || {
-        ports.iter().all(|&p| all_alive(p))
-    });
+    wait_for(
+        "node 3 rejoined everywhere",
+        Duration::from_secs(20),
+        || ports.iter().all(|&p| all_alive(p)),
+    );
     let (_, generation) = state_of(ports[0], "node-3").expect("node 3 known");
-    assert!(generation > first_generation, "a restart is a new generation");
+    assert!(
+        generation > first_generation,
+        "a restart is a new generation"
+    );
 
     // A datagram without the cluster key is refused, reported, and changes nothing.
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
@@ -127,9 +142,83 @@ fn seed_003s_demo_join_fail_and_rejoin_by_gossip() {
         .send_to(&[0u8; 200], ("127.0.0.1", ports[0]))
         .expect("send");
     wait_for("the refusal reported", Duration::from_secs(10), || {
-        events_of(&nodes[0]).iter().any(|e| {
-            e["event"] == "refused" && e["what"] == "gossip datagram"
-        })
+        events_of(&nodes[0])
+            .iter()
+            .any(|e| e["event"] == "refused" && e["what"] == "gossip datagram")
     });
     assert!(all_alive(ports[0]), "node 1 still serves its members");
+}
+
+/// How many keys the node on `port` holds (`GET /health`).
+fn keys_on(port: u16) -> u64 {
+    get(&format!("http://127.0.0.1:{port}/health"))
+        .and_then(|h| h["keys"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Writes `count` keys round-robin through the nodes on `ports`, then waits until every
+/// key lives on exactly `copies` nodes: hand-off moved each one off the node that took
+/// the write but is not its replica.
+fn keys_end_on_their_replicas(ports: &[u16], count: usize, copies: u64) {
+    for i in 0..count {
+        let port = ports[i % ports.len()];
+        let put = agent()
+            .post(&format!("http://127.0.0.1:{port}/data"))
+            .send_json(serde_json::json!({ "key": format!("key-{i}"), "value": "v" }));
+        assert!(put.is_ok(), "write key-{i}: {put:?}");
+    }
+    let mut held = Vec::new();
+    wait_for(
+        "every key on exactly its replicas",
+        Duration::from_secs(20),
+        || {
+            held = ports.iter().map(|&p| keys_on(p)).collect();
+            held.iter().sum::<u64>() == count as u64 * copies
+        },
+    );
+    assert!(
+        held.iter().all(|&h| h < count as u64),
+        "no node holds every key: {held:?}"
+    );
+    for i in 0..count {
+        for &port in ports {
+            let read = get(&format!("http://127.0.0.1:{port}/data/key-{i}"));
+            assert!(
+                read.is_some_and(|v| v["value"] == "v"),
+                "key-{i} via {port}"
+            );
+        }
+    }
+}
+
+#[test]
+fn keys_live_on_their_replicas_with_gossip_membership() {
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let _nodes: Vec<Running> = (0..4)
+        .map(|i| {
+            let mut node = vec![
+                format!("--port={}", ports[i]),
+                format!("--id=node-{}", i + 1),
+                "--membership=gossip".into(),
+                "--probe-period=300ms".into(),
+                "--gossip-interval=300ms".into(),
+                "--replication-factor=2".into(),
+            ];
+            if i > 0 {
+                node.push(format!("--join=127.0.0.1:{}", ports[0]));
+            }
+            Running::start(&format!("node-{}", i + 1), &real_binary("kv-node"), &node)
+        })
+        .collect();
+    wait_for("four members everywhere", Duration::from_secs(20), || {
+        ports.iter().all(|&p| members(p).len() == 4)
+    });
+    keys_end_on_their_replicas(&ports, 24, 2);
+}
+
+#[test]
+fn keys_live_on_their_replicas_with_the_registry() {
+    let (_running, ports, _) =
+        common::kv_cluster(&["--replication-factor=2", "--gossip-interval=300ms"]);
+    keys_end_on_their_replicas(&ports, 24, 2);
 }

@@ -183,15 +183,16 @@ async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64,
             .name("final")
             .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 3, 1)))
             .build();
-        let (keys, recorder, key) = (systems::kv::keys(&scenario), recorder.clone(), key);
+        let reads = systems::kv::final_reads(&scenario, &live);
+        let (recorder, key) = (recorder.clone(), key);
         let size = scenario
             .workload
             .as_ref()
             .map_or(0, crate::workload::kv::value_size);
         let _ = reader
-            .spawn(async move {
-                crate::workload::kv::final_reads(&live, &keys, size, &recorder, key).await
-            })
+            .spawn(
+                async move { crate::workload::kv::final_reads(&reads, size, &recorder, key).await },
+            )
             .await;
     }
     let messages = madsim::net::NetSim::current().stat().msg_count;

@@ -1,7 +1,11 @@
 //! The KV node (seed 000's "resilient node"): an HTTP/JSON store that registers with the
 //! registry, places keys on a consistent-hash ring of the live members, stores a write
 //! locally and replicates it to the key's replicas (acknowledging after `write_quorum`
-//! copies), and repairs the rest by gossip anti-entropy with a random peer.
+//! copies), and repairs the rest by anti-entropy with another replica. Keys live on
+//! their replicas: anti-entropy covers only the keys both sides replicate, and a key this
+//! node holds without owning it (membership changed, or a client wrote through it) is
+//! handed off to its replicas and dropped here once they all confirmed. Membership comes
+//! from the registry or, with `gossip`, from SWIM ([`super::swim`]).
 //!
 //! Routes (the seed's curl walkthrough works verbatim): `POST /data {"key","value"}`
 //! (optionally `"context"`: the version the client last saw, so its write is ordered
@@ -195,6 +199,14 @@ impl Node {
         }
     }
 
+    /// Whether the ring names `id` among the replicas of `key`.
+    fn is_replica(&self, key: &str, id: &str) -> bool {
+        self.ring
+            .replicas(key, self.config.replication_factor)
+            .iter()
+            .any(|r| r == id)
+    }
+
     /// Other replicas of `key` and their addresses.
     fn other_replicas(&self, key: &str) -> Vec<(String, String)> {
         self.ring
@@ -330,16 +342,19 @@ async fn get_data(
     Path(key): Path<String>,
     Query(options): Query<ReadOptions>,
 ) -> Reply {
-    let (local, replicas, timeout, pool) = {
+    let (local, replica, replicas, timeout, pool) = {
         let node = lock(&shared);
         (
             node.store.get(&key).cloned(),
+            node.is_replica(&key, &node.config.id),
             node.other_replicas(&key),
             node.peer_timeout(),
             node.pool.clone(),
         )
     };
-    if let Some(item) = local {
+    // A replica answers from its copy; any other node asks the key's replicas first (a
+    // copy it still holds is one being handed off, and may be behind theirs).
+    if let Some(item) = local.as_ref().filter(|_| options.local || replica) {
         return (StatusCode::OK, Json(serde_json::json!(item)));
     }
     if !options.local {
@@ -354,10 +369,15 @@ async fn get_data(
                 .call::<(), Item>(addr, Method::GET, &path, None, timeout)
                 .await
             {
-                lock(&shared).merge(item.clone());
+                if replica {
+                    lock(&shared).merge(item.clone());
+                }
                 return (StatusCode::OK, Json(serde_json::json!(item)));
             }
         }
+    }
+    if let Some(item) = local {
+        return (StatusCode::OK, Json(serde_json::json!(item)));
     }
     error(StatusCode::NOT_FOUND, format!("key \"{key}\" not found"))
 }
@@ -392,11 +412,9 @@ async fn gossip(State(shared): State<Shared>, body: Bytes) -> Result<Json<Digest
         return Err(absurd_version());
     }
     let node = lock(&shared);
-    Ok(Json(anti_entropy::reply(
-        &node.store,
-        &node.config.id,
-        &page,
-    )))
+    let me = node.config.id.as_str();
+    let both = |key: &str| node.is_replica(key, me) && node.is_replica(key, &page.from);
+    Ok(Json(anti_entropy::reply(&node.store, me, &page, &both)))
 }
 
 /// `POST /gossip/items`: items a peer found this node wanting.
@@ -598,24 +616,115 @@ async fn anti_entropy(shared: Shared) {
             (node.config.gossip_interval, node.clock.clone())
         };
         clock.sleep(every).await;
+        hand_off(&shared).await;
         let (peer, timeout) = {
             let node = lock(&shared);
-            let peers: Vec<(&String, &String)> = node
-                .members
-                .iter()
-                .filter(|(id, _)| **id != node.config.id)
-                .collect();
-            if peers.is_empty() {
+            let Some(peer) = node.pick_co_replica() else {
                 continue;
-            }
-            let pick = madsim::rand::thread_rng().gen_range(0..peers.len());
-            let (id, address) = peers[pick];
-            ((id.clone(), address.clone()), node.peer_timeout())
+            };
+            (peer, node.peer_timeout())
         };
         let Some(addr) = resolve(&peer.1) else {
             continue;
         };
         reconcile(&shared, &peer.0, addr, timeout).await;
+    }
+}
+
+/// Keys handed off per anti-entropy round, at most.
+const HAND_OFF_PER_ROUND: usize = 256;
+
+impl Node {
+    /// A random peer that shares keys with this node: another replica of a random key this
+    /// node owns; any other member when it owns none (a new node learns its keys from
+    /// the peers' rounds and from the reply's items).
+    fn pick_co_replica(&self) -> Option<(String, String)> {
+        let me = self.config.id.as_str();
+        let mut rng = madsim::rand::thread_rng();
+        if !self.store.is_empty() {
+            let key = self.store.keys().nth(rng.gen_range(0..self.store.len()))?;
+            let others = self.other_replicas(key);
+            if self.is_replica(key, me) && !others.is_empty() {
+                return Some(others[rng.gen_range(0..others.len())].clone());
+            }
+        }
+        let peers: Vec<(&String, &String)> =
+            self.members.iter().filter(|(id, _)| **id != me).collect();
+        if peers.is_empty() {
+            return None;
+        }
+        let (id, address) = peers[rng.gen_range(0..peers.len())];
+        Some((id.clone(), address.clone()))
+    }
+
+    /// Items this node holds but the ring no longer names it a replica of (membership
+    /// changed, or a client wrote through it), with their replicas: up to `most`.
+    fn not_owned(&self, most: usize) -> Vec<(Item, Vec<(String, String)>)> {
+        let me = self.config.id.as_str();
+        self.store
+            .values()
+            .filter(|item| !self.is_replica(&item.key, me))
+            .take(most)
+            .map(|item| (item.clone(), self.other_replicas(&item.key)))
+            .collect()
+    }
+}
+
+/// Hand-off: every item this node holds but does not own goes to each of its replicas,
+/// in one bounded batch per replica; once every replica has confirmed (it holds that
+/// version or a newer one), the item is removed here, unless it changed meanwhile.
+async fn hand_off(shared: &Shared) {
+    let (moving, pool, breakers, timeout) = {
+        let node = lock(shared);
+        (
+            node.not_owned(HAND_OFF_PER_ROUND),
+            node.pool.clone(),
+            node.breakers.clone(),
+            node.peer_timeout(),
+        )
+    };
+    // peer -> (address, the items it should hold); item key -> replicas still to confirm.
+    let mut to: BTreeMap<String, (String, Vec<Item>)> = BTreeMap::new();
+    let mut pending: BTreeMap<String, usize> = BTreeMap::new();
+    for (item, replicas) in &moving {
+        if replicas.is_empty() {
+            continue; // no owner known yet: keep it
+        }
+        pending.insert(item.key.clone(), replicas.len());
+        for (peer, address) in replicas {
+            let entry = to
+                .entry(peer.clone())
+                .or_insert_with(|| (address.clone(), Vec::new()));
+            entry.1.push(item.clone());
+        }
+    }
+    for (peer, (address, items)) in to {
+        let Some(addr) = resolve(&address) else {
+            continue;
+        };
+        for chunk in anti_entropy::chunks(items) {
+            let keys: Vec<String> = chunk.iter().map(|i| i.key.clone()).collect();
+            let batch = anti_entropy::Batch { items: chunk };
+            let call = pool.call(addr, Method::POST, "/gossip/items", Some(&batch), timeout);
+            let sent: Result<serde_json::Value, CallError> = breakers.call(&peer, call).await;
+            if sent.is_err() {
+                break; // the rest for this peer waits for the next round
+            }
+            for key in keys {
+                if let Some(left) = pending.get_mut(&key) {
+                    *left -= 1;
+                }
+            }
+        }
+    }
+    let mut node = lock(shared);
+    let me = node.config.id.clone();
+    for (item, _) in moving {
+        let confirmed = pending.get(&item.key) == Some(&0);
+        let unchanged = node.store.get(&item.key) == Some(&item);
+        if confirmed && unchanged && !node.is_replica(&item.key, &me) {
+            node.store.remove(&item.key);
+        }
     }
 }
 
@@ -630,7 +739,9 @@ async fn reconcile(shared: &Shared, peer: &str, addr: SocketAddr, timeout: Durat
     for _ in 0..anti_entropy::MAX_PAGES_PER_ROUND {
         let page = {
             let node = lock(shared);
-            anti_entropy::page(&node.store, &node.config.id, after.as_deref())
+            let me = node.config.id.as_str();
+            let both = |key: &str| node.is_replica(key, me) && node.is_replica(key, peer);
+            anti_entropy::page(&node.store, me, after.as_deref(), &both)
         };
         let call = pool.call::<_, DigestReply>(addr, Method::POST, "/gossip", Some(&page), timeout);
         let Ok(answer) = breakers.call(peer, call).await else {

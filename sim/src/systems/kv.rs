@@ -7,6 +7,7 @@ use super::server_ip;
 use crate::scenario::{self, Scenario};
 use nodes::kv::overload::breaker::{BreakerConfig, DEFAULT_COOLDOWN, DEFAULT_FAILURES};
 use nodes::kv::registry::RegistryConfig;
+use nodes::kv::ring::Ring;
 use nodes::kv::swim::GossipConfig;
 use nodes::kv::{KvConfig, OverloadConfig, Versioning};
 use nodes::lb::{Backend, LbConfig, Strategy};
@@ -167,6 +168,28 @@ fn overload_config(k: &scenario::Knobs) -> OverloadConfig {
                 .map_or(DEFAULT_COOLDOWN, |d| d.get_ref().0),
         }),
     }
+}
+
+/// What the harness reads at the end: for each live server, the workload's keys it is a
+/// replica of on the ring of the live servers (the shared [`Ring`], with the servers'
+/// `virtual_nodes` and `replication_factor`), so `converged` and `no_lost_writes` judge
+/// each key on its replicas.
+pub fn final_reads(scenario: &Scenario, live: &[usize]) -> Vec<(usize, Vec<String>)> {
+    let config = node_config(scenario, 1);
+    let names: Vec<String> = live.iter().map(|i| format!("n{i}")).collect();
+    let ring = Ring::new(names.iter().map(String::as_str), config.virtual_nodes);
+    let keys = keys(scenario);
+    live.iter()
+        .zip(&names)
+        .map(|(&server, name)| {
+            let owned = keys
+                .iter()
+                .filter(|k| ring.replicas(k, config.replication_factor).contains(name))
+                .cloned()
+                .collect();
+            (server, owned)
+        })
+        .collect()
 }
 
 /// The workload's keys: `k0`, `k1`, ...

@@ -425,8 +425,7 @@ pub fn value_size(workload: &Workload) -> usize {
 /// The harness's final reads: every key's local copy on every live server, recorded as
 /// operations of the pseudo-client `final` (value absent when the server lacks the key).
 pub async fn final_reads(
-    live: &[usize],
-    keys: &[String],
+    reads: &[(usize, Vec<String>)],
     size: usize,
     recorder: &Recorder,
     cluster_key: nodes::auth::ClusterKey,
@@ -435,8 +434,8 @@ pub async fn final_reads(
     // limits (rate limit, backpressure) do not stand between it and the replica's copy.
     // A connection per read, as before: the reads stay independent of one another.
     let mut id = 0;
-    for &server in live {
-        let at = format!("n{server}");
+    for (server, keys) in reads {
+        let (server, at) = (*server, format!("n{server}"));
         for key in keys {
             let op = |kind| {
                 OpEvent::new(kind, "get", id)
