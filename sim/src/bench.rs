@@ -332,3 +332,113 @@ fn raw_udp_mesh(seed: u64) -> u64 {
         madsim::net::NetSim::current().stat().msg_count
     })
 }
+
+/// One row of the gossip scale measurement (`sim bench --gossip`).
+#[derive(Clone, Debug)]
+pub struct GossipScale {
+    /// Servers.
+    pub servers: usize,
+    /// Simulated seconds from the crash until every live server held the crashed one
+    /// down (`None`: not within the run).
+    pub converged_s: Option<f64>,
+    /// Simulated seconds from the crash to the first suspicion of it.
+    pub first_suspect_s: Option<f64>,
+    /// Gossip bytes (datagrams with MACs) per server per simulated second.
+    pub bytes_per_node_s: f64,
+    /// Simulated seconds per wall second.
+    pub sim_per_wall: f64,
+    /// Peak resident memory of this process after the run (`VmHWM`).
+    pub peak_memory: String,
+}
+
+/// The servers `sim bench --gossip` measures.
+pub const GOSSIP_SIZES: [usize; 3] = [10, 100, 1000];
+
+/// `servers` with gossip membership and no clients; the last one crashes at 30 s and the
+/// run goes on to 60 s.
+fn gossip_bench_scenario(servers: usize) -> String {
+    format!(
+        "name = \"bench-gossip-{servers}\"\nsystem = \"kv\"\nnodes = {servers}\nduration = \"60s\"\n\
+         description = \"gossip scale\"\n\n[config]\nmembership = \"gossip\"\n\n\
+         [[fault]]\nat = \"30s\"\naction = \"crash\"\nnode = \"n{servers}\"\n\n\
+         [[check]]\nkind = \"membership_converged\"\nwithin = \"29s\"\n"
+    )
+}
+
+/// Membership convergence after one crash, gossip traffic, speed and memory for each
+/// cluster size (seed 003 claims O(log N) dissemination).
+pub fn gossip_scale(sizes: &[usize]) -> Result<Vec<GossipScale>, String> {
+    use crate::history::What;
+    use nodes::runtime::{MemberState, NodeEvent};
+    let mut rows = Vec::new();
+    for &servers in sizes {
+        let text = gossip_bench_scenario(servers);
+        let scenario = scenario::parse("bench-gossip", &text).map_err(|e| e.to_string())?;
+        let before = nodes::kv::swim::bytes_sent();
+        let started = Instant::now();
+        let output = crate::harness::run(&scenario, 1).map_err(|e| e.to_string())?;
+        let wall = started.elapsed().as_secs_f64();
+        let bytes = nodes::kv::swim::bytes_sent() - before;
+        let crashed = format!("n{servers}");
+        let crash_at = output
+            .history
+            .iter()
+            .find(|e| matches!(&e.what, What::Fault { .. }))
+            .map_or(0, |e| e.t);
+        let mut down_at: std::collections::BTreeMap<&str, u64> = Default::default();
+        let mut first_suspect = None;
+        for entry in output.history.iter().filter(|e| e.t >= crash_at) {
+            if let What::Event {
+                data: NodeEvent::Member { member, state, .. },
+            } = &entry.what
+            {
+                if *member != crashed || entry.node == crashed {
+                    continue;
+                }
+                if *state != MemberState::Alive && first_suspect.is_none() {
+                    first_suspect = Some(entry.t);
+                }
+                if *state == MemberState::Down {
+                    down_at.entry(entry.node.as_str()).or_insert(entry.t);
+                }
+            }
+        }
+        let secs = |t: u64| (t - crash_at) as f64 / 1e9;
+        let converged_s = (down_at.len() == servers - 1)
+            .then(|| secs(down_at.values().copied().max().unwrap_or(0)));
+        rows.push(GossipScale {
+            servers,
+            converged_s,
+            first_suspect_s: first_suspect.map(secs),
+            bytes_per_node_s: bytes as f64 / servers as f64 / 60.0,
+            sim_per_wall: 60.0 / wall,
+            peak_memory: peak_memory(),
+        });
+    }
+    Ok(rows)
+}
+
+/// The table of [`gossip_scale`], one line per size.
+pub fn gossip_table(rows: &[GossipScale]) -> String {
+    let period = nodes::kv::swim::DEFAULT_PROBE_PERIOD.as_secs_f64();
+    let mut out = String::from(
+        "servers | crash -> first suspect | crash -> down everywhere | protocol periods | gossip bytes/server/s | sim/wall | peak RSS\n",
+    );
+    for r in rows {
+        let conv = r
+            .converged_s
+            .map_or("not within 30 s".to_string(), |s| format!("{s:.2} s"));
+        let periods = r
+            .converged_s
+            .map_or("-".to_string(), |s| format!("{:.1}", s / period));
+        let suspect = r
+            .first_suspect_s
+            .map_or("-".to_string(), |s| format!("{s:.2} s"));
+        let _ = writeln!(
+            out,
+            "{:>7} | {suspect:>22} | {conv:>24} | {periods:>16} | {:>21.0} | {:>7.1}x | {}",
+            r.servers, r.bytes_per_node_s, r.sim_per_wall, r.peak_memory
+        );
+    }
+    out
+}

@@ -149,6 +149,13 @@ enum Command {
         /// Seeds per fuzz measurement.
         #[arg(long, default_value_t = 100)]
         seeds: u64,
+        /// Instead: gossip membership at 10, 100 and 1,000 servers (convergence after a
+        /// crash, gossip bytes, simulated/wall, peak memory); `--gossip-sizes` to choose.
+        #[arg(long)]
+        gossip: bool,
+        /// Cluster sizes for `--gossip`, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = sim::bench::GOSSIP_SIZES)]
+        gossip_sizes: Vec<usize>,
     },
     /// Parse and validate scenarios only.
     Validate {
@@ -239,7 +246,21 @@ fn main() -> ExitCode {
             output,
             html,
         } => run_shrink(&scenario, seed, output.as_deref(), html.as_deref()),
-        Command::Bench { seeds } => {
+        Command::Bench {
+            gossip: true,
+            gossip_sizes,
+            ..
+        } => match sim::bench::gossip_scale(&gossip_sizes) {
+            Ok(rows) => {
+                say_raw!("{}", sim::bench::gossip_table(&rows));
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                eprintln!("error: {why}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Bench { seeds, .. } => {
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
             match sim::bench::bench(&root, seeds) {
                 Ok(report) => {

@@ -144,7 +144,9 @@ struct Node {
     versions: VersionSource,
     /// id -> address, this node included.
     members: BTreeMap<String, String>,
-    ring: Ring,
+    /// The ring of `members`, built when first needed after a change (a large gossip
+    /// cluster changes its view often while it forms; a node with no keys never needs it).
+    ring: std::sync::OnceLock<Ring>,
     /// Circuit breakers on calls to peers (off unless `circuit_breaker`).
     breakers: Breakers,
     /// The registry as this node sees it.
@@ -182,10 +184,7 @@ impl Node {
 
     fn set_members(&mut self, members: BTreeMap<String, String>) {
         if members != self.members {
-            self.ring = Ring::new(
-                members.keys().map(String::as_str),
-                self.config.virtual_nodes,
-            );
+            self.ring = std::sync::OnceLock::new();
             self.members = members;
             for id in self.members.keys().filter(|id| **id != self.config.id) {
                 self.breakers.know(id);
@@ -199,9 +198,19 @@ impl Node {
         }
     }
 
+    /// The ring of the current members.
+    fn ring(&self) -> &Ring {
+        self.ring.get_or_init(|| {
+            Ring::new(
+                self.members.keys().map(String::as_str),
+                self.config.virtual_nodes,
+            )
+        })
+    }
+
     /// Whether the ring names `id` among the replicas of `key`.
     fn is_replica(&self, key: &str, id: &str) -> bool {
-        self.ring
+        self.ring()
             .replicas(key, self.config.replication_factor)
             .iter()
             .any(|r| r == id)
@@ -209,7 +218,7 @@ impl Node {
 
     /// Other replicas of `key` and their addresses.
     fn other_replicas(&self, key: &str) -> Vec<(String, String)> {
-        self.ring
+        self.ring()
             .replicas(key, self.config.replication_factor)
             .into_iter()
             .filter(|id| *id != self.config.id)
@@ -788,7 +797,6 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
     let me = config.id.clone();
     let mut members = BTreeMap::new();
     members.insert(me.clone(), config.advertise.clone());
-    let ring = Ring::new([me.as_str()], config.virtual_nodes);
     let registry = config.registry;
     let overload = Arc::new(Overload::new(
         &config.overload,
@@ -805,7 +813,7 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         events: events.clone(),
         store: BTreeMap::new(),
         members,
-        ring,
+        ring: std::sync::OnceLock::new(),
         breakers: overload.breakers.clone(),
         discovery: Discovery::new(registry),
         view: View::new(),

@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -46,6 +47,15 @@ pub const MAX_PACKET: usize = 1400;
 /// How often the view is sampled for suspicion, in protocol periods (foca does not
 /// announce suspicion; ups and downs are published at once).
 const SAMPLES_PER_PERIOD: u32 = 4;
+
+/// Gossip bytes every driver in this process has sent (for `sim bench`, like
+/// [`crate::http::requests_served`]).
+static BYTES_SENT: AtomicU64 = AtomicU64::new(0);
+
+/// Gossip bytes (datagrams with their MACs) sent by every node of this process so far.
+pub fn bytes_sent() -> u64 {
+    BYTES_SENT.load(Ordering::Relaxed)
+}
 
 /// Gossip settings (`--membership gossip --join ...`, knob `membership = "gossip"`).
 #[derive(Clone, Debug, PartialEq)]
@@ -217,7 +227,7 @@ pub struct Driver {
     /// Leave requests (graceful shutdown).
     pub leave: mpsc::Receiver<LeaveRequest>,
     /// Gossip bytes sent so far (datagrams with their MACs), for `GET /members`.
-    pub bytes_sent: Arc<std::sync::atomic::AtomicU64>,
+    pub bytes_sent: Arc<AtomicU64>,
 }
 
 type Swim = Foca<Peer, PostcardCodec, SmallRng, foca::NoCustomBroadcast>;
@@ -394,9 +404,9 @@ async fn flush(s: &mut State_, socket: &Datagrams, driver: &mut Driver) {
         s.next_timer += 1;
     }
     for (to, datagram) in std::mem::take(&mut s.io.sends) {
-        driver
-            .bytes_sent
-            .fetch_add(datagram.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let bytes = datagram.len() as u64;
+        driver.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+        BYTES_SENT.fetch_add(bytes, Ordering::Relaxed);
         let _ = socket.send_to(to, &datagram).await;
     }
     if std::mem::take(&mut s.io.changed) {

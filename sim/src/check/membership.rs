@@ -195,6 +195,17 @@ pub fn membership_converged(history: &[Entry], end: u64, within: Duration) -> Ch
     // It must stay so: judge again after every later entry.
     for entry in entries {
         replay.apply(entry);
+        let changes_views = match &entry.what {
+            What::Fault { .. } => true,
+            What::Event { data } => matches!(
+                data,
+                NodeEvent::Started { .. } | NodeEvent::Members { .. } | NodeEvent::Member { .. }
+            ),
+            _ => false,
+        };
+        if !changes_views {
+            continue;
+        }
         if let Some(why) = replay.disagreement() {
             return CheckResult::violation(
                 kind,
