@@ -442,3 +442,107 @@ pub fn gossip_table(rows: &[GossipScale]) -> String {
     }
     out
 }
+
+/// A line plot of convergence time after a crash against cluster size (log scale), with
+/// the first suspicion below it: the README's picture of seed 003's O(log N) claim.
+pub fn gossip_svg(rows: &[GossipScale]) -> String {
+    let (w, h, left, right, top, bottom) = (560.0, 320.0, 60.0, 20.0, 30.0, 50.0);
+    let xs: Vec<f64> = rows.iter().map(|r| (r.servers as f64).log10()).collect();
+    let (x_min, x_max) = (
+        xs.iter().copied().fold(f64::INFINITY, f64::min).floor(),
+        xs.iter().copied().fold(f64::NEG_INFINITY, f64::max).ceil(),
+    );
+    let y_max = rows
+        .iter()
+        .filter_map(|r| r.converged_s)
+        .fold(1.0f64, f64::max)
+        .ceil()
+        + 1.0;
+    let x = |v: f64| left + (v - x_min) / (x_max - x_min).max(1e-9) * (w - left - right);
+    let y = |v: f64| h - bottom - v / y_max * (h - top - bottom);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"18\" text-anchor=\"middle\">gossip membership: crash to down on every server (simulated s)</text>\n\
+         <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n\
+         <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>\n",
+        w / 2.0,
+        h - bottom,
+        w - right,
+        h - bottom,
+        h - bottom
+    );
+    let mut decade = x_min;
+    while decade <= x_max {
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            x(decade),
+            h - bottom + 18.0,
+            10f64.powf(decade).round()
+        );
+        decade += 1.0;
+    }
+    let _ = writeln!(
+        svg,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">servers (log scale)</text>",
+        (left + w - right) / 2.0,
+        h - 12.0
+    );
+    let mut tick = 0.0;
+    while tick <= y_max {
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{tick}</text><line x1=\"{left}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" stroke=\"#ddd\"/>",
+            left - 6.0,
+            y(tick) + 4.0,
+            y(tick),
+            w - right,
+            y(tick)
+        );
+        tick += (y_max / 5.0).ceil().max(1.0);
+    }
+    for (series, color, pick) in [
+        ("down everywhere", "#c0392b", 0),
+        ("first suspicion", "#2471a3", 1),
+    ] {
+        let points: Vec<(f64, f64)> = rows
+            .iter()
+            .zip(&xs)
+            .filter_map(|(r, &lx)| {
+                let v = if pick == 0 {
+                    r.converged_s
+                } else {
+                    r.first_suspect_s
+                };
+                v.map(|v| (x(lx), y(v)))
+            })
+            .collect();
+        let path: Vec<String> = points
+            .iter()
+            .map(|(px, py)| format!("{px:.1},{py:.1}"))
+            .collect();
+        let _ = writeln!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+            path.join(" ")
+        );
+        for (px, py) in &points {
+            let _ = writeln!(
+                svg,
+                "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"4\" fill=\"{color}\"/>"
+            );
+        }
+        let ly = top + 14.0 + 16.0 * pick as f64;
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"3\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{series}</text>",
+            left + 12.0,
+            ly - 4.0,
+            left + 30.0,
+            ly
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}

@@ -156,6 +156,9 @@ enum Command {
         /// Cluster sizes for `--gossip`, comma-separated.
         #[arg(long, value_delimiter = ',', default_values_t = sim::bench::GOSSIP_SIZES)]
         gossip_sizes: Vec<usize>,
+        /// With `--gossip`: also write the plot of convergence time against size here.
+        #[arg(long)]
+        svg: Option<PathBuf>,
     },
     /// Parse and validate scenarios only.
     Validate {
@@ -249,10 +252,17 @@ fn main() -> ExitCode {
         Command::Bench {
             gossip: true,
             gossip_sizes,
+            svg,
             ..
         } => match sim::bench::gossip_scale(&gossip_sizes) {
             Ok(rows) => {
                 say_raw!("{}", sim::bench::gossip_table(&rows));
+                if let Some(path) = svg {
+                    if let Err(e) = std::fs::write(&path, sim::bench::gossip_svg(&rows)) {
+                        eprintln!("error: cannot write {}: {e}", path.display());
+                        return ExitCode::from(2);
+                    }
+                }
                 ExitCode::SUCCESS
             }
             Err(why) => {

@@ -451,7 +451,39 @@ fn view(s: &State_) -> View {
     view
 }
 
+/// Whether the view may differ from the last one published, checked without building
+/// it (the sample tick runs this on every server four times a period).
+fn view_changed(s: &State_) -> bool {
+    let me = s.foca.identity();
+    let mine = s.last.get(&me.id);
+    if mine.is_none_or(|r| (r.generation, r.incarnation) != (me.generation, s.io.incarnation)) {
+        return true;
+    }
+    s.foca.iter_membership_state().any(|m| {
+        let peer = m.id();
+        if peer.generation == 0 {
+            return false;
+        }
+        match s.last.get(&peer.id) {
+            None => true,
+            Some(row) if row.generation > peer.generation => false,
+            Some(row) => {
+                let state = match m.state() {
+                    State::Alive => MemberState::Alive,
+                    State::Suspect => MemberState::Suspect,
+                    State::Down => MemberState::Down,
+                };
+                (row.generation, row.state, row.incarnation)
+                    != (peer.generation, state, m.incarnation())
+            }
+        }
+    })
+}
+
 fn publish(s: &mut State_, driver: &mut Driver) {
+    if !view_changed(s) {
+        return;
+    }
     let view = view(s);
     if view == s.last {
         return;
