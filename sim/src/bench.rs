@@ -546,3 +546,24 @@ pub fn gossip_svg(rows: &[GossipScale]) -> String {
     svg.push_str("</svg>\n");
     svg
 }
+
+#[cfg(test)]
+mod gossip_tests {
+    use super::*;
+
+    /// Ten servers: the crash is suspected, then known everywhere, within the suspicion
+    /// time plus dissemination, and the plot has both series.
+    #[test]
+    fn gossip_scale_measures_a_crash_on_ten_servers() {
+        let rows = gossip_scale(&[10]).expect("runs");
+        let row = &rows[0];
+        let converged = row.converged_s.expect("down everywhere within the run");
+        let suspected = row.first_suspect_s.expect("suspected");
+        assert!(suspected < converged, "{row:?}");
+        assert!((1.0..20.0).contains(&converged), "{row:?}");
+        assert!(row.bytes_per_node_s > 10.0, "{row:?}");
+        let svg = gossip_svg(&rows);
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert!(gossip_table(&rows).contains("     10 |"));
+    }
+}
