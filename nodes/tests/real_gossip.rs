@@ -6,18 +6,8 @@
 
 mod common;
 
-use common::{events_of, free_port, real_binary, wait_for, Running};
+use common::{agent, events_of, free_port, get_json as get, real_binary, wait_for, Running};
 use std::time::Duration;
-
-fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(3))
-        .build()
-}
-
-fn get(url: &str) -> Option<serde_json::Value> {
-    agent().get(url).call().ok()?.into_json().ok()
-}
 
 fn gossip_node(id: usize, port: u16, join: Option<u16>) -> Running {
     let mut args = vec![
