@@ -422,7 +422,7 @@ pub fn value_size(workload: &Workload) -> usize {
     workload.value_size.as_ref().map_or(0, |v| *v.get_ref())
 }
 
-/// The harness's final reads: every key's local copy on every live server, recorded as
+/// The harness's final reads: each key's local copy on each of its live replicas (`reads`: server -> keys), recorded as
 /// operations of the pseudo-client `final` (value absent when the server lacks the key).
 pub async fn final_reads(
     reads: &[(usize, Vec<String>)],
