@@ -422,8 +422,9 @@ pub fn value_size(workload: &Workload) -> usize {
     workload.value_size.as_ref().map_or(0, |v| *v.get_ref())
 }
 
-/// The harness's final reads: each key's local copy on each of its live replicas (`reads`: server -> keys), recorded as
-/// operations of the pseudo-client `final` (value absent when the server lacks the key).
+/// The harness's final reads: each key's local copy on each of its live replicas
+/// (`reads`: server -> the keys it replicates), recorded as operations of the
+/// pseudo-client `final` (value absent when the server lacks the key).
 pub async fn final_reads(
     reads: &[(usize, Vec<String>)],
     size: usize,
