@@ -7,6 +7,7 @@
 //! two idle peers would ping-pong empty flushes forever. Turning an empty flush into a
 //! no-op is harmless on real sockets.
 
+use crate::runtime::wire::{Tapped, WireTap, CALL_HEADER};
 use axum::Router;
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -20,6 +21,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tower_layer::Layer;
 
 /// HTTP requests served by this process, for benchmarks only (never read by node logic,
 /// so it cannot affect a simulated run).
@@ -100,9 +102,20 @@ pub struct PeerAddr(pub SocketAddr);
 
 /// Serves `router` on `listener` forever, one task per connection, at most
 /// [`MAX_CONNECTIONS`] at once, each closed if its headers take over [`HEADER_TIMEOUT`].
-/// Handlers find the caller's address as the [`PeerAddr`] extension.
-pub async fn serve(listener: TcpListener, router: Router) {
+/// Handlers find the caller's address as the [`PeerAddr`] extension. A request numbered
+/// by a tapped caller (see [`crate::runtime::wire`]) is reported to `wire` when it is
+/// served and when it is answered.
+pub async fn serve(listener: TcpListener, router: Router, wire: WireTap) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    // Layered once: `Router::layer` rewraps every route, too costly per connection.
+    let mut counted = router
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(count_request));
+    if wire.is_on() {
+        counted = counted.layer(axum::middleware::from_fn(move |request, next| {
+            tap_served(wire.clone(), request, next)
+        }));
+    }
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -115,12 +128,10 @@ pub async fn serve(listener: TcpListener, router: Router) {
             drop(stream); // over the cap: refused, the accept queue keeps draining
             continue;
         };
-        let counted = router
-            .clone()
-            .layer(axum::middleware::map_response(json_errors))
-            .layer(axum::middleware::from_fn(count_request))
-            .layer(axum::Extension(PeerAddr(peer)));
-        let service = TowerToHyperService::new(counted);
+        let service = TowerToHyperService::new(Layer::layer(
+            &axum::Extension(PeerAddr(peer)),
+            counted.clone(),
+        ));
         tokio::spawn(async move {
             let io = TokioIo::new(NoEmptyFlush::new(stream));
             let _ = hyper::server::conn::http1::Builder::new()
@@ -277,4 +288,28 @@ async fn count_request(
 ) -> axum::response::Response {
     REQUESTS_SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     next.run(request).await
+}
+
+/// Reports a numbered request to `wire` when it is served and when it is answered.
+async fn tap_served(
+    wire: WireTap,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let Some(&PeerAddr(from)) = request.extensions().get::<PeerAddr>() else {
+        return next.run(request).await;
+    };
+    let id = request
+        .headers()
+        .get(CALL_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(id) = id else {
+        return next.run(request).await;
+    };
+    wire.tap(Tapped::Served { from, id });
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    wire.tap(Tapped::Replied { from, id, status });
+    response
 }

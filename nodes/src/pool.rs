@@ -10,9 +10,12 @@
 //!
 //! Same code in both modes: connections are `tokio::net` streams (madsim's in a
 //! simulation), the pool an ordered map behind a mutex, so a seeded run stays seeded.
+//! A pool given a [`WireTap`] (see [`Pool::tapped`]) reports each call and its end, and
+//! numbers it in a header so the server's tap can pair it; untapped, it sends no header.
 
 use crate::auth::ClusterKey;
 use crate::http::{CallError, NoEmptyFlush};
+use crate::runtime::wire::{route_kind, CallEnd, Tapped, WireTap, CALL_HEADER};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
@@ -38,6 +41,8 @@ pub struct Pool {
     idle: Arc<Mutex<BTreeMap<SocketAddr, Vec<Sender>>>>,
     /// Signs every request with the cluster key (node-to-node calls) when set.
     key: Option<ClusterKey>,
+    /// Where its calls are reported, for pictures (off unless [`Pool::tapped`]).
+    wire: WireTap,
 }
 
 impl Pool {
@@ -53,6 +58,12 @@ impl Pool {
             key: Some(key),
             ..Self::default()
         }
+    }
+
+    /// The same pool, reporting its calls to `wire` (the node's tap; off in real mode).
+    pub fn tapped(mut self, wire: WireTap) -> Self {
+        self.wire = wire;
+        self
     }
 
     fn take(&self, addr: SocketAddr) -> Option<Sender> {
@@ -124,10 +135,35 @@ impl Pool {
         request: Outgoing<'_>,
         timeout: Duration,
     ) -> Result<Answer, CallError> {
+        let Some(id) = self.wire.next_call() else {
+            return self.send_numbered(addr, &request, timeout, None).await;
+        };
+        let kind = route_kind(request.method.as_str(), request.path);
+        self.wire.tap(Tapped::Called { to: addr, id, kind });
+        let result = self.send_numbered(addr, &request, timeout, Some(id)).await;
+        let end = match &result {
+            Ok(answer) => CallEnd::Status(answer.status.as_u16()),
+            Err(CallError::Status(code, _)) => CallEnd::Status(*code),
+            Err(CallError::Unreachable(_)) => CallEnd::Unreachable,
+            Err(CallError::NoAnswer(_)) => CallEnd::Broken,
+            Err(CallError::Timeout(_)) => CallEnd::Timeout,
+        };
+        self.wire.tap(Tapped::Answered { id, end });
+        result
+    }
+
+    /// [`Pool::send`], the request carrying call number `call` when tapped.
+    async fn send_numbered(
+        &self,
+        addr: SocketAddr,
+        request: &Outgoing<'_>,
+        timeout: Duration,
+        call: Option<u64>,
+    ) -> Result<Answer, CallError> {
         // As a fresh call would: connecting is bounded by `timeout` (a failure there means
         // the request was never sent), and so is the exchange after it.
         if let Some(sender) = self.take(addr) {
-            let reused = self.exchange(addr, sender, &request);
+            let reused = self.exchange(addr, sender, request, call);
             match tokio::time::timeout(timeout, reused).await {
                 Ok(Err(Retry::Fresh)) => {}
                 Ok(Err(Retry::No(e))) => return Err(e),
@@ -139,7 +175,7 @@ impl Pool {
             Ok(sender) => sender?,
             Err(_) => return Err(CallError::Unreachable("connect timed out".into())),
         };
-        let fresh = self.exchange(addr, sender, &request);
+        let fresh = self.exchange(addr, sender, request, call);
         match tokio::time::timeout(timeout, fresh).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(Retry::Fresh)) => Err(CallError::NoAnswer("the connection closed".into())),
@@ -155,6 +191,7 @@ impl Pool {
         addr: SocketAddr,
         mut sender: Sender,
         outgoing: &Outgoing<'_>,
+        call: Option<u64>,
     ) -> Result<Answer, Retry> {
         if sender.ready().await.is_err() {
             return Err(Retry::Fresh);
@@ -172,6 +209,9 @@ impl Pool {
                 &outgoing.body,
             );
             request = request.header(crate::auth::http::HEADER, mac);
+        }
+        if let Some(id) = call {
+            request = request.header(CALL_HEADER, id);
         }
         let request = request
             .body(Full::new(outgoing.body.clone()))

@@ -1,16 +1,14 @@
 //! Real mode, seed 001's load balancer on loopback.
 //!
-//! 1. The seed's experiment: three backends with 1, 4 and 1 workers, each request taking
-//!    50 ms of a worker, under an open-loop load of 75 requests/s (capacity: 20 + 80 + 20
-//!    per second). Round robin gives each backend a third — 25/s to a backend that can do
-//!    20/s — so the one-worker backends' queues grow and their requests wait ever longer,
-//!    while the four-worker backend idles: uneven latency. Least connections sends a
-//!    request where the fewest are in flight, so the busy one-worker backends get less:
-//!    every backend's mean stays within twice the 50 ms of work. Measured here: round
-//!    robin 553 / 51 / 555 ms mean, p99 1046 ms; least connections 93 / 51 / 93 ms, p99
-//!    100 ms. The backends are tiny HTTP servers
-//!    inside this test (a worker pool and a delay), because the KV node's own
-//!    `--workers/--load-factor` are not here yet; the balancer is the real binary.
+//! 1. The seed's experiment: three real kv-nodes started as the seed starts them, with
+//!    `--workers 1`, `4` and `1` and `--load-factor 50` (each client request holds a
+//!    worker for 50 ms), under an open-loop load of 75 reads/s through the real balancer
+//!    (capacity: 20 + 80 + 20 per second). Round robin gives each backend a third — 25/s
+//!    to a backend that can do 20/s — so the one-worker backends' queues grow and their
+//!    requests wait ever longer, while the four-worker backend idles: uneven latency.
+//!    Least connections sends a request where the fewest are in flight, so the busy
+//!    one-worker backends get less: every backend's mean stays within three times the
+//!    50 ms of work.
 //! 2. Three real kv-nodes behind it: one is killed (SIGKILL) in the middle of a stream of
 //!    reads; the reads keep succeeding, the health check takes it out, `/lb-stats` shows
 //!    it down, writes go on; restarted on its port, it is taken back.
@@ -18,118 +16,41 @@
 mod common;
 
 use common::{free_port, kv_cluster, kv_node, real_binary, wait_for, Running};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Work per request on a backend (the seed's `--load-factor`, doubled for a noisy host).
+/// Work per client request on a backend (`--load-factor`, ms; doubled from the seed's 25
+/// for a noisy host).
 const WORK: Duration = Duration::from_millis(50);
 /// Offered load of the experiment, requests per second, and how long it lasts.
 const RATE: u64 = 75;
 const LOAD_TIME: Duration = Duration::from_secs(4);
 
-/// A counting semaphore: `workers` slots.
-struct Workers {
-    free: Mutex<usize>,
-    freed: Condvar,
-}
-
-impl Workers {
-    fn run(&self, work: Duration) {
-        let mut free = self.free.lock().unwrap();
-        while *free == 0 {
-            free = self.freed.wait(free).unwrap();
-        }
-        *free -= 1;
-        drop(free);
-        thread::sleep(work);
-        *self.free.lock().unwrap() += 1;
-        self.freed.notify_one();
-    }
-}
-
-/// A backend with `workers` slots: `GET /health` answers at once, every other request
-/// waits for a slot and holds it for `WORK`. HTTP/1.1 keep-alive, a thread per connection.
-struct Backend {
-    port: u16,
-    stop: Arc<AtomicBool>,
-}
-
-impl Backend {
-    fn start(workers: usize) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let pool = Arc::new(Workers {
-            free: Mutex::new(workers),
-            freed: Condvar::new(),
-        });
-        let stopping = stop.clone();
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stopping.load(Ordering::Relaxed) {
-                    return;
-                }
-                let Ok(stream) = stream else { continue };
-                let pool = pool.clone();
-                thread::spawn(move || serve_connection(stream, &pool, workers));
-            }
-        });
-        Backend { port, stop }
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(("127.0.0.1", self.port)); // wakes the accept loop
-    }
-}
-
-fn serve_connection(stream: TcpStream, pool: &Workers, workers: usize) {
-    let mut writer = stream.try_clone().expect("clone");
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let path = request_line.split_whitespace().nth(1).unwrap_or("/");
-        if path != "/health" {
-            pool.run(WORK);
-        }
-        let answer = format!("{{\"status\":\"ok\",\"workers\":{workers}}}");
-        let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
-            answer.len()
-        );
-        if writer.write_all(response.as_bytes()).is_err() {
-            return;
-        }
-    }
+/// A standalone kv-node as seed 001 starts it for the experiment: `workers` slots and
+/// the experiment's work per request, holding the key the load reads.
+fn backend(id: usize, workers: usize) -> (Running, u16) {
+    let port = free_port();
+    let node = Running::start(
+        &format!("node-{id}"),
+        &real_binary("kv-node"),
+        &[
+            format!("--port={port}"),
+            format!("--id=node-{id}"),
+            format!("--workers={workers}"),
+            format!("--load-factor={}", WORK.as_millis()),
+        ],
+    );
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(2))
+        .build();
+    wait_for(
+        "the backend to store the key",
+        Duration::from_secs(20),
+        || put(&agent, port, "work", "x") == Ok(200),
+    );
+    (node, port)
 }
 
 fn load_balancer(port: u16, backends: &[u16], strategy: &str) -> Running {
@@ -177,7 +98,7 @@ fn open_loop_load(port: u16) -> Vec<Sample> {
             thread::spawn(move || {
                 let sent = Instant::now();
                 let response = agent
-                    .get(&format!("http://127.0.0.1:{port}/work/{i}"))
+                    .get(&format!("http://127.0.0.1:{port}/data/work"))
                     .call()
                     .unwrap_or_else(|e| panic!("request {i} through the balancer: {e}"));
                 Sample {
@@ -218,8 +139,8 @@ fn by_backend(samples: &[Sample], ports: &[u16]) -> Vec<(f64, f64)> {
 
 /// Runs the experiment with `strategy`; returns per-backend (share, mean ms) and the p99.
 fn experiment(strategy: &str) -> (Vec<(f64, f64)>, f64) {
-    let backends = [Backend::start(1), Backend::start(4), Backend::start(1)];
-    let ports: Vec<u16> = backends.iter().map(|b| b.port).collect();
+    let backends = [backend(1, 1), backend(2, 4), backend(3, 1)];
+    let ports: Vec<u16> = backends.iter().map(|(_, port)| *port).collect();
     let port = free_port();
     let _lb = load_balancer(port, &ports, strategy);
     wait_for(

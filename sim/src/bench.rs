@@ -9,6 +9,8 @@
 //!   protocol, as wall time per delivered message;
 //! - the raw simulator's own figure for the notes' reference workload (5 nodes, all-to-all
 //!   UDP heartbeats every 100 ms);
+//! - HTTP requests served per wall second: the KV store, and seed 001's defences (rate
+//!   limit, backpressure, breakers, capacity, the balancer) at 1,000 offered requests/s;
 //! - seeds to the first failure of a known-bad configuration (median of 10 disjoint ranges);
 //! - peak resident memory of the process.
 
@@ -65,6 +67,50 @@ kinds = ["skew"]
 interval = ["1s", "4s"]
 heal_after = ["3s", "10s"]
 until = "30s"
+[[check]]
+kind = "no_lost_writes"
+"#;
+
+/// Seed 001's defences at 1,000 offered requests/s, with a slow server (`{VIA}` is
+/// replaced by the workload's routing: directly to a random server, or through `lb`).
+const OVERLOAD_1000: &str = r#"
+name = "bench-kv-overload-1000"
+system = "kv"
+nodes = 5
+duration = "30s"
+[config]
+workers = 4
+load_factor = 3
+backpressure = 16
+rate_limit = 400
+circuit_breaker = true
+[workload]
+clients = 10
+ops = 20000
+rate = "1000/s"
+keys = 16
+read_ratio = 0.5
+stop = "20s"
+arrival = "open"
+timeout = "1s"
+retries = 2
+retry_backoff = "exponential"
+retry_base = "20ms"
+{VIA}
+[[fault]]
+at = "5s"
+action = "slow"
+node = "n2"
+factor = 5.0
+[[fault]]
+at = "12s"
+action = "slow"
+node = "n2"
+factor = 1.0
+[[check]]
+kind = "recovers"
+within = "3s"
+min = 0.9
 [[check]]
 kind = "no_lost_writes"
 "#;
@@ -133,6 +179,37 @@ pub fn bench(root: &std::path::Path, seeds: u64) -> Result<String, String> {
         wall,
         requests as f64 / wall
     );
+
+    // The overload middleware, client model and balancer at 1,000 offered requests/s.
+    for (routing, via) in [
+        ("direct", ""),
+        (
+            "via lb (least connections)",
+            "via = \"lb\"\n[lb]\nstrategy = \"least_connections\"",
+        ),
+    ] {
+        let text = OVERLOAD_1000.replace("{VIA}", via);
+        let scenario =
+            scenario::parse("bench-kv-overload-1000", &text).map_err(|e| e.to_string())?;
+        let runs = 3u64;
+        let before = nodes::http::requests_served();
+        let started = Instant::now();
+        let (mut sim_s, mut failed) = (0.0, 0);
+        for seed in 1..=runs {
+            let finished = run_scenario(&scenario, "bench-kv-overload-1000", seed)?;
+            sim_s += finished.report.sim_ms as f64 / 1e3;
+            failed += usize::from(!finished.report.passed());
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let requests = nodes::http::requests_served() - before;
+        let _ = writeln!(
+            out,
+            "kv overload at 1000 offered requests/s {routing} (5 nodes, 30 s, slow n2), {runs} seeds: \
+             {requests} HTTP requests served, {:.0} requests/wall-s, simulated/wall {:.1}x, {failed} failed",
+            requests as f64 / wall,
+            sim_s / wall
+        );
+    }
 
     // Overhead per delivered message against raw madsim with the same pattern.
     let steady =

@@ -14,6 +14,7 @@ use crate::history::{Entry, Recorder, What, WireEntry};
 use crate::probe;
 use crate::scenario::{Fault, Scenario, System};
 use crate::systems;
+use crate::workload::Share;
 use madsim::runtime::{Handle, Runtime};
 use nodes::auth::ClusterKey;
 use nodes::runtime::{Clock, EventSink, NodeEnv, Slowdown};
@@ -159,7 +160,9 @@ async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64,
         }
         tokio::time::sleep_until(recorder.start() + fault.at.0).await;
         let mut rng = fault_stream(seed, fault);
-        let applied = fault::apply(&mut cluster, fault, &recorder.snapshot(), &mut rng);
+        // Resolving `leader` reads the history; applying a fault records nothing.
+        let applied =
+            recorder.with_entries(|history| fault::apply(&mut cluster, fault, history, &mut rng));
         recorder.record("harness", What::Fault { fault: applied });
     }
     for (i, (start, within)) in rounds {
@@ -199,7 +202,7 @@ async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64,
     // Kill every node so its tasks are dropped now: tasks left pending when the runtime
     // is dropped keep each other (and the run's memory) alive.
     cluster.kill_all();
-    (recorder.snapshot(), messages, recorder.messages())
+    (recorder.take(), messages, recorder.messages())
 }
 
 /// Starts one round of liveness probes at `start` (chat and kv; the election has none)
@@ -284,7 +287,7 @@ pub fn cluster_key(seed: u64) -> ClusterKey {
 fn start_lb(config: nodes::lb::LbConfig, recorder: &Recorder, key: &ClusterKey) -> SimNode {
     let ip = systems::kv::lb_addr().ip();
     start_diskless("lb", ip, Kind::Balancer, recorder, key, move |env| {
-        nodes::lb::run(config.clone(), env.clock, env.events)
+        nodes::lb::run(config.clone(), env.clock, env.events, env.wire)
     })
 }
 
@@ -326,7 +329,7 @@ where
                 events: sink,
                 slowdown: Slowdown::new(),
                 cluster_key: key.clone(),
-                wire: recorder.wire_tap("registry"),
+                wire: recorder.wire_tap(name),
             };
             let (node, recorder) = (entry(env), recorder.clone());
             async move {
@@ -462,11 +465,12 @@ fn start_clients(scenario: &Scenario, seed: u64, recorder: &Recorder) -> Vec<Sim
                 .ip(systems::client_ip(j))
                 .build();
             let (workload, recorder) = (workload.clone(), recorder.clone());
+            let share = Share::of(&workload, scenario.clients.get(name.as_str()), j);
             let servers = scenario.server_count();
             match scenario.system {
                 System::Chat => {
                     handle.spawn(crate::workload::chat::client(
-                        j, workload, servers, recorder, rng, stop,
+                        j, share, servers, recorder, rng, stop,
                     ));
                 }
                 System::Kv => {
@@ -474,6 +478,7 @@ fn start_clients(scenario: &Scenario, seed: u64, recorder: &Recorder) -> Vec<Sim
                     let record_attempts = scenario.records_attempts();
                     handle.spawn(crate::workload::kv::client(
                         j,
+                        share,
                         workload,
                         servers,
                         keys,

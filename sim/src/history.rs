@@ -10,6 +10,8 @@ use nodes::kv::Version;
 use nodes::runtime::NodeEvent;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
@@ -324,6 +326,8 @@ pub struct Recorder {
     entries: Arc<Mutex<Vec<Entry>>>,
     /// Tapped messages, when recording them (see [`WireEntry`]).
     wire: Option<Arc<Mutex<Vec<WireEntry>>>>,
+    /// Each node's HTTP call counter, kept across its restarts.
+    calls: Arc<Mutex<BTreeMap<String, Arc<AtomicU64>>>>,
     start: Instant,
 }
 
@@ -333,6 +337,7 @@ impl Recorder {
         Recorder {
             entries: Arc::new(Mutex::new(Vec::new())),
             wire: None,
+            calls: Arc::default(),
             start: Instant::now(),
         }
     }
@@ -350,8 +355,15 @@ impl Recorder {
         let Some(wire) = self.wire.clone() else {
             return nodes::runtime::WireTap::off();
         };
+        let counter = {
+            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            calls
+                .entry(node.to_string())
+                .or_insert_with(|| Arc::new(AtomicU64::new(1)))
+                .clone()
+        };
         let (node, start) = (node.to_string(), self.start);
-        nodes::runtime::WireTap::new(move |tapped| {
+        nodes::runtime::WireTap::numbering(counter, move |tapped| {
             let t = Instant::now().saturating_duration_since(start).as_nanos() as u64;
             let entry = WireEntry {
                 t,
@@ -395,12 +407,15 @@ impl Recorder {
         self.start
     }
 
-    /// A copy of the history so far.
-    pub fn snapshot(&self) -> Vec<Entry> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// Runs `f` on the history so far, without copying it. `f` must not record.
+    pub fn with_entries<T>(&self, f: impl FnOnce(&[Entry]) -> T) -> T {
+        f(&self.entries.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The history so far, moved out: what the run hands to its checks once nothing
+    /// records any more (later entries start a new history).
+    pub fn take(&self) -> Vec<Entry> {
+        std::mem::take(&mut *self.entries.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 

@@ -14,7 +14,8 @@ use crate::history::{OpEvent, OpType, Recorder, What};
 use crate::scenario::{CheckKind, Fault, Scenario};
 use crate::systems::chat::client_addr;
 use crate::systems::kv::node_addr;
-use nodes::kv::client::{get, put, PutOutcome};
+use nodes::kv::client::{get, put_through, PutOutcome};
+use nodes::pool::Pool;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -137,7 +138,17 @@ pub async fn kv(round: Round, recorder: Recorder) {
             let mut acked = None;
             let mut last = String::from("no attempt finished");
             while Instant::now() < round.deadline {
-                match put(node_addr(server), &key, &key, None, None, ATTEMPT_TIMEOUT).await {
+                match put_through(
+                    &Pool::new(),
+                    node_addr(server),
+                    &key,
+                    &key,
+                    None,
+                    None,
+                    ATTEMPT_TIMEOUT,
+                )
+                .await
+                {
                     PutOutcome::Acked(version) => {
                         acked = Some(version);
                         break;

@@ -483,6 +483,7 @@ mod tests {
                 status: *status,
                 passed: *passed,
                 detail: String::new(),
+                evidence: Vec::new(),
             })
             .collect()
     }

@@ -53,6 +53,9 @@ pub struct Scenario {
     /// Simulated clients.
     #[serde(default)]
     pub workload: Option<Workload>,
+    /// Per-client overrides of the workload's pace (`[clients.c1]`).
+    #[serde(default)]
+    pub clients: BTreeMap<Spanned<String>, ClientKnobs>,
     /// Scripted faults.
     #[serde(default, rename = "fault")]
     pub faults: Vec<Spanned<Fault>>,
@@ -400,6 +403,23 @@ pub struct Workload {
     #[serde(default)]
     pub via: Option<Spanned<Via>>,
 }
+
+/// `[clients.cJ]`: one client's own pace instead of its share of `[workload]`, e.g. the
+/// one client far over its rate limit (seed 001's `--rate-limit` is per client).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientKnobs {
+    /// This client's own rate (default: its share of the aggregate `rate`).
+    #[serde(default)]
+    pub rate: Option<Spanned<Rate>>,
+    /// This client's operations (default: as many as its rate fits in the time the
+    /// others' traffic lasts, so it runs as long as they do).
+    #[serde(default)]
+    pub ops: Option<Spanned<usize>>,
+}
+
+/// Most operations one `[clients.cJ]` table may ask for.
+pub const MAX_CLIENT_OPS: usize = 1_000_000;
 
 /// How long a kv client waits for one answer when the workload gives no `timeout`.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -884,6 +904,7 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
         check_probability(loss, "loss")?;
     }
     validate_knobs(s)?;
+    validate_clients(s, clients)?;
     if let Some(lb) = &s.lb {
         validate_lb(s.system, lb, nodes)?;
     }
@@ -1227,6 +1248,39 @@ fn validate_lb(system: System, lb: &Spanned<Lb>, servers: usize) -> Result<(), I
                 "health_interval",
                 "expected a duration above 0s".into(),
             ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_clients(s: &Scenario, clients: usize) -> Result<(), Invalid> {
+    for (name, knobs) in &s.clients {
+        let known = name
+            .get_ref()
+            .strip_prefix('c')
+            .filter(|digits| !digits.starts_with('0'))
+            .and_then(|digits| digits.parse::<usize>().ok())
+            .is_some_and(|j| (1..=clients).contains(&j));
+        if !known {
+            let why = if clients == 0 {
+                "[clients] tables need a [workload] with clients".to_string()
+            } else {
+                format!("expected one of c1..c{clients}")
+            };
+            return Err((
+                name.span(),
+                "clients",
+                format!("unknown client \"{}\": {why}", name.get_ref()),
+            ));
+        }
+        if let Some(ops) = &knobs.ops {
+            if *ops.get_ref() > MAX_CLIENT_OPS {
+                return Err((
+                    ops.span(),
+                    "ops",
+                    format!("expected at most {MAX_CLIENT_OPS} operations"),
+                ));
+            }
         }
     }
     Ok(())

@@ -122,6 +122,15 @@ pub fn to_toml(s: &Scenario, header: &[String]) -> String {
             let _ = writeln!(out, "via = \"lb\"");
         }
     }
+    for (client, knobs) in &s.clients {
+        let _ = writeln!(out, "\n[clients.{}]", client.get_ref());
+        if let Some(rate) = &knobs.rate {
+            let _ = writeln!(out, "rate = {}", quoted(&format!("{}/s", rate.get_ref().0)));
+        }
+        if let Some(ops) = &knobs.ops {
+            let _ = writeln!(out, "ops = {}", ops.get_ref());
+        }
+    }
     for fault in &s.faults {
         out.push_str(&fault_toml(fault.get_ref()));
     }
@@ -360,6 +369,7 @@ mod tests {
              [config]\nrate_limit = 5\nbackpressure = 8\ncircuit_breaker = true\n\
              breaker_failures = 2\nbreaker_cooldown = \"1500ms\"\nworkers = 4\nload_factor = 12.5\n\
              [servers.n2]\nworkers = 1\nload_factor = 25\n\
+             [workload]\nclients = 3\n[clients.c2]\nrate = \"120/s\"\nops = 900\n\
              [[fault]]\nat = \"3s\"\naction = \"slow\"\nnode = \"n2\"\nfactor = 7.5\n\
              [[check]]\nkind = \"converged\"\n";
         let s = parse("base.toml", text).unwrap();
@@ -381,6 +391,9 @@ mod tests {
         );
         let slow = back.faults[0].get_ref();
         assert_eq!(slow.factor.as_ref().map(|f| *f.get_ref()), Some(7.5));
+        let c2 = back.clients.get("c2").expect("[clients.c2] kept");
+        assert_eq!(c2.rate.as_ref().map(|r| r.get_ref().0), Some(120.0));
+        assert_eq!(c2.ops.as_ref().map(|o| *o.get_ref()), Some(900));
     }
 
     /// A knob table's values without their spans (which differ between the two files).

@@ -129,6 +129,17 @@ pub const LESSONS: &[Lesson] = &[
                  killing the first join address changes nothing.",
     },
     Lesson {
+        name: "rate-limit",
+        title: "one greedy client drowns everyone",
+        claim: "seed 001: \"Limits each client to N requests per second\"",
+        failing: "scenarios/teaching/rate-limit-off.toml",
+        fixed: Some("scenarios/teaching/rate-limit.toml"),
+        lesson: "A client that sends far more than its share fills every queue, and the \
+                 well-behaved clients time out behind its work. A token bucket per client \
+                 refuses the greedy one with 429s before any work; the others keep their \
+                 availability.",
+    },
+    Lesson {
         name: "cap",
         title: "available under partition, so not linearizable",
         claim: "seed 002: \"Cannot simultaneously guarantee all three\"",

@@ -97,3 +97,58 @@ fn overload_scenario_refuses_breaks_and_recovers_where_its_text_says() {
         ]
     );
 }
+
+/// Client `client`'s operations in `file`'s history at seed 1: (invoked, acknowledged,
+/// every answered attempt's HTTP status, attempts that got no answer).
+fn client_outcomes(file: &str, client: &str) -> (usize, usize, Vec<u16>, usize) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+    let scenario = load(&path).expect("the scenario loads");
+    let finished = run_scenario(&scenario, file, 1).expect("it runs");
+    assert!(finished.report.passed(), "{file} meets its expect");
+    let (mut invoked, mut ok, mut statuses, mut unanswered) = (0, 0, Vec::new(), 0);
+    for entry in finished.history.iter().filter(|e| e.node == client) {
+        let What::Op { op } = &entry.what else {
+            continue;
+        };
+        match op.kind {
+            OpType::Invoke => invoked += 1,
+            OpType::Ok => ok += 1,
+            _ => {}
+        }
+        for attempt in &op.attempts {
+            match attempt.result.status() {
+                Some(status) => statuses.push(status),
+                None => unanswered += 1,
+            }
+        }
+    }
+    (invoked, ok, statuses, unanswered)
+}
+
+#[test]
+fn rate_limit_refuses_the_greedy_client_with_429s_and_only_it() {
+    // With the limit: c1, twelve times over its 20/s per node, is refused with 429s for
+    // most of its operations, at once (no timeouts), while a well-behaved client is
+    // never refused.
+    let (invoked, ok, statuses, unanswered) =
+        client_outcomes("scenarios/teaching/rate-limit.toml", "c1");
+    assert!(invoked > 9000, "c1 invoked {invoked}");
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert!(refused * 10 > invoked * 8, "{refused} of {invoked} refused");
+    assert_eq!(refused + ok, invoked, "every c1 operation is a 429 or ok");
+    assert_eq!(unanswered, 0, "a refusal comes back at once");
+    let (invoked, ok, statuses, _) = client_outcomes("scenarios/teaching/rate-limit.toml", "c2");
+    assert_eq!(ok, invoked, "c2 keeps its availability");
+    assert!(!statuses.contains(&429), "c2 is never rate limited");
+
+    // Without it nobody is refused, and the well-behaved client's requests time out in
+    // the greedy one's queue.
+    let (invoked, ok, statuses, unanswered) =
+        client_outcomes("scenarios/teaching/rate-limit-off.toml", "c2");
+    assert!(!statuses.contains(&429));
+    assert!(ok * 5 < invoked, "c2: {ok} of {invoked} acknowledged");
+    assert!(
+        unanswered * 2 > invoked,
+        "c2: {unanswered} timeouts of {invoked}"
+    );
+}

@@ -331,3 +331,25 @@ fn gossip_has_no_registry_and_membership_is_cluster_wide() {
     let chat = "name = \"x\"\nsystem = \"chat\"\nnodes = 3\nduration = \"20s\"\n\n[config]\nmembership = \"gossip\"\n\n[[check]]\nkind = \"total_order\"\n";
     assert_eq!(error(chat).key.as_deref(), Some("membership"));
 }
+
+#[test]
+fn a_client_override_names_a_client_of_the_workload_and_known_keys() {
+    let workload = "[workload]\nclients = 2\nops = 20\n";
+    let ok = sim::scenario::parse(
+        "ok.toml",
+        &format!("{KV}\n{workload}[clients.c2]\nrate = \"50/s\"\nops = 300\n"),
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+    let e = error(&format!("{KV}\n{workload}[clients.c3]\nrate = \"50/s\"\n"));
+    assert!(
+        e.message
+            .contains("unknown client \"c3\": expected one of c1..c2"),
+        "{e}"
+    );
+    let e = error(&format!("{KV}\n[clients.c1]\nrate = \"50/s\"\n"));
+    assert!(e.message.contains("need a [workload]"), "{e}");
+    let e = error(&format!("{KV}\n{workload}[clients.c1]\nrat = \"50/s\"\n"));
+    assert_eq!(e.key.as_deref(), Some("rat"), "{e}");
+    let e = error(&format!("{KV}\n{workload}[clients.c1]\nrate = \"fast\"\n"));
+    assert!(e.message.contains("expected a rate like"), "{e}");
+}

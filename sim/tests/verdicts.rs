@@ -224,6 +224,9 @@ kind = "liveness"
         "{}",
         liveness.detail
     );
+    // The evidence cites the pending probes' operations, for the report's jump link.
+    assert!(!liveness.evidence.is_empty(), "no evidence cited");
+    assert!(liveness.evidence.iter().all(|c| c.role == "pending probe"));
     assert_eq!(report.verdict, "pass", "{}", report.reason);
 }
 

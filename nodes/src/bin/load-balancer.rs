@@ -109,7 +109,7 @@ fn main() {
             backend_timeout: args.backend_timeout,
         };
         let (clock, events) = (Clock::new(), EventSink::stdout("lb"));
-        lb::run(config, clock, events)
+        lb::run(config, clock, events, nodes::runtime::WireTap::off())
             .await
             .map_err(|e| e.to_string())
     });

@@ -2,7 +2,7 @@
 
 use super::node::{Item, Put};
 use super::version::Version;
-use crate::http::{call, CallError};
+use crate::http::CallError;
 use crate::pool::Pool;
 use hyper::Method;
 use std::net::SocketAddr;
@@ -48,9 +48,12 @@ fn version_in(answer: &serde_json::Value) -> Option<Version> {
     serde_json::from_value(answer["version"].clone()).ok()
 }
 
-/// Writes `value` under `key`, ordered after `context`; `client` names a client that
-/// carries its own clock ([`super::version::ClientClock`]).
-pub async fn put(
+/// Writes `value` under `key` through `pool`, ordered after `context`; `client` names a
+/// client that carries its own clock ([`super::version::ClientClock`]). A fresh pool per
+/// write (`Pool::new()`, or [`Pool::tapped`] to report it to a wire tap) keeps the write on
+/// a connection of its own.
+pub async fn put_through(
+    pool: &Pool,
     node: SocketAddr,
     key: &str,
     value: &str,
@@ -64,7 +67,10 @@ pub async fn put(
         context,
         client: client.map(str::to_string),
     };
-    match call::<_, serde_json::Value>(node, Method::POST, "/data", Some(&body), timeout).await {
+    let answer = pool
+        .call::<_, serde_json::Value>(node, Method::POST, "/data", Some(&body), timeout)
+        .await;
+    match answer {
         Ok(answer) => match version_in(&answer) {
             Some(version) => PutOutcome::Acked(version),
             None => PutOutcome::Unknown(
@@ -187,7 +193,7 @@ mod tests {
             let server = handle.create_node().ip(IpAddr::V4(SERVER)).build();
             server.spawn(async {
                 let listener = tokio::net::TcpListener::bind((SERVER, 5000)).await.unwrap();
-                crate::http::serve(listener, stand_in()).await;
+                crate::http::serve(listener, stand_in(), crate::runtime::WireTap::off()).await;
             });
             let client = handle.create_node().ip(IpAddr::V4(CLIENT)).build();
             let outcomes = client
@@ -197,10 +203,10 @@ mod tests {
                     let wait = Duration::from_secs(1);
                     let mut outcomes = Vec::new();
                     for key in ["ok", "shed", "partial", "broken", "bad", "slow"] {
-                        outcomes.push(put(node, key, "v", None, None, wait).await);
+                        outcomes.push(put_through(&Pool::new(), node, key, "v", None, None, wait).await);
                     }
                     let unreachable = SocketAddr::from((SERVER, 5999));
-                    outcomes.push(put(unreachable, "ok", "v", None, None, wait).await);
+                    outcomes.push(put_through(&Pool::new(), unreachable, "ok", "v", None, None, wait).await);
                     let read = get(node, "shed", false, wait).await;
                     (outcomes, read)
                 })

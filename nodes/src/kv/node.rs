@@ -788,6 +788,7 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         events,
         cluster_key,
         slowdown,
+        wire,
         ..
     } = env;
     events.emit(NodeEvent::Started {
@@ -806,7 +807,7 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         cluster_key.clone(),
     ));
     let shared: Shared = Arc::new(Mutex::new(Node {
-        pool: Pool::signed(cluster_key.clone()),
+        pool: Pool::signed(cluster_key.clone()).tapped(wire.clone()),
         versions: VersionSource::new(config.versioning, &config.id),
         config: config.clone(),
         clock,
@@ -855,7 +856,7 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
             overload::guard,
         ));
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    let server = tokio::spawn(serve(listener, router));
+    let server = tokio::spawn(serve(listener, router, wire));
     let gossiper = tokio::spawn(anti_entropy(shared.clone()));
     let member = registry.map(|r| tokio::spawn(membership(shared.clone(), r)));
     let _ = tokio::signal::ctrl_c().await;

@@ -168,6 +168,7 @@ pub async fn run(config: RegistryConfig, env: NodeEnv) -> io::Result<()> {
         clock,
         events,
         cluster_key,
+        wire,
         ..
     } = env;
     events.emit(NodeEvent::Started {
@@ -203,7 +204,7 @@ pub async fn run(config: RegistryConfig, env: NodeEnv) -> io::Result<()> {
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    let server = tokio::spawn(serve(listener, router));
+    let server = tokio::spawn(serve(listener, router, wire));
     let expiry = {
         let shared = shared.clone();
         let clock = lock(&shared).clock.clone();

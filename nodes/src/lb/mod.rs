@@ -18,7 +18,7 @@ pub mod strategy;
 
 use crate::http::serve;
 use crate::pool::Pool;
-use crate::runtime::{Clock, EventSink, NodeEvent};
+use crate::runtime::{Clock, EventSink, NodeEvent, WireTap};
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -101,7 +101,7 @@ impl Drop for Attempt {
 }
 
 impl Balancer {
-    fn new(config: LbConfig, clock: Clock, events: EventSink) -> Balancer {
+    fn new(config: LbConfig, clock: Clock, events: EventSink, wire: WireTap) -> Balancer {
         let backends = config
             .backends
             .iter()
@@ -114,7 +114,7 @@ impl Balancer {
                 unrouted: 0,
             }),
             config,
-            pool: Pool::new(),
+            pool: Pool::new().tapped(wire),
             clock,
             events,
         }
@@ -205,20 +205,25 @@ async fn lb_stats(State(balancer): State<Arc<Balancer>>) -> Json<serde_json::Val
 /// [`crate::runtime::NodeEnv`]: it keeps no durable state and holds no cluster key — it
 /// is a client of the KV nodes, so its unsigned calls reach their public routes only,
 /// never `/replicate` or gossip.
-pub async fn run(config: LbConfig, clock: Clock, events: EventSink) -> io::Result<()> {
+pub async fn run(
+    config: LbConfig,
+    clock: Clock,
+    events: EventSink,
+    wire: WireTap,
+) -> io::Result<()> {
     events.emit(NodeEvent::Started {
         recovered_records: 0,
         damage: None,
     });
     let listen = config.listen;
     let count = config.backends.len();
-    let balancer = Arc::new(Balancer::new(config, clock, events.clone()));
+    let balancer = Arc::new(Balancer::new(config, clock, events.clone(), wire.clone()));
     let router = Router::new()
         .route("/lb-stats", get(lb_stats))
         .fallback(proxy::forward)
         .with_state(balancer.clone());
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    let server = tokio::spawn(serve(listener, router));
+    let server = tokio::spawn(serve(listener, router, wire));
     let checks: Vec<_> = (0..count)
         .map(|index| tokio::spawn(health::watch(balancer.clone(), index)))
         .collect();

@@ -16,6 +16,9 @@ use crate::scenario::CheckKind;
 use std::ops::Range;
 use std::time::Duration;
 
+/// Most unacknowledged operations cited as evidence (by `availability` and `recovers`).
+pub const MAX_CITED: usize = 100;
+
 /// The `availability` check.
 pub fn availability(
     history: &[Entry],
@@ -49,7 +52,27 @@ pub fn availability(
         nodes::duration::format(window),
         list_windows(&series)
     );
-    CheckResult::new(CheckKind::Availability, fraction >= min, detail)
+    let result = CheckResult::new(CheckKind::Availability, fraction >= min, detail);
+    if result.passed {
+        return result;
+    }
+    // The unacknowledged operations, those of the worst window first.
+    let worst = series.iter().filter(|w| w.total > 0).min_by(|a, b| {
+        a.availability()
+            .partial_cmp(&b.availability())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let in_worst =
+        |op: &&ClientOp<'_>| worst.is_some_and(|w| (w.start..w.end).contains(&op.invoked));
+    let failed = ops.iter().filter(|op| !op.acknowledged());
+    let evidence = failed
+        .clone()
+        .filter(in_worst)
+        .chain(failed.filter(|op| !in_worst(op)))
+        .take(MAX_CITED)
+        .flat_map(|op| op.cite("unacknowledged"))
+        .collect();
+    result.citing(evidence)
 }
 
 /// "from 10.000s until 30.000s", "over the whole run".

@@ -187,6 +187,18 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
         }
     }
     let by_node = deliveries(history);
+    // Per server, message id -> the positions it was delivered at (ascending): one pass,
+    // so each acknowledged message is looked up rather than searched for.
+    let positions: BTreeMap<&str, BTreeMap<&str, Vec<u64>>> = by_node
+        .iter()
+        .map(|(server, log)| {
+            let mut at: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+            for (seq, (id, _)) in log {
+                at.entry(id.as_str()).or_default().push(*seq);
+            }
+            (server.as_str(), at)
+        })
+        .collect();
     let live: Vec<&String> = servers
         .iter()
         .filter(|s| view.liveness(s) == Liveness::Up)
@@ -202,12 +214,10 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
         // Delivered, but not where the client was told.
         if let Some(seq) = ack.seq {
             for (server, log) in &by_node {
-                let at: Vec<u64> = log
-                    .iter()
-                    .filter(|(_, (d, _))| d == id)
-                    .map(|(s, _)| *s)
-                    .collect();
-                if let Some(&other) = at.iter().find(|&&s| s != seq) {
+                let at = positions
+                    .get(server.as_str())
+                    .and_then(|ids| ids.get(id.as_str()));
+                if let Some(&other) = at.into_iter().flatten().find(|&&s| s != seq) {
                     let there = log
                         .get(&seq)
                         .map_or("nothing".to_string(), |(d, _)| d.clone());
@@ -222,9 +232,9 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
         let lacking: Vec<&str> = live
             .iter()
             .filter(|s| {
-                by_node
+                positions
                     .get(s.as_str())
-                    .is_none_or(|log| !log.values().any(|(d, _)| d == id))
+                    .is_none_or(|ids| !ids.contains_key(id.as_str()))
             })
             .map(|s| s.as_str())
             .collect();

@@ -10,7 +10,7 @@
 //!   Concurrent writes may win either way: that is eventual consistency, and
 //!   `linearizable` is the check that forbids it.
 
-use super::CheckResult;
+use super::{CheckResult, Cited};
 use crate::history::{fmt_time, Actor, Entry, OpType, What};
 use crate::scenario::CheckKind;
 use nodes::kv::Version;
@@ -26,16 +26,32 @@ struct Copy {
     value: Option<String>,
     version: Option<Version>,
     answered: bool,
+    /// Indices of the read's invocation (if recorded) and completion in the history.
+    entries: [Option<usize>; 2],
+}
+
+impl Copy {
+    fn cite(&self) -> impl Iterator<Item = Cited> + '_ {
+        self.entries
+            .iter()
+            .flatten()
+            .map(|&e| Cited::new(e, "final read"))
+    }
 }
 
 /// key -> copies, from the harness's completed final reads (`final` pseudo-client).
 fn final_copies(history: &[Entry]) -> BTreeMap<String, Vec<Copy>> {
     let mut copies: BTreeMap<String, Vec<Copy>> = BTreeMap::new();
-    for entry in history.iter().filter(|e| e.node == FINAL) {
+    let mut invoked: BTreeMap<u64, usize> = BTreeMap::new();
+    for (i, entry) in history.iter().enumerate().filter(|(_, e)| e.node == FINAL) {
         let What::Op { op } = &entry.what else {
             continue;
         };
-        if op.kind == OpType::Invoke || op.actor != Actor::Harness {
+        if op.actor != Actor::Harness {
+            continue;
+        }
+        if op.kind == OpType::Invoke {
+            invoked.insert(op.id, i);
             continue;
         }
         copies
@@ -46,6 +62,7 @@ fn final_copies(history: &[Entry]) -> BTreeMap<String, Vec<Copy>> {
                 value: op.value_str().map(str::to_string),
                 version: op.version.clone(),
                 answered: op.kind == OpType::Ok,
+                entries: [invoked.remove(&op.id), Some(i)],
             });
     }
     copies
@@ -82,15 +99,23 @@ pub fn converged(history: &[Entry]) -> CheckResult {
             .any(|c| !c.answered || (&c.value, &c.version) != first)
         {
             let what: Vec<String> = copies.iter().map(describe).collect();
-            diverged.push(format!("key {key}: {}", what.join("; ")));
+            diverged.push((format!("key {key}: {}", what.join("; ")), copies));
         }
     }
-    if let Some(first) = diverged.first() {
+    if let Some((first, copies)) = diverged.first() {
         let more = match diverged.len() {
             1 => String::new(),
             n => format!(" ({n} keys diverge)"),
         };
-        return CheckResult::violation(CheckKind::Converged, format!("{first}{more}"));
+        // Each copy's final read, and the client write each value came from.
+        let writes = writes_of(history);
+        let mut evidence: Vec<Cited> = copies.iter().flat_map(Copy::cite).collect();
+        let values: BTreeSet<&str> = copies.iter().filter_map(|c| c.value.as_deref()).collect();
+        for w in writes.iter().filter(|w| values.contains(w.value.as_str())) {
+            evidence.extend(w.cite("write read back"));
+        }
+        return CheckResult::violation(CheckKind::Converged, format!("{first}{more}"))
+            .citing(evidence);
     }
     let servers: BTreeSet<&str> = copies
         .values()
@@ -123,15 +148,30 @@ struct Write {
     value: String,
     invoked: u64,
     acked: Option<u64>,
+    /// History indices of the invocation and of the completion (any outcome).
+    invoke_entry: usize,
+    end_entry: Option<usize>,
 }
 
-/// No acknowledged write is overwritten by one it causally follows.
-pub fn no_lost_writes(history: &[Entry]) -> CheckResult {
+impl Write {
+    fn cite(&self, role: &str) -> Vec<Cited> {
+        std::iter::once(self.invoke_entry)
+            .chain(self.end_entry)
+            .map(|e| Cited::new(e, role))
+            .collect()
+    }
+}
+
+/// The clients' writes in invocation order, and each client's completed reads (value
+/// read, time and history index of the completion).
+#[allow(clippy::type_complexity)]
+fn writes_and_reads(
+    history: &[Entry],
+) -> (Vec<Write>, BTreeMap<String, Vec<(String, u64, usize)>>) {
     let mut writes: Vec<Write> = Vec::new();
     let mut open: BTreeMap<(String, u64), usize> = BTreeMap::new();
-    // client -> (value read, time the read completed)
-    let mut reads: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
-    for entry in history {
+    let mut reads: BTreeMap<String, Vec<(String, u64, usize)>> = BTreeMap::new();
+    for (i, entry) in history.iter().enumerate() {
         let What::Op { op } = &entry.what else {
             continue;
         };
@@ -148,11 +188,16 @@ pub fn no_lost_writes(history: &[Entry]) -> CheckResult {
                     value: value.unwrap_or_default(),
                     invoked: entry.t,
                     acked: None,
+                    invoke_entry: i,
+                    end_entry: None,
                 });
             }
-            ("put", OpType::Ok) => {
-                if let Some(&i) = open.get(&(entry.node.clone(), op.id)) {
-                    writes[i].acked = Some(entry.t);
+            ("put", kind) => {
+                if let Some(&w) = open.get(&(entry.node.clone(), op.id)) {
+                    writes[w].end_entry = Some(i);
+                    if kind == OpType::Ok {
+                        writes[w].acked = Some(entry.t);
+                    }
                 }
             }
             ("get", OpType::Ok) => {
@@ -160,12 +205,22 @@ pub fn no_lost_writes(history: &[Entry]) -> CheckResult {
                     reads
                         .entry(entry.node.clone())
                         .or_default()
-                        .push((v, entry.t));
+                        .push((v, entry.t, i));
                 }
             }
             _ => {}
         }
     }
+    (writes, reads)
+}
+
+fn writes_of(history: &[Entry]) -> Vec<Write> {
+    writes_and_reads(history).0
+}
+
+/// No acknowledged write is overwritten by one it causally follows.
+pub fn no_lost_writes(history: &[Entry]) -> CheckResult {
+    let (writes, reads) = writes_and_reads(history);
     let by_value: BTreeMap<&str, &Write> = writes.iter().map(|w| (w.value.as_str(), w)).collect();
     let copies = final_copies(history);
     let mut lost = Vec::new();
@@ -177,47 +232,57 @@ pub fn no_lost_writes(history: &[Entry]) -> CheckResult {
             .flatten()
             .filter(|c| c.answered)
         {
+            // Why the copy loses `w`, and the entries that show it.
+            let mut cited = w.cite("lost write");
+            cited.extend(copy.cite());
             let why = match &copy.value {
                 None => Some("it has no value at all".to_string()),
                 Some(v) if *v == w.value => None,
                 Some(v) => match by_value.get(v.as_str()) {
                     None => Some(format!("its value {v} comes from no write")),
                     Some(winner) if winner.client == w.client && winner.invoked < w.invoked => {
+                        cited.extend(winner.cite("overwriting write"));
                         Some(format!(
                             "its value {v} is an earlier write by the same client"
                         ))
                     }
-                    Some(_)
-                        if reads.get(&w.client).is_some_and(|r| {
-                            r.iter().any(|(seen, t)| seen == v && *t < w.invoked)
-                        }) =>
-                    {
-                        Some(format!(
-                            "its value {v} was read by {} before writing {}",
-                            w.client, w.value
-                        ))
+                    Some(winner) => {
+                        let seen = reads.get(&w.client).and_then(|r| {
+                            r.iter().find(|(seen, t, _)| seen == v && *t < w.invoked)
+                        });
+                        seen.map(|(_, _, read)| {
+                            cited.extend(winner.cite("overwriting write"));
+                            cited.push(Cited::new(*read, "read before the lost write"));
+                            format!(
+                                "its value {v} was read by {} before writing {}",
+                                w.client, w.value
+                            )
+                        })
                     }
-                    Some(_) => None,
                 },
             };
             if let Some(why) = why {
-                lost.push(format!(
-                    "{} (put {} by {}, acknowledged at {}) is lost on {}: {why}",
-                    w.value,
-                    w.key,
-                    w.client,
-                    fmt_time(w.acked.unwrap_or(0)),
-                    copy.server
+                lost.push((
+                    format!(
+                        "{} (put {} by {}, acknowledged at {}) is lost on {}: {why}",
+                        w.value,
+                        w.key,
+                        w.client,
+                        fmt_time(w.acked.unwrap_or(0)),
+                        copy.server
+                    ),
+                    cited,
                 ));
             }
         }
     }
-    if let Some(first) = lost.first() {
+    if let Some((first, cited)) = lost.first() {
         let more = match lost.len() {
             1 => String::new(),
             n => format!(" ({n} lost copies in all)"),
         };
-        return CheckResult::violation(CheckKind::NoLostWrites, format!("{first}{more}"));
+        return CheckResult::violation(CheckKind::NoLostWrites, format!("{first}{more}"))
+            .citing(cited.clone());
     }
     if acked.is_empty() {
         return CheckResult::vacuous(

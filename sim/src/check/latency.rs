@@ -8,7 +8,7 @@
 //! operation in range: nothing to judge (vacuous).
 
 use super::operations::{attempt_load, client_ops, ms, whose, ClientOp};
-use super::CheckResult;
+use super::{CheckResult, Cited};
 use crate::scenario::CheckKind;
 use std::ops::Range;
 use std::time::Duration;
@@ -42,6 +42,7 @@ pub fn latency(
     // Slowest first; ties by invocation, so the evidence is the same every run.
     acked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.invoked.cmp(&b.1.invoked)));
     let value = nearest_rank(&acked, percentile);
+    let at_rank = nearest_rank_op(&acked, percentile);
     let limit = max.as_nanos() as u64;
     let worst: Vec<String> = acked
         .iter()
@@ -60,6 +61,14 @@ pub fn latency(
         CheckResult::pass(CheckKind::Latency, summary)
     } else {
         let over = acked.iter().filter(|(rt, _)| *rt > limit).count();
+        let mut evidence: Vec<Cited> = acked
+            .iter()
+            .take(WORST_SHOWN)
+            .flat_map(|(_, op)| op.cite("slowest"))
+            .collect();
+        if !evidence.iter().any(|c| c.entry == at_rank.invoke_entry) {
+            evidence.extend(at_rank.cite("at the percentile"));
+        }
         CheckResult::violation(
             CheckKind::Latency,
             format!(
@@ -67,15 +76,27 @@ pub fn latency(
                 ms(limit)
             ),
         )
+        .citing(evidence)
     }
+}
+
+/// The operation at the nearest-rank `percentile` of `slowest_first` (not empty).
+fn nearest_rank_op<'a>(
+    slowest_first: &[(u64, &'a ClientOp<'a>)],
+    percentile: f64,
+) -> &'a ClientOp<'a> {
+    slowest_first[rank_index(slowest_first.len(), percentile)].1
+}
+
+/// Where the nearest-rank `percentile` of `n` values sorted slowest first is.
+fn rank_index(n: usize, percentile: f64) -> usize {
+    let rank = ((percentile / 100.0) * n as f64).ceil() as usize; // 1-based, ascending
+    n - 1 - (rank.clamp(1, n) - 1)
 }
 
 /// The nearest-rank `percentile` of response times sorted slowest first.
 fn nearest_rank(slowest_first: &[(u64, &ClientOp<'_>)], percentile: f64) -> u64 {
-    let n = slowest_first.len();
-    let rank = ((percentile / 100.0) * n as f64).ceil() as usize; // 1-based, ascending
-    let ascending_index = rank.clamp(1, n) - 1;
-    slowest_first[n - 1 - ascending_index].0
+    slowest_first[rank_index(slowest_first.len(), percentile)].0
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! so the verdict is deterministic; an exhausted budget is reported as "unknown", which
 //! does not pass.
 
-use super::CheckResult;
+use super::{CheckResult, Cited};
 use crate::history::{Actor, Entry, OpType, What};
 use crate::linearizability::{
     check, Budget, Input, JepsenOperation, Output, Register, Value, Verdict,
@@ -35,10 +35,20 @@ fn value_of(v: &serde_json::Value) -> Value {
 
 /// The client operations of a history in Jepsen's vocabulary (see the module doc).
 pub fn client_operations(history: &[Entry]) -> Vec<JepsenOperation> {
+    cited_operations(history)
+        .into_iter()
+        .map(|(o, _)| o)
+        .collect()
+}
+
+/// [`client_operations`], each with the history indices of its invocation and (if it
+/// returned) its completion, for evidence.
+fn cited_operations(history: &[Entry]) -> Vec<(JepsenOperation, [Option<usize>; 2])> {
     // (client, op id) -> index in `operations`
     let mut open: BTreeMap<(String, u64), usize> = BTreeMap::new();
     let mut operations: Vec<Option<JepsenOperation>> = Vec::new();
-    for entry in history {
+    let mut entries: Vec<[Option<usize>; 2]> = Vec::new();
+    for (i, entry) in history.iter().enumerate() {
         let What::Op { op } = &entry.what else {
             continue;
         };
@@ -71,6 +81,7 @@ pub fn client_operations(history: &[Entry]) -> Vec<JepsenOperation> {
                     _ => continue,
                 };
                 open.insert((entry.node.clone(), op.id), operations.len());
+                entries.push([Some(i), None]);
                 operations.push(Some(JepsenOperation {
                     client,
                     input,
@@ -87,6 +98,7 @@ pub fn client_operations(history: &[Entry]) -> Vec<JepsenOperation> {
                     continue;
                 };
                 let is_read = matches!(operation.input, Input::Read { .. });
+                entries[index][1] = Some(i);
                 match kind {
                     OpType::Ok => {
                         operation.ret = Some(entry.t);
@@ -109,7 +121,11 @@ pub fn client_operations(history: &[Entry]) -> Vec<JepsenOperation> {
             }
         }
     }
-    operations.into_iter().flatten().collect()
+    operations
+        .into_iter()
+        .zip(entries)
+        .filter_map(|(o, e)| Some((o?, e)))
+        .collect()
 }
 
 fn value_as_text(value: &Value) -> String {
@@ -121,7 +137,8 @@ fn value_as_text(value: &Value) -> String {
 
 /// The `linearizable` check.
 pub fn linearizable(history: &[Entry]) -> CheckResult {
-    let operations = client_operations(history);
+    let cited = cited_operations(history);
+    let operations: Vec<JepsenOperation> = cited.iter().map(|(o, _)| o.clone()).collect();
     if operations.iter().all(|o| o.output.is_none()) {
         return CheckResult::vacuous(
             CheckKind::Linearizable,
@@ -152,7 +169,24 @@ pub fn linearizable(history: &[Entry]) -> CheckResult {
             ),
         ),
         Verdict::NotLinearizable(evidence) => {
-            CheckResult::new(CheckKind::Linearizable, false, evidence.to_string())
+            // The operation no order gets past, those that could come next instead, and
+            // the last few the valid order placed before them.
+            let cite = |index: usize, role: &str| {
+                cited
+                    .get(index)
+                    .into_iter()
+                    .flat_map(|(_, e)| e.iter().flatten())
+                    .map(|&entry| Cited::new(entry, role))
+                    .collect::<Vec<_>>()
+            };
+            let mut refs = cite(evidence.blocked.index, "blocked");
+            for stuck in evidence.stuck.iter().skip(1).take(4) {
+                refs.extend(cite(stuck.operation.index, "cannot come next either"));
+            }
+            for done in evidence.linearized.iter().rev().take(3) {
+                refs.extend(cite(done.index, "linearized before"));
+            }
+            CheckResult::new(CheckKind::Linearizable, false, evidence.to_string()).citing(refs)
         }
         Verdict::Unknown { reason } => CheckResult::new(
             CheckKind::Linearizable,

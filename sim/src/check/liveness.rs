@@ -17,7 +17,7 @@
 //! not acked by 35.000s: n3 knows no leader since 25.310s (candidate, term 7)".
 
 use super::election::{agreed_leader, Replay};
-use super::CheckResult;
+use super::{CheckResult, Cited};
 use crate::history::{fmt_time, Actor, Entry, OpEvent, OpType, What};
 use crate::probe::PROBE;
 use crate::scenario::{CheckKind, System};
@@ -173,6 +173,7 @@ fn probe_sent<'h>(
 fn chat(history: &[Entry], mut replay: Replay<'_>, round: &Round) -> CheckResult {
     to_deadline(&mut replay, round);
     let mut pending: Vec<String> = Vec::new();
+    let mut stuck: Vec<&str> = Vec::new();
     let mut latest = round.start;
     for server in &round.live {
         let Some(id) = probe_sent(history, round, "send", server).and_then(|op| op.value_str())
@@ -184,6 +185,7 @@ fn chat(history: &[Entry], mut replay: Replay<'_>, round: &Round) -> CheckResult
             op.kind == OpType::Ok && op.value_str() == Some(id) && e.t <= round.deadline
         });
         let Some((ack, ack_op)) = ack else {
+            stuck.push(id);
             pending.push(format!(
                 "probe via {server} not acked by {}: {}{}",
                 fmt_time(round.deadline),
@@ -203,6 +205,7 @@ fn chat(history: &[Entry], mut replay: Replay<'_>, round: &Round) -> CheckResult
             match delivered {
                 Some(e) => latest = latest.max(e.t),
                 None => {
+                    stuck.push(id);
                     let top = history
                         .iter()
                         .filter(|e| e.node == *reader && e.t <= round.deadline)
@@ -230,11 +233,13 @@ fn chat(history: &[Entry], mut replay: Replay<'_>, round: &Round) -> CheckResult
         latest,
         "acked and delivered by every live server",
     )
+    .citing(probe_entries(history, round, &stuck))
 }
 
 fn kv(history: &[Entry], mut replay: Replay<'_>, round: &Round) -> CheckResult {
     to_deadline(&mut replay, round);
     let mut pending: Vec<String> = Vec::new();
+    let mut stuck: Vec<&str> = Vec::new();
     let mut latest = round.start;
     for server in &round.live {
         let Some(key) = probe_sent(history, round, "put", server).and_then(|op| op.key.as_deref())
@@ -252,6 +257,7 @@ fn kv(history: &[Entry], mut replay: Replay<'_>, round: &Round) -> CheckResult {
             })
         };
         let Some((ack, _)) = done("put", server) else {
+            stuck.push(key);
             pending.push(format!(
                 "probe write of {key} via {server} not acked by {}: {}{}",
                 fmt_time(round.deadline),
@@ -264,13 +270,16 @@ fn kv(history: &[Entry], mut replay: Replay<'_>, round: &Round) -> CheckResult {
         for reader in &round.live {
             match done("get", reader) {
                 Some((e, op)) if op.value_str() == Some(key) => latest = latest.max(e.t),
-                _ => pending.push(format!(
-                    "{key}, written via {server} at {}, not readable via {reader} by {}: {}{}",
-                    fmt_time(ack.t),
-                    fmt_time(round.deadline),
-                    members(history, reader, round.deadline),
-                    last_answer(history, "get", key, reader)
-                )),
+                _ => {
+                    stuck.push(key);
+                    pending.push(format!(
+                        "{key}, written via {server} at {}, not readable via {reader} by {}: {}{}",
+                        fmt_time(ack.t),
+                        fmt_time(round.deadline),
+                        members(history, reader, round.deadline),
+                        last_answer(history, "get", key, reader)
+                    ))
+                }
             }
         }
     }
@@ -280,6 +289,28 @@ fn kv(history: &[Entry], mut replay: Replay<'_>, round: &Round) -> CheckResult {
         latest,
         "acknowledged and readable through every live server",
     )
+    .citing(probe_entries(history, round, &stuck))
+}
+
+/// The probe operations of the round on `names` (a KV probe's key, a chat probe's id):
+/// the invocations and answers of the probes still pending, for evidence.
+fn probe_entries(history: &[Entry], round: &Round, names: &[&str]) -> Vec<Cited> {
+    history
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.node == PROBE && e.t >= round.start)
+        .filter(|(_, e)| match &e.what {
+            What::Op { op } => {
+                op.actor == Actor::Harness
+                    && names
+                        .iter()
+                        .any(|n| op.key.as_deref() == Some(*n) || op.value_str() == Some(*n))
+            }
+            _ => false,
+        })
+        .take(60)
+        .map(|(i, _)| Cited::new(i, "pending probe"))
+        .collect()
 }
 
 /// What a KV server last said about its membership, for evidence.

@@ -50,6 +50,30 @@ pub struct CheckResult {
     /// Evidence of the violation, what the check saw when it passed, or why there was
     /// nothing to judge.
     pub detail: String,
+    /// The history entries the evidence of a violation names, each with its part in it
+    /// (what a picture of the run highlights; empty when the check names none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Cited>,
+}
+
+/// One history entry cited as evidence: its index in the history (the trace's line, from
+/// 0) and its part in the violation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cited {
+    /// Index of the entry in the history.
+    pub entry: usize,
+    /// Its part: `lost write`, `overwriting write`, `final read`, `slowest`, ...
+    pub role: String,
+}
+
+impl Cited {
+    /// Entry `entry` in the part `role`.
+    pub fn new(entry: usize, role: &str) -> Self {
+        Cited {
+            entry,
+            role: role.to_string(),
+        }
+    }
 }
 
 impl CheckResult {
@@ -59,7 +83,14 @@ impl CheckResult {
             status,
             passed: status == Status::Pass,
             detail: detail.into(),
+            evidence: Vec::new(),
         }
+    }
+
+    /// The same result citing `evidence` (history entries and their parts).
+    pub fn citing(mut self, evidence: Vec<Cited>) -> Self {
+        self.evidence = evidence;
+        self
     }
 
     /// The invariant held; `detail` says what was judged.

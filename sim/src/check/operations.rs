@@ -17,6 +17,10 @@ pub struct ClientOp<'a> {
     pub invoke: &'a OpEvent,
     /// The completion and its time, if there was one.
     pub end: Option<(u64, &'a OpEvent)>,
+    /// Index of the invocation in the history.
+    pub invoke_entry: usize,
+    /// Index of the completion in the history, if there was one.
+    pub end_entry: Option<usize>,
 }
 
 /// How an operation ended, as counted in the checks' evidence.
@@ -87,6 +91,14 @@ impl ClientOp<'_> {
         self.end.map_or(1, |(_, op)| op.attempts.len().max(1))
     }
 
+    /// Its invocation and completion entries, cited in the part `role`.
+    pub fn cite(&self, role: &str) -> Vec<super::Cited> {
+        std::iter::once(self.invoke_entry)
+            .chain(self.end_entry)
+            .map(|entry| super::Cited::new(entry, role))
+            .collect()
+    }
+
     /// "c2 put k3 invoked 12.345s": which operation, for evidence.
     pub fn describe(&self) -> String {
         let key = self
@@ -112,7 +124,7 @@ pub fn client_ops<'a>(
 ) -> Vec<ClientOp<'a>> {
     let mut ops: Vec<ClientOp<'a>> = Vec::new();
     let mut open: BTreeMap<(&str, u64), usize> = BTreeMap::new();
-    for entry in history {
+    for (i, entry) in history.iter().enumerate() {
         let What::Op { op } = &entry.what else {
             continue;
         };
@@ -131,10 +143,13 @@ pub fn client_ops<'a>(
                     invoked: entry.t,
                     invoke: op,
                     end: None,
+                    invoke_entry: i,
+                    end_entry: None,
                 });
             }
         } else if let Some(index) = open.remove(&(client, op.id)) {
             ops[index].end = Some((entry.t, op));
+            ops[index].end_entry = Some(i);
         }
     }
     ops

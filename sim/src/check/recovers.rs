@@ -76,6 +76,12 @@ pub fn recovers(
                 .iter()
                 .filter(|w| w.availability().is_some_and(|a| a < min))
                 .count();
+            let evidence = ops
+                .iter()
+                .filter(|op| (first.start..first.end).contains(&op.invoked) && !op.acknowledged())
+                .take(super::availability::MAX_CITED)
+                .flat_map(|op| op.cite("unacknowledged in the first failing window"))
+                .collect();
             CheckResult::violation(
                 CheckKind::Recovers,
                 format!(
@@ -84,6 +90,7 @@ pub fn recovers(
                     list_windows(&series)
                 ),
             )
+            .citing(evidence)
         }
     }
 }

@@ -3,24 +3,39 @@
 //! instants where two servers acted as leader. Plain data, serialized into the page.
 
 use crate::check::election::Replay;
+use crate::check::kv::FINAL;
 use crate::history::{fmt_time, Actor, Entry, OpType, What, WireEntry};
 use crate::scenario::Action;
-use nodes::runtime::wire::Tapped;
+use crate::systems::node_at;
+use nodes::runtime::wire::{CallEnd, Tapped};
 use nodes::runtime::NodeEvent;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Most operations drawn; beyond it the page says how many were left out.
-pub const MAX_OPS: usize = 20_000;
+pub const MAX_OPS: usize = 12_000;
+/// Most final reads drawn one by one; beyond it only the cited ones are.
+pub const MAX_FINAL_READS: usize = 256;
 /// Most node events drawn (deliveries are folded first, see [`Page::folded`]).
 pub const MAX_EVENTS: usize = 20_000;
 /// Most message arrows drawn (routine traffic is left out first).
-pub const MAX_ARROWS: usize = 20_000;
-/// Message kinds that are routine traffic, hidden until asked for.
-pub const ROUTINE: &[&str] = &["HEARTBEAT", "HEARTBEAT_ACK", "BEAT"];
+pub const MAX_ARROWS: usize = 12_000;
+/// Message kinds that are routine traffic, hidden until asked for: heartbeats, the
+/// registry's membership polls, health checks and anti-entropy gossip.
+pub const ROUTINE: &[&str] = &[
+    "HEARTBEAT",
+    "HEARTBEAT_ACK",
+    "BEAT",
+    "NODES",
+    "HEALTH",
+    "GOSSIP",
+    "GOSSIP_ITEMS",
+];
 
-/// A peer message: an arrow from its sender's lane to its receiver's.
-#[derive(Clone, Debug, Serialize)]
+/// A peer message: an arrow from its sender's lane to its receiver's. Serialized as an
+/// array (`[from, to, sent, received, kind, routine]`, an HTTP call followed by `replied,
+/// ended, end`) to keep a page with thousands of them small.
+#[derive(Clone, Debug)]
 pub struct Arrow {
     /// Sender lane.
     pub from: usize,
@@ -34,6 +49,33 @@ pub struct Arrow {
     pub kind: &'static str,
     /// Heartbeats and the like: folded by default.
     pub routine: bool,
+    /// HTTP calls: when the server answered, ns (`None`: it never did).
+    pub replied: Option<u64>,
+    /// HTTP calls: when the caller's call ended, ns (`None`: the caller gave up first).
+    pub ended: Option<u64>,
+    /// HTTP calls: how it ended for the caller (`200`, `429`, `timeout`, `unreachable`:
+    /// never sent, `broken`), or `abandoned` when the caller stopped waiting.
+    pub end: Option<String>,
+}
+
+impl Serialize for Arrow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let call = self.end.is_some();
+        let mut seq = serializer.serialize_seq(Some(if call { 9 } else { 6 }))?;
+        seq.serialize_element(&self.from)?;
+        seq.serialize_element(&self.to)?;
+        seq.serialize_element(&self.sent)?;
+        seq.serialize_element(&self.received)?;
+        seq.serialize_element(self.kind)?;
+        seq.serialize_element(&u8::from(self.routine))?;
+        if call {
+            seq.serialize_element(&self.replied)?;
+            seq.serialize_element(&self.ended)?;
+            seq.serialize_element(&self.end)?;
+        }
+        seq.end()
+    }
 }
 
 /// One lane of the page: a server, the registry or balancer, a client, or a harness actor.
@@ -81,8 +123,10 @@ pub struct Band {
     pub text: String,
 }
 
-/// A client (or harness) operation from invoke to completion.
-#[derive(Clone, Debug, Serialize)]
+/// A client (or harness) operation from invoke to completion. Serialized as an array,
+/// `[entry, lane, from, to, outcome, text, server, done]` (the page adds the times to the
+/// text), to keep a page with thousands of them small.
+#[derive(Clone, Debug)]
 pub struct Op {
     /// Index of the invoke entry in the history.
     pub entry: usize,
@@ -97,8 +141,25 @@ pub struct Op {
     /// One line for people: what, on which key, which value, answered by whom.
     pub text: String,
     /// Lane of the server it went to, if known.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<usize>,
+    /// Index of the completion entry in the history, if it completed.
+    pub done: Option<usize>,
+}
+
+impl Serialize for Op {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (
+            self.entry,
+            self.lane,
+            self.from,
+            self.to,
+            self.outcome,
+            &self.text,
+            self.server,
+            self.done,
+        )
+            .serialize(serializer)
+    }
 }
 
 /// A notable node event (role change, election, start, stop, refusal, error, delivery).
@@ -114,6 +175,71 @@ pub struct Event {
     pub class: &'static str,
     /// One line for people.
     pub text: String,
+}
+
+/// A stretch in which a balancer sent a backend no requests (it took it for down).
+#[derive(Clone, Debug, Serialize)]
+pub struct Unhealthy {
+    /// Index of the event that took it down.
+    pub entry: usize,
+    /// The backend's lane.
+    pub lane: usize,
+    /// Taken down, ns.
+    pub from: u64,
+    /// Taken back up (or the end of the run), ns.
+    pub to: u64,
+    /// One line for people: which balancer, why.
+    pub text: String,
+}
+
+/// The backends' health as the balancers saw it, from their `BackendHealth` events.
+fn unhealthy(history: &[Entry], end: u64, lane: &LaneOf<'_>) -> Vec<Unhealthy> {
+    let mut down: BTreeMap<(String, String), Unhealthy> = BTreeMap::new();
+    let mut spans = Vec::new();
+    for (i, e) in history.iter().enumerate() {
+        let What::Event {
+            data:
+                NodeEvent::BackendHealth {
+                    backend,
+                    healthy,
+                    reason,
+                },
+        } = &e.what
+        else {
+            continue;
+        };
+        let key = (e.node.clone(), backend.clone());
+        match (healthy, down.remove(&key)) {
+            (true, Some(mut span)) => {
+                span.to = e.t;
+                span.text
+                    .push_str(&format!(", back up at {}", fmt_time(e.t)));
+                spans.push(span);
+            }
+            (false, open) => {
+                let Some(backend_lane) = lane(backend) else {
+                    continue;
+                };
+                let span = open.unwrap_or(Unhealthy {
+                    entry: i,
+                    lane: backend_lane,
+                    from: e.t,
+                    to: end,
+                    text: format!(
+                        "{} takes {backend} for down from {}{}",
+                        e.node,
+                        fmt_time(e.t),
+                        reason.as_ref().map_or(String::new(), |r| format!(": {r}"))
+                    ),
+                });
+                down.insert(key, span);
+            }
+            (true, None) => {}
+        }
+    }
+    spans.extend(down.into_values());
+    spans.sort_by_key(|s| (s.from, s.lane));
+    spans
 }
 
 /// An interval where two or more servers acted as leader: `(from, to, lanes)`, ns.
@@ -136,6 +262,8 @@ pub struct Page {
     pub events: Vec<Event>,
     /// Peer messages (empty when the run did not record them).
     pub arrows: Vec<Arrow>,
+    /// Stretches a balancer took a backend for down, drawn on the backend's lane.
+    pub unhealthy: Vec<Unhealthy>,
     /// End of the run, ns.
     pub end: u64,
     /// What was folded or capped to keep the page small, for the notice.
@@ -207,8 +335,8 @@ fn state_of(glyph: char) -> Option<&'static str> {
 }
 
 /// Builds the page's data from a history of a run that lasted `end` ns and the peer
-/// messages tapped during it.
-pub fn page(history: &[Entry], messages: &[WireEntry], end: u64) -> Page {
+/// messages tapped during it; `keep`: entries the checks cite, never folded away.
+pub fn page(history: &[Entry], messages: &[WireEntry], end: u64, keep: &BTreeSet<usize>) -> Page {
     let lanes = lanes_of(history);
     let index: BTreeMap<&str, usize> = lanes
         .iter()
@@ -220,6 +348,21 @@ pub fn page(history: &[Entry], messages: &[WireEntry], end: u64) -> Page {
     let mut folded = Vec::new();
     let bands = bands(history, end, &lanes, &lane);
     let mut ops = ops(history, end, &lane);
+    let finals = ops
+        .iter()
+        .filter(|o| history[o.entry].node == FINAL)
+        .count();
+    if finals > MAX_FINAL_READS {
+        ops.retain(|o| {
+            history[o.entry].node != FINAL
+                || keep.contains(&o.entry)
+                || o.done.is_some_and(|d| keep.contains(&d))
+        });
+        folded.push(format!(
+            "{finals} final reads (every key on every live server) are folded: only those a \
+             check cites are drawn"
+        ));
+    }
     if ops.len() > MAX_OPS {
         folded.push(format!(
             "{} operations after the first {MAX_OPS} are not drawn",
@@ -254,7 +397,9 @@ pub fn page(history: &[Entry], messages: &[WireEntry], end: u64) -> Page {
         events.truncate(MAX_EVENTS);
     }
     let arrows = arrows(messages, &lane, &mut folded);
+    let unhealthy = unhealthy(history, end, &lane);
     Page {
+        unhealthy,
         lanes,
         segments,
         two_leaders,
@@ -267,43 +412,89 @@ pub fn page(history: &[Entry], messages: &[WireEntry], end: u64) -> Page {
     }
 }
 
-/// Pairs each tapped send with its receipt (by the sender's number for the message).
+/// Pairs each tapped send with its receipt (by the sender's number for the message), and
+/// each tapped HTTP call with its serving, its reply and its end at the caller (by the
+/// caller's number for the call; the server names the caller by its address). Taps come in
+/// time order and a receipt pairs with the latest send of that number, so a restarted
+/// node whose transport numbers from 1 again is paired right.
 fn arrows(messages: &[WireEntry], lane: &LaneOf<'_>, folded: &mut Vec<String>) -> Vec<Arrow> {
-    let mut received: BTreeMap<(String, u64), u64> = BTreeMap::new();
+    let mut arrows: Vec<Arrow> = Vec::new();
+    let mut sent: BTreeMap<(String, u64), usize> = BTreeMap::new();
+    let mut called: BTreeMap<(String, u64), usize> = BTreeMap::new();
     for m in messages {
-        if let Tapped::Received { from, id, .. } = m.tapped {
-            received.entry((format!("n{from}"), id)).or_insert(m.t);
+        match m.tapped {
+            Tapped::Sent { id, kind, .. } | Tapped::Called { id, kind, .. } => {
+                let (to, call) = match m.tapped {
+                    Tapped::Called { to, .. } => (node_at(to.ip()), true),
+                    Tapped::Sent { to, .. } => (Some(format!("n{to}")), false),
+                    _ => continue,
+                };
+                let (Some(from), Some(to)) = (lane(&m.node), to.as_deref().and_then(lane)) else {
+                    continue;
+                };
+                let index = if call { &mut called } else { &mut sent };
+                index.insert((m.node.clone(), id), arrows.len());
+                arrows.push(Arrow {
+                    from,
+                    to,
+                    sent: m.t,
+                    received: None,
+                    kind,
+                    routine: ROUTINE.contains(&kind),
+                    replied: None,
+                    ended: None,
+                    end: call.then(|| "abandoned".to_string()),
+                });
+            }
+            Tapped::Received { from, id, .. } => {
+                if let Some(&k) = sent.get(&(format!("n{from}"), id)) {
+                    arrows[k].received.get_or_insert(m.t);
+                }
+            }
+            Tapped::Served { from, id } | Tapped::Replied { from, id, .. } => {
+                let Some(&k) = node_at(from.ip()).and_then(|caller| called.get(&(caller, id)))
+                else {
+                    continue;
+                };
+                match m.tapped {
+                    Tapped::Served { .. } => arrows[k].received.get_or_insert(m.t),
+                    _ => arrows[k].replied.get_or_insert(m.t),
+                };
+            }
+            Tapped::Answered { id, end } => {
+                if let Some(&k) = called.get(&(m.node.clone(), id)) {
+                    arrows[k].ended = Some(m.t);
+                    arrows[k].end = Some(match end {
+                        CallEnd::Status(code) => code.to_string(),
+                        CallEnd::Unreachable => "unreachable".into(),
+                        CallEnd::Broken => "broken".into(),
+                        CallEnd::Timeout => "timeout".into(),
+                    });
+                }
+            }
         }
     }
-    let mut arrows: Vec<Arrow> = messages
-        .iter()
-        .filter_map(|m| {
-            let Tapped::Sent { to, id, kind } = m.tapped else {
-                return None;
-            };
-            Some(Arrow {
-                from: lane(&m.node)?,
-                to: lane(&format!("n{to}"))?,
-                sent: m.t,
-                received: received.get(&(m.node.clone(), id)).copied(),
-                kind,
-                routine: ROUTINE.contains(&kind),
-            })
-        })
-        .collect();
+    let routine = arrows.iter().filter(|a| a.routine).count();
     if arrows.len() > MAX_ARROWS {
-        let routine = arrows.iter().filter(|a| a.routine).count();
         arrows.retain(|a| !a.routine);
         folded.push(format!(
-            "{routine} routine messages (heartbeats) are not drawn"
+            "{routine} routine messages (heartbeats, membership polls, health checks, gossip) \
+             are left out of this page: over {MAX_ARROWS} messages in all"
+        ));
+    } else if routine > 0 {
+        folded.push(format!(
+            "{routine} routine messages (heartbeats, membership polls, health checks, gossip) \
+             are folded: hidden until \"routine messages\" is ticked"
         ));
     }
     if arrows.len() > MAX_ARROWS {
+        // One in `stride`, evenly over the whole run, so every stretch keeps its traffic.
+        let stride = arrows.len().div_ceil(MAX_ARROWS);
         folded.push(format!(
-            "{} messages after the first {MAX_ARROWS} are not drawn",
-            arrows.len() - MAX_ARROWS
+            "{} messages in all: one in {stride} is drawn, evenly over the run",
+            arrows.len()
         ));
-        arrows.truncate(MAX_ARROWS);
+        arrows = arrows.into_iter().step_by(stride).collect();
     }
     arrows
 }
@@ -403,6 +594,9 @@ fn fault_text(entry: &Entry) -> Option<String> {
     if let Some(drift) = fault.drift {
         text.push_str(&format!(" drift {drift:+}"));
     }
+    if let Some(factor) = fault.factor {
+        text.push_str(&format!(" factor {factor}"));
+    }
     if let Some(rate) = fault.rate {
         text.push_str(&format!(" rate {rate}"));
     }
@@ -453,6 +647,11 @@ fn bands(history: &[Entry], end: u64, lanes: &[Lane], lane: &LaneOf<'_>) -> Vec<
                 }),
                 Action::Loss | Action::Latency => {
                     until_first(&|f| f.action == fault.action || f.action == Action::Heal)
+                }
+                // Slowed until a later `slow` of the same node sets another factor (1:
+                // back to normal); a factor of 1 itself is only the instant it ends.
+                Action::Slow if fault.factor.is_some_and(|f| f != 1.0) => {
+                    until_first(&|f| f.action == Action::Slow && f.node == fault.node)
                 }
                 _ => entry.t,
             }
@@ -550,8 +749,9 @@ fn ops(history: &[Entry], end: u64, lane: &LaneOf<'_>) -> Vec<Op> {
                     from: entry.t,
                     to: end,
                     outcome: "open",
-                    text: format!("{} invoked at {}", describe(""), fmt_time(entry.t)),
+                    text: describe("").trim_end().to_string(),
                     server: op.server.as_deref().and_then(lane),
+                    done: None,
                 });
             }
             kind => {
@@ -564,16 +764,10 @@ fn ops(history: &[Entry], end: u64, lane: &LaneOf<'_>) -> Vec<Op> {
                     OpType::Fail => "fail",
                     _ => "info",
                 };
-                let started = ops[k].from;
                 ops[k].to = entry.t;
+                ops[k].done = Some(i);
                 ops[k].outcome = outcome;
-                ops[k].text = format!(
-                    "{} ({} → {}, {} ms)",
-                    describe(outcome),
-                    fmt_time(started),
-                    fmt_time(entry.t),
-                    (entry.t - started) / 1_000_000
-                );
+                ops[k].text = describe(outcome);
                 if let Some(server) = op.server.as_deref().and_then(lane) {
                     ops[k].server = Some(server);
                 }
@@ -635,6 +829,28 @@ fn events(history: &[Entry], lane: &LaneOf<'_>, fold_deliveries: bool) -> Vec<Ev
                 NodeEvent::Refused { peer, what, reason } => {
                     ("error", format!("refused {what} from {peer}: {reason}"))
                 }
+                NodeEvent::BackendHealth {
+                    backend,
+                    healthy,
+                    reason,
+                } => (
+                    "health",
+                    match (healthy, reason) {
+                        (true, _) => format!("takes {backend} for up"),
+                        (false, Some(r)) => format!("takes {backend} for down: {r}"),
+                        (false, None) => format!("takes {backend} for down"),
+                    },
+                ),
+                NodeEvent::Breaker {
+                    peer,
+                    from,
+                    to,
+                    failures,
+                } => (
+                    "breaker",
+                    format!("breaker to {peer}: {from:?} → {to:?} after {failures} failures")
+                        .to_lowercase(),
+                ),
                 NodeEvent::Delivered { seq, term, id } if !fold_deliveries => {
                     ("delivered", format!("delivered #{seq} {id} (term {term})"))
                 }
@@ -654,4 +870,194 @@ fn events(history: &[Entry], lane: &LaneOf<'_>, fold_deliveries: bool) -> Vec<Ev
         });
     }
     events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::AppliedFault;
+
+    const S: u64 = 1_000_000_000;
+
+    fn at(t: u64, node: &str, what: What) -> Entry {
+        Entry {
+            t,
+            node: node.into(),
+            what,
+        }
+    }
+
+    fn slow(t: u64, node: &str, factor: f64) -> Entry {
+        let mut fault = AppliedFault::new(Action::Slow);
+        fault.node = Some(node.into());
+        fault.factor = Some(factor);
+        at(t, "harness", What::Fault { fault })
+    }
+
+    fn health(t: u64, backend: &str, healthy: bool) -> Entry {
+        let data = NodeEvent::BackendHealth {
+            backend: backend.into(),
+            healthy,
+            reason: (!healthy).then(|| "health check failed".to_string()),
+        };
+        at(t, "lb", What::Event { data })
+    }
+
+    fn started(node: &str) -> Entry {
+        let data = NodeEvent::Started {
+            recovered_records: 0,
+            damage: None,
+        };
+        at(0, node, What::Event { data })
+    }
+
+    fn tap(t: u64, node: &str, tapped: Tapped) -> WireEntry {
+        WireEntry {
+            t,
+            node: node.into(),
+            tapped,
+        }
+    }
+
+    /// A receipt pairs with the latest send of its number (a restarted node numbers from
+    /// 1 again); an HTTP call pairs with its serving, reply and end by the caller's
+    /// number, the server naming the caller by its address; one never served is marked.
+    #[test]
+    fn messages_and_calls_pair_exactly_across_a_restart() {
+        use nodes::runtime::wire::CallEnd;
+        let history = vec![started("n1"), started("n2"), started("n3"), started("c1")];
+        let at = |ip: [u8; 4], port| std::net::SocketAddr::from((ip, port));
+        let sent = |id| Tapped::Sent {
+            to: 2,
+            id,
+            kind: "APPEND",
+        };
+        let received = |id| Tapped::Received {
+            from: 1,
+            id,
+            kind: "APPEND",
+        };
+        let c1 = at([10, 0, 1, 1], 40000);
+        let messages = vec![
+            tap(1, "n1", sent(1)),
+            tap(2, "n2", received(1)),
+            tap(10, "n1", sent(1)),
+            tap(11, "n2", received(1)),
+            tap(
+                20,
+                "c1",
+                Tapped::Called {
+                    to: at([10, 0, 0, 2], 8080),
+                    id: 1,
+                    kind: "PUT",
+                },
+            ),
+            tap(21, "n2", Tapped::Served { from: c1, id: 1 }),
+            tap(
+                22,
+                "n2",
+                Tapped::Replied {
+                    from: c1,
+                    id: 1,
+                    status: 200,
+                },
+            ),
+            tap(
+                23,
+                "c1",
+                Tapped::Answered {
+                    id: 1,
+                    end: CallEnd::Status(200),
+                },
+            ),
+            tap(
+                30,
+                "c1",
+                Tapped::Called {
+                    to: at([10, 0, 0, 3], 8080),
+                    id: 2,
+                    kind: "GET",
+                },
+            ),
+            tap(
+                40,
+                "c1",
+                Tapped::Answered {
+                    id: 2,
+                    end: CallEnd::Timeout,
+                },
+            ),
+        ];
+        let page = page(&history, &messages, 100, &BTreeSet::new());
+        let got: Vec<_> = page
+            .arrows
+            .iter()
+            .map(|a| {
+                (
+                    a.from,
+                    a.to,
+                    a.sent,
+                    a.received,
+                    a.replied,
+                    a.ended,
+                    a.end.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 1, 1, Some(2), None, None, None),
+                (0, 1, 10, Some(11), None, None, None),
+                (3, 1, 20, Some(21), Some(22), Some(23), Some("200")),
+                (3, 2, 30, None, None, Some(40), Some("timeout")),
+            ]
+        );
+    }
+
+    /// A slowed server is a band from its `slow` until the `slow` that sets it back; the
+    /// balancer and registry get lanes after the servers; a backend the balancer took for
+    /// down is marked on its own lane for as long as it was.
+    #[test]
+    fn slowness_and_backend_health_are_stretches_on_the_server_lane() {
+        let history = vec![
+            started("n1"),
+            started("n2"),
+            started("registry"),
+            started("lb"),
+            slow(S, "n2", 20.0),
+            health(S + S / 2, "n2", false),
+            health(2 * S + S / 2, "n2", true),
+            slow(3 * S, "n2", 1.0),
+            slow(4 * S, "n1", 5.0),
+        ];
+        let page = page(&history, &[], 10 * S, &BTreeSet::new());
+        let names: Vec<&str> = page.lanes.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["n1", "n2", "lb", "registry"]);
+        let slowed: Vec<(u64, u64, &[usize])> = page
+            .bands
+            .iter()
+            .filter(|b| b.action == "slow")
+            .map(|b| (b.at, b.until, b.lanes.as_slice()))
+            .collect();
+        assert_eq!(
+            slowed,
+            [
+                (S, 3 * S, &[1][..]),
+                (3 * S, 3 * S, &[1][..]),
+                (4 * S, 10 * S, &[0][..])
+            ]
+        );
+        assert_eq!(page.unhealthy.len(), 1);
+        let down = &page.unhealthy[0];
+        assert_eq!(
+            (down.lane, down.from, down.to),
+            (1, S + S / 2, 2 * S + S / 2)
+        );
+        assert!(down.text.contains("lb takes n2 for down"), "{}", down.text);
+        assert!(page
+            .events
+            .iter()
+            .any(|e| e.class == "health" && e.lane == 2));
+    }
 }

@@ -1,10 +1,12 @@
 //! The violation panel: for each failed check, its evidence, a plain-language story in the
 //! "Let … Then … However …" style, and the history entries the page highlights when a
-//! person follows the panel's link. The entries are found in the typed history (role and
-//! delivery events, operations), never by reading the checker's text.
+//! person follows the panel's link. The entries are the ones the check cites
+//! ([`CheckResult::evidence`]: the KV and service checks), or are found in the typed
+//! history (role and delivery events, for the election and chat checks) — never by
+//! reading the checker's text.
 
 use super::data::Page;
-use crate::check::{CheckResult, Status};
+use crate::check::{CheckResult, Cited, Status};
 use crate::history::{fmt_time, Actor, Entry, OpType, What};
 use nodes::runtime::{NodeEvent, Role};
 use serde::Serialize;
@@ -72,7 +74,7 @@ pub fn panels(checks: &[CheckResult], history: &[Entry], page: &Page) -> Vec<Pan
                 to: page.end,
             };
             match check.status {
-                Status::Violation => explain(&mut panel, history, page),
+                Status::Violation => explain(&mut panel, check, history, page),
                 Status::Vacuous => {
                     panel.story = vec![
                         format!("Let {}.", property(&check.kind)),
@@ -89,16 +91,222 @@ pub fn panels(checks: &[CheckResult], history: &[Entry], page: &Page) -> Vec<Pan
         .collect()
 }
 
-fn explain(panel: &mut Panel, history: &[Entry], page: &Page) {
+fn explain(panel: &mut Panel, check: &CheckResult, history: &[Entry], page: &Page) {
     let specific = match panel.kind.as_str() {
         "single_leader" => two_leaders(panel, history, page),
         "election_safety" => one_term_two_leaders(panel, history),
         "total_order" => disagreement(panel, history),
+        _ if !check.evidence.is_empty() => cited(panel, &check.evidence, history),
         _ => false,
     };
     if !specific {
         generic(panel, history);
     }
+}
+
+/// An operation entry for people: "c2 put k3 = c2-17 ok at 12.345s via n1 (detail)".
+fn op_text(history: &[Entry], entry: usize) -> String {
+    let Some(e) = history.get(entry) else {
+        return format!("entry {entry}");
+    };
+    let What::Op { op } = &e.what else {
+        return format!("{} at {}", e.node, fmt_time(e.t));
+    };
+    let mut text = format!("{} {}", e.node, op.f);
+    if let Some(key) = &op.key {
+        text.push_str(&format!(" {key}"));
+    }
+    if let Some(value) = op.value_str() {
+        text.push_str(&format!(" = {value}"));
+    }
+    let kind = match op.kind {
+        OpType::Invoke => "invoked",
+        OpType::Ok => "ok",
+        OpType::Fail => "failed",
+        OpType::Info => "unknown outcome",
+    };
+    text.push_str(&format!(" {kind} at {}", fmt_time(e.t)));
+    if let Some(server) = &op.server {
+        text.push_str(&format!(" via {server}"));
+    }
+    if let Some(detail) = &op.detail {
+        text.push_str(&format!(" ({detail})"));
+    }
+    text
+}
+
+/// The cited entries in the part `role`, in history order.
+fn with_role<'a>(evidence: &'a [Cited], role: &'a str) -> impl Iterator<Item = usize> + 'a {
+    evidence
+        .iter()
+        .filter(move |c| c.role == role)
+        .map(|c| c.entry)
+}
+
+/// The completion among cited entries of one operation (the last one), else the first.
+fn completion(history: &[Entry], entries: &[usize]) -> Option<usize> {
+    entries
+        .iter()
+        .rev()
+        .find(|&&i| {
+            matches!(history.get(i).map(|e| &e.what), Some(What::Op { op }) if op.kind != OpType::Invoke)
+        })
+        .or(entries.first())
+        .copied()
+}
+
+/// A check that cites its evidence (the KV and service checks): the story told from the
+/// cited entries and their parts, and exactly those entries highlighted.
+fn cited(panel: &mut Panel, evidence: &[Cited], history: &[Entry]) -> bool {
+    let role = |r: &str| with_role(evidence, r).collect::<Vec<_>>();
+    let texts = |entries: &[usize], most: usize| {
+        let mut ends: Vec<String> = entries
+            .iter()
+            .filter(|&&i| {
+                matches!(history.get(i).map(|e| &e.what), Some(What::Op { op }) if op.kind != OpType::Invoke)
+            })
+            .take(most)
+            .map(|&i| op_text(history, i))
+            .collect();
+        if ends.is_empty() {
+            ends = entries
+                .iter()
+                .take(most)
+                .map(|&i| op_text(history, i))
+                .collect();
+        }
+        ends.join("; ")
+    };
+    let story = match panel.kind.as_str() {
+        "no_lost_writes" => {
+            let lost = role("lost write");
+            let over = role("overwriting write");
+            let read = role("read before the lost write");
+            let finals = role("final read");
+            let acked = completion(history, &lost).map(|i| op_text(history, i));
+            let however = if !read.is_empty() {
+                format!(
+                    "However the writer had read that value before its write ({}): the write \
+                     causally follows it, so the older value may not win; an acknowledged write \
+                     is gone.",
+                    texts(&read, 1)
+                )
+            } else if !over.is_empty() {
+                format!(
+                    "However that value is the same client's earlier write ({}): the later, \
+                     acknowledged write was overwritten by one it follows, and is lost.",
+                    texts(&over, 1)
+                )
+            } else {
+                "However no client wrote what the replica holds (or it holds nothing): the \
+                 acknowledged write is lost."
+                    .to_string()
+            };
+            vec![
+                format!(
+                    "Let a write be acknowledged: {}.",
+                    acked.unwrap_or_else(|| "(not recorded)".into())
+                ),
+                format!(
+                    "Then at the end the replica read back {}.",
+                    texts(&finals, 3)
+                ),
+                however,
+            ]
+        }
+        "converged" => vec![
+            "Let every live replica of a key hold the same value and version by the end (the \
+             faults are over and anti-entropy has had its time)."
+                .to_string(),
+            format!(
+                "Then the final reads found: {}.",
+                texts(&role("final read"), 8)
+            ),
+            format!(
+                "However they differ: the writes read back were {}; a reader gets a different \
+                 answer depending on the replica it asks, and nothing is left to repair it.",
+                match texts(&role("write read back"), 4) {
+                    t if t.is_empty() => "none a client made".to_string(),
+                    t => t,
+                }
+            ),
+        ],
+        "linearizable" => {
+            let blocked = role("blocked");
+            let before = role("linearized before");
+            let other = role("cannot come next either");
+            vec![
+                format!(
+                    "Let the operations before it take effect in a valid order, last {}.",
+                    match texts(&before, 3) {
+                        t if t.is_empty() => "none".to_string(),
+                        t => t,
+                    }
+                ),
+                format!("Then {}.", texts(&blocked, 1)),
+                format!(
+                    "However no order that respects real time explains that answer{}: the \
+                     history is not linearizable.",
+                    match texts(&other, 3) {
+                        t if t.is_empty() => String::new(),
+                        t => format!(", nor can any other pending operation come next ({t})"),
+                    }
+                ),
+            ]
+        }
+        "latency" => vec![
+            format!("Let {}.", property("latency")),
+            format!(
+                "Then the slowest acknowledged operations were: {}.",
+                texts(&role("slowest"), 5)
+            ),
+            "However answers that slow put the percentile over the bound (its value is in \
+             the evidence above): for the clients behind it, the service was not there."
+                .to_string(),
+        ],
+        "availability" | "recovers" => {
+            let failed: Vec<usize> = evidence.iter().map(|c| c.entry).collect();
+            let count = evidence
+                .iter()
+                .filter(|c| {
+                    matches!(history.get(c.entry).map(|e| &e.what), Some(What::Op { op }) if op.kind == OpType::Invoke)
+                })
+                .count();
+            vec![
+                format!("Let {}.", property(&panel.kind)),
+                format!(
+                    "Then operations were not acknowledged{} ({count} highlighted), e.g. {}.",
+                    if panel.kind == "recovers" {
+                        " in the first window below the minimum"
+                    } else {
+                        ""
+                    },
+                    texts(&failed, 3)
+                ),
+                "However that leaves the fraction acknowledged below the minimum the check \
+                 asks for (the counts are in the evidence above)."
+                    .to_string(),
+            ]
+        }
+        "liveness" => vec![
+            format!("Let {}.", property("liveness")),
+            format!(
+                "Then the probes still pending at the deadline were told: {}.",
+                texts(&role("pending probe"), 4)
+            ),
+            "However the faults were over: a system that does not get a fresh request \
+             through, everywhere, in time, has not recovered."
+                .to_string(),
+        ],
+        _ => return false,
+    };
+    panel.story = story;
+    let mut entries: Vec<usize> = evidence.iter().map(|c| c.entry).collect();
+    entries.sort_unstable();
+    entries.dedup();
+    panel.entries = entries;
+    window(panel, history);
+    true
 }
 
 fn window(panel: &mut Panel, history: &[Entry]) {

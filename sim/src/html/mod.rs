@@ -78,7 +78,12 @@ pub fn render(
     messages: &[WireEntry],
 ) -> String {
     let end = (scenario.duration.0.as_nanos() as u64).max(history.last().map_or(1, |e| e.t));
-    let page = data::page(history, messages, end);
+    let cited = report
+        .checks
+        .iter()
+        .flat_map(|c| c.evidence.iter().map(|e| e.entry))
+        .collect();
+    let page = data::page(history, messages, end, &cited);
     let panels = explain::panels(&report.checks, history, &page);
     let payload = serde_json::json!({ "page": page, "panels": panels });
     let csp = format!(

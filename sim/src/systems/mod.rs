@@ -28,7 +28,39 @@ pub fn client_ip(index: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 1, index as u8))
 }
 
+/// The node at `ip` by the addressing plan above (`n3`, `c2`, `registry`, `lb`), for
+/// naming the ends of tapped HTTP calls; `None` for the harness's own readers.
+pub fn node_at(ip: IpAddr) -> Option<String> {
+    let IpAddr::V4(v4) = ip else { return None };
+    match v4.octets() {
+        [10, 0, 0, i] if i > 0 => Some(format!("n{i}")),
+        [10, 0, 1, j] if j > 0 => Some(format!("c{j}")),
+        [10, 0, 2, 1] => Some("registry".into()),
+        [10, 0, 2, 2] => Some("lb".into()),
+        _ => None,
+    }
+}
+
 /// The peer address of server `ni`.
 pub fn server_addr(index: usize) -> SocketAddr {
     SocketAddr::new(server_ip(index), PEER_PORT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every address of the plan names its node, so the ends of a tapped HTTP call are
+    /// lanes; the harness's own readers name none.
+    #[test]
+    fn every_address_names_its_node() {
+        assert_eq!(node_at(server_ip(64)).as_deref(), Some("n64"));
+        assert_eq!(node_at(client_ip(3)).as_deref(), Some("c3"));
+        assert_eq!(
+            node_at(kv::registry_addr().ip()).as_deref(),
+            Some("registry")
+        );
+        assert_eq!(node_at(kv::lb_addr().ip()).as_deref(), Some("lb"));
+        assert_eq!(node_at(IpAddr::V4(Ipv4Addr::new(10, 0, 3, 1))), None);
+    }
 }

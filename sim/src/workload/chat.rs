@@ -4,9 +4,8 @@
 //! number, `fail` when every attempt was definitely refused, and `info` when any attempt's
 //! fate is unknown (a timeout, a lost connection, a leader that changed mid-way).
 
-use super::{ops_for_client, Pacer};
+use super::{Pacer, Share};
 use crate::history::{OpEvent, OpType, Recorder, What};
-use crate::scenario::Workload;
 use crate::systems::chat::client_addr;
 use nodes::chat::client::{send, SendError};
 use rand::Rng;
@@ -24,15 +23,15 @@ pub const RETRY_BACKOFF: Duration = Duration::from_millis(250);
 /// Runs client `c{j}` to completion.
 pub async fn client(
     j: usize,
-    workload: Workload,
+    share: Share,
     servers: usize,
     recorder: Recorder,
     mut rng: ChaCha8Rng,
     stop: Option<Instant>,
 ) {
     let name = format!("c{j}");
-    let mut pacer = Pacer::new(&workload, recorder.start(), stop, &mut rng);
-    for k in 0..ops_for_client(&workload, j) {
+    let mut pacer = Pacer::new(share, recorder.start(), stop, &mut rng);
+    for k in 0..share.ops {
         if !pacer.next().await {
             break;
         }

@@ -20,15 +20,17 @@
 //! late-arriving attempt cannot reorder it. With `arrival = "open"` each operation is its
 //! own task started on the pacer's beat, however many are still outstanding.
 
-use super::{ops_for_client, Pacer};
+use super::{Pacer, Share};
 use crate::history::{Attempt, AttemptResult, OpEvent, OpType, Recorder, What};
 use crate::scenario::{Arrival, Backoff, Via, Workload};
 use crate::systems::kv::{lb_addr, node_addr};
 use nodes::http::CallError;
-use nodes::kv::client::{get, get_through, put, PutOutcome};
+use nodes::kv::client::{get_through, put_through, PutOutcome};
 use nodes::kv::version::ClientClock;
 use nodes::kv::Version;
+use nodes::pool::Pool;
 use nodes::runtime::Clock;
+use nodes::runtime::WireTap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::future::Future;
@@ -157,6 +159,8 @@ struct Client {
     policy: RetryPolicy,
     record_attempts: bool,
     recorder: Recorder,
+    /// The client's wire tap: its calls drawn as arrows (off unless a picture is wanted).
+    wire: WireTap,
     wall: Clock,
     clock: Mutex<ClientClock>,
 }
@@ -172,6 +176,11 @@ struct Planned {
 impl Client {
     fn clock(&self) -> std::sync::MutexGuard<'_, ClientClock> {
         self.clock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A fresh pool per attempt (a connection of its own), reporting to the client's tap.
+    fn pool(&self) -> Pool {
+        Pool::new().tapped(self.wire.clone())
     }
 
     fn now(&self) -> u64 {
@@ -222,7 +231,10 @@ impl Client {
         let answer = loop {
             let t = self.now();
             let (addr, name) = self.target(server);
-            let call = get(addr, &planned.key, false, self.policy.timeout);
+            // The pool lives in the call's future, so its connection closes when the call
+            // ends (or is given up), as with a fresh connection per attempt.
+            let (pool, key, timeout) = (self.pool(), &planned.key, self.policy.timeout);
+            let call = async move { get_through(&pool, addr, key, false, timeout).await };
             let answer = self
                 .policy
                 .bounded(call, |after| Err(CallError::Timeout(after)))
@@ -279,14 +291,11 @@ impl Client {
         let outcome = loop {
             let t = self.now();
             let (addr, name) = self.target(server);
-            let call = put(
-                addr,
-                &planned.key,
-                &wire,
-                Some(context.clone()),
-                Some(&self.name),
-                self.policy.timeout,
-            );
+            let (pool, key, timeout) = (self.pool(), &planned.key, self.policy.timeout);
+            let (wire, context, client) = (&wire, context.clone(), &self.name);
+            let call = async move {
+                put_through(&pool, addr, key, wire, Some(context), Some(client), timeout).await
+            };
             let outcome = self
                 .policy
                 .bounded(call, |after| {
@@ -347,6 +356,7 @@ impl Client {
 #[allow(clippy::too_many_arguments)]
 pub async fn client(
     j: usize,
+    share: Share,
     workload: Workload,
     servers: usize,
     keys: Vec<String>,
@@ -357,7 +367,7 @@ pub async fn client(
 ) {
     let name = format!("c{j}");
     let read_ratio = workload.read_ratio.as_ref().map_or(0.5, |r| *r.get_ref());
-    let mut pacer = Pacer::new(&workload, recorder.start(), stop, &mut rng);
+    let mut pacer = Pacer::new(share, recorder.start(), stop, &mut rng);
     let client = Arc::new(Client {
         clock: Mutex::new(ClientClock::new(&name)),
         name,
@@ -366,11 +376,12 @@ pub async fn client(
         size: value_size(&workload),
         policy: RetryPolicy::of(&workload),
         record_attempts,
+        wire: recorder.wire_tap(&format!("c{j}")),
         recorder,
         wall: Clock::new(),
     });
     let mut outstanding = Vec::new();
-    for k in 0..ops_for_client(&workload, j) {
+    for k in 0..share.ops {
         if !pacer.next().await {
             break;
         }

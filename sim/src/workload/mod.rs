@@ -5,7 +5,7 @@
 pub mod chat;
 pub mod kv;
 
-use crate::scenario::Workload;
+use crate::scenario::{ClientKnobs, Workload};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::time::Duration;
@@ -30,6 +30,42 @@ pub fn interval(workload: &Workload) -> Duration {
     Duration::from_secs_f64(clients / workload.rate.0)
 }
 
+/// One client's pace: how many operations it performs and how far apart.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Share {
+    /// Operations the client invokes (fewer if `stop` comes first).
+    pub ops: usize,
+    /// Time between two of them.
+    pub every: Duration,
+}
+
+impl Share {
+    /// Client `j`'s pace: its even share of `workload`, or its own `[clients.cJ]` rate and
+    /// operations. An own rate without own `ops` keeps the client busy as long as the
+    /// others: its share of operations scaled by how much faster it goes.
+    pub fn of(workload: &Workload, own: Option<&ClientKnobs>, j: usize) -> Share {
+        let even = Share {
+            ops: ops_for_client(workload, j),
+            every: interval(workload),
+        };
+        let Some(own) = own else {
+            return even;
+        };
+        let every = own
+            .rate
+            .as_ref()
+            .map_or(even.every, |r| Duration::from_secs_f64(1.0 / r.get_ref().0));
+        let ops = own.ops.as_ref().map_or_else(
+            || {
+                let scaled = even.ops as f64 * even.every.as_secs_f64() / every.as_secs_f64();
+                (scaled.round() as usize).min(crate::scenario::MAX_CLIENT_OPS)
+            },
+            |ops| *ops.get_ref(),
+        );
+        Share { ops, every }
+    }
+}
+
 /// Paces one client: its first operation at a random point of the first interval (so
 /// clients do not fire in lockstep), then one every interval, none after `stop`.
 pub struct Pacer {
@@ -40,13 +76,8 @@ pub struct Pacer {
 
 impl Pacer {
     /// A pacer for one client of `workload`, starting at `start`.
-    pub fn new(
-        workload: &Workload,
-        start: Instant,
-        stop: Option<Instant>,
-        rng: &mut ChaCha8Rng,
-    ) -> Self {
-        let every = interval(workload);
+    pub fn new(share: Share, start: Instant, stop: Option<Instant>, rng: &mut ChaCha8Rng) -> Self {
+        let every = share.every;
         Pacer {
             due: start + every.mul_f64(rng.gen_range(0.0..1.0)),
             every,
