@@ -5,18 +5,8 @@
 
 mod common;
 
-use common::{free_port, real_binary, wait_for, Running};
+use common::{agent, free_port, get_json as get, real_binary, wait_for, Running};
 use std::time::Duration;
-
-fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(3))
-        .build()
-}
-
-fn get(url: &str) -> Option<serde_json::Value> {
-    agent().get(url).call().ok()?.into_json().ok()
-}
 
 fn post(url: &str, body: &str) -> Result<serde_json::Value, (u16, serde_json::Value)> {
     // Like `curl -d`: no JSON content type, as in the seed's walkthrough.

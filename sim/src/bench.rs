@@ -409,3 +409,238 @@ fn raw_udp_mesh(seed: u64) -> u64 {
         madsim::net::NetSim::current().stat().msg_count
     })
 }
+
+/// One row of the gossip scale measurement (`sim bench --gossip`).
+#[derive(Clone, Debug)]
+pub struct GossipScale {
+    /// Servers.
+    pub servers: usize,
+    /// Simulated seconds from the crash until every live server held the crashed one
+    /// down (`None`: not within the run).
+    pub converged_s: Option<f64>,
+    /// Simulated seconds from the crash to the first suspicion of it.
+    pub first_suspect_s: Option<f64>,
+    /// Gossip bytes (datagrams with MACs) per server per simulated second.
+    pub bytes_per_node_s: f64,
+    /// Simulated seconds per wall second.
+    pub sim_per_wall: f64,
+    /// Peak resident memory of this process after the run (`VmHWM`).
+    pub peak_memory: String,
+}
+
+/// The servers `sim bench --gossip` measures.
+pub const GOSSIP_SIZES: [usize; 3] = [10, 100, 1000];
+
+/// `servers` with gossip membership and no clients; the last one crashes at 30 s and the
+/// run goes on to 60 s.
+fn gossip_bench_scenario(servers: usize) -> String {
+    format!(
+        "name = \"bench-gossip-{servers}\"\nsystem = \"kv\"\nnodes = {servers}\nduration = \"60s\"\n\
+         description = \"gossip scale\"\n\n[config]\nmembership = \"gossip\"\n\n\
+         [[fault]]\nat = \"30s\"\naction = \"crash\"\nnode = \"n{servers}\"\n\n\
+         [[check]]\nkind = \"membership_converged\"\nwithin = \"29s\"\n"
+    )
+}
+
+/// Membership convergence after one crash, gossip traffic, speed and memory for each
+/// cluster size (seed 003 claims O(log N) dissemination).
+pub fn gossip_scale(sizes: &[usize]) -> Result<Vec<GossipScale>, String> {
+    use crate::history::What;
+    use nodes::runtime::{MemberState, NodeEvent};
+    let mut rows = Vec::new();
+    for &servers in sizes {
+        let text = gossip_bench_scenario(servers);
+        let scenario = scenario::parse("bench-gossip", &text).map_err(|e| e.to_string())?;
+        let before = nodes::kv::swim::bytes_sent();
+        let started = Instant::now();
+        let output = crate::harness::run(&scenario, 1).map_err(|e| e.to_string())?;
+        let wall = started.elapsed().as_secs_f64();
+        let bytes = nodes::kv::swim::bytes_sent() - before;
+        let crashed = format!("n{servers}");
+        let crash_at = output
+            .history
+            .iter()
+            .find(|e| matches!(&e.what, What::Fault { .. }))
+            .map_or(0, |e| e.t);
+        let mut down_at: std::collections::BTreeMap<&str, u64> = Default::default();
+        let mut first_suspect = None;
+        for entry in output.history.iter().filter(|e| e.t >= crash_at) {
+            if let What::Event {
+                data: NodeEvent::Member { member, state, .. },
+            } = &entry.what
+            {
+                if *member != crashed || entry.node == crashed {
+                    continue;
+                }
+                if *state != MemberState::Alive && first_suspect.is_none() {
+                    first_suspect = Some(entry.t);
+                }
+                if *state == MemberState::Down {
+                    down_at.entry(entry.node.as_str()).or_insert(entry.t);
+                }
+            }
+        }
+        let secs = |t: u64| (t - crash_at) as f64 / 1e9;
+        let converged_s = (down_at.len() == servers - 1)
+            .then(|| secs(down_at.values().copied().max().unwrap_or(0)));
+        rows.push(GossipScale {
+            servers,
+            converged_s,
+            first_suspect_s: first_suspect.map(secs),
+            bytes_per_node_s: bytes as f64 / servers as f64 / 60.0,
+            sim_per_wall: 60.0 / wall,
+            peak_memory: peak_memory(),
+        });
+    }
+    Ok(rows)
+}
+
+/// The table of [`gossip_scale`], one line per size.
+pub fn gossip_table(rows: &[GossipScale]) -> String {
+    let period = nodes::kv::swim::DEFAULT_PROBE_PERIOD.as_secs_f64();
+    let mut out = String::from(
+        "servers | crash -> first suspect | crash -> down everywhere | protocol periods | gossip bytes/server/s | sim/wall | peak RSS\n",
+    );
+    for r in rows {
+        let conv = r
+            .converged_s
+            .map_or("not within 30 s".to_string(), |s| format!("{s:.2} s"));
+        let periods = r
+            .converged_s
+            .map_or("-".to_string(), |s| format!("{:.1}", s / period));
+        let suspect = r
+            .first_suspect_s
+            .map_or("-".to_string(), |s| format!("{s:.2} s"));
+        let _ = writeln!(
+            out,
+            "{:>7} | {suspect:>22} | {conv:>24} | {periods:>16} | {:>21.0} | {:>7.1}x | {}",
+            r.servers, r.bytes_per_node_s, r.sim_per_wall, r.peak_memory
+        );
+    }
+    out
+}
+
+/// A line plot of convergence time after a crash against cluster size (log scale), with
+/// the first suspicion below it: the README's picture of seed 003's O(log N) claim.
+pub fn gossip_svg(rows: &[GossipScale]) -> String {
+    let (w, h, left, right, top, bottom) = (560.0, 320.0, 60.0, 20.0, 30.0, 50.0);
+    let xs: Vec<f64> = rows.iter().map(|r| (r.servers as f64).log10()).collect();
+    let (x_min, x_max) = (
+        xs.iter().copied().fold(f64::INFINITY, f64::min).floor(),
+        xs.iter().copied().fold(f64::NEG_INFINITY, f64::max).ceil(),
+    );
+    let y_max = rows
+        .iter()
+        .filter_map(|r| r.converged_s)
+        .fold(1.0f64, f64::max)
+        .ceil()
+        + 1.0;
+    let x = |v: f64| left + (v - x_min) / (x_max - x_min).max(1e-9) * (w - left - right);
+    let y = |v: f64| h - bottom - v / y_max * (h - top - bottom);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{}\" y=\"18\" text-anchor=\"middle\">gossip membership: crash to down on every server (simulated s)</text>\n\
+         <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n\
+         <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>\n",
+        w / 2.0,
+        h - bottom,
+        w - right,
+        h - bottom,
+        h - bottom
+    );
+    let mut decade = x_min;
+    while decade <= x_max {
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            x(decade),
+            h - bottom + 18.0,
+            10f64.powf(decade).round()
+        );
+        decade += 1.0;
+    }
+    let _ = writeln!(
+        svg,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">servers (log scale)</text>",
+        (left + w - right) / 2.0,
+        h - 12.0
+    );
+    let mut tick = 0.0;
+    while tick <= y_max {
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{tick}</text><line x1=\"{left}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" stroke=\"#ddd\"/>",
+            left - 6.0,
+            y(tick) + 4.0,
+            y(tick),
+            w - right,
+            y(tick)
+        );
+        tick += (y_max / 5.0).ceil().max(1.0);
+    }
+    for (series, color, pick) in [
+        ("down everywhere", "#c0392b", 0),
+        ("first suspicion", "#2471a3", 1),
+    ] {
+        let points: Vec<(f64, f64)> = rows
+            .iter()
+            .zip(&xs)
+            .filter_map(|(r, &lx)| {
+                let v = if pick == 0 {
+                    r.converged_s
+                } else {
+                    r.first_suspect_s
+                };
+                v.map(|v| (x(lx), y(v)))
+            })
+            .collect();
+        let path: Vec<String> = points
+            .iter()
+            .map(|(px, py)| format!("{px:.1},{py:.1}"))
+            .collect();
+        let _ = writeln!(
+            svg,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+            path.join(" ")
+        );
+        for (px, py) in &points {
+            let _ = writeln!(
+                svg,
+                "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"4\" fill=\"{color}\"/>"
+            );
+        }
+        let ly = top + 14.0 + 16.0 * pick as f64;
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"3\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{series}</text>",
+            left + 12.0,
+            ly - 4.0,
+            left + 30.0,
+            ly
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+#[cfg(test)]
+mod gossip_tests {
+    use super::*;
+
+    /// Ten servers: the crash is suspected, then known everywhere, within the suspicion
+    /// time plus dissemination, and the plot has both series.
+    #[test]
+    fn gossip_scale_measures_a_crash_on_ten_servers() {
+        let rows = gossip_scale(&[10]).expect("runs");
+        let row = &rows[0];
+        let converged = row.converged_s.expect("down everywhere within the run");
+        let suspected = row.first_suspect_s.expect("suspected");
+        assert!(suspected < converged, "{row:?}");
+        assert!((1.0..20.0).contains(&converged), "{row:?}");
+        assert!(row.bytes_per_node_s > 10.0, "{row:?}");
+        let svg = gossip_svg(&rows);
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert!(gossip_table(&rows).contains("     10 |"));
+    }
+}

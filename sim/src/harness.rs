@@ -125,7 +125,7 @@ async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64,
     };
     let mut cluster = Cluster::new();
     let key = cluster_key(seed);
-    if scenario.system == System::Kv {
+    if scenario.system == System::Kv && !scenario.gossip_membership() {
         cluster.add(start_registry(&scenario, &recorder, &key));
     }
     for index in 1..=scenario.server_count() {
@@ -176,7 +176,8 @@ async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64,
             .name("final")
             .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 3, 1)))
             .build();
-        let (keys, recorder, key) = (systems::kv::keys(&scenario), recorder.clone(), key);
+        let reads = systems::kv::final_reads(&scenario, &live);
+        let (recorder, key) = (recorder.clone(), key);
         let addresses = systems::client_addresses(&scenario);
         let size = scenario
             .workload
@@ -184,8 +185,7 @@ async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64,
             .map_or(0, crate::workload::kv::value_size);
         let _ = reader
             .spawn(async move {
-                crate::workload::kv::final_reads(&addresses, &live, &keys, size, &recorder, key)
-                    .await
+                crate::workload::kv::final_reads(&addresses, &reads, size, &recorder, key).await
             })
             .await;
     }

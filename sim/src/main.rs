@@ -186,6 +186,16 @@ enum Command {
         /// Seeds per fuzz measurement.
         #[arg(long, default_value_t = 100)]
         seeds: u64,
+        /// Instead: gossip membership at 10, 100 and 1,000 servers (convergence after a
+        /// crash, gossip bytes, simulated/wall, peak memory); `--gossip-sizes` to choose.
+        #[arg(long)]
+        gossip: bool,
+        /// Cluster sizes for `--gossip`, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = sim::bench::GOSSIP_SIZES)]
+        gossip_sizes: Vec<usize>,
+        /// With `--gossip`: also write the plot of convergence time against size here.
+        #[arg(long)]
+        svg: Option<PathBuf>,
     },
     /// Parse and validate scenarios only.
     Validate {
@@ -289,7 +299,28 @@ fn main() -> ExitCode {
             output,
             html,
         } => run_shrink(&scenario, seed, output.as_deref(), html.as_deref()),
-        Command::Bench { seeds } => {
+        Command::Bench {
+            gossip: true,
+            gossip_sizes,
+            svg,
+            ..
+        } => match sim::bench::gossip_scale(&gossip_sizes) {
+            Ok(rows) => {
+                say_raw!("{}", sim::bench::gossip_table(&rows));
+                if let Some(path) = svg {
+                    if let Err(e) = std::fs::write(&path, sim::bench::gossip_svg(&rows)) {
+                        eprintln!("error: cannot write {}: {e}", path.display());
+                        return ExitCode::from(2);
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                eprintln!("error: {why}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Bench { seeds, .. } => {
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
             match sim::bench::bench(&root, seeds) {
                 Ok(report) => {

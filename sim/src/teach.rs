@@ -118,6 +118,17 @@ pub const LESSONS: &[Lesson] = &[
                  fast, and its half-open probe closes it once the replica is back.",
     },
     Lesson {
+        name: "registry-single-point",
+        title: "the registry dies, and nobody can join any more",
+        claim: "seed 003: \"Decentralized: No single point of failure\" (gossip, against seed 000's registry)",
+        failing: "scenarios/teaching/registry-single-point.toml",
+        fixed: Some("scenarios/teaching/gossip-no-single-point.toml"),
+        lesson: "With a registry, a server that restarts after the registry died can neither \
+                 register nor learn the members: it stays alone. With SWIM gossip any live \
+                 member answers a join, failures are detected by the members themselves, and \
+                 killing the first join address changes nothing.",
+    },
+    Lesson {
         name: "rate-limit",
         title: "one greedy client drowns everyone",
         claim: "seed 001: \"Limits each client to N requests per second\"",

@@ -237,7 +237,7 @@ fn a_parameter_on_the_wrong_check_is_refused() {
     ));
     assert!(
         e.message.contains(
-            "`within` applies to checks leader_elected, liveness and recovers, not latency"
+            "`within` applies to checks leader_elected, liveness, recovers and membership_converged, not latency"
         ),
         "{e}"
     );

@@ -41,6 +41,12 @@ fn safe_kv_survives_the_nemesis_on_every_seed() {
 }
 
 #[test]
+fn gossip_kv_survives_every_fault_kind_on_every_seed() {
+    let file = "scenarios/fuzz/kv-gossip.toml";
+    assert_eq!(failures(&load(file), file, 1..25), Vec::<u64>::new());
+}
+
+#[test]
 fn the_seeds_chat_fails_within_ten_seeds_and_shrinks_to_fewer_faults() {
     has_teeth(CHAT_UNSAFE);
 }

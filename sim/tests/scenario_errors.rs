@@ -290,6 +290,48 @@ fn slow_takes_a_server_and_a_factor_of_at_least_one() {
     assert!(error(&election).message.contains("load_factor"));
 }
 
+const KV_100: &str = r#"name = "x"
+system = "kv"
+nodes = 100
+duration = "20s"
+
+[[check]]
+kind = "converged"
+"#;
+
+#[test]
+fn gossip_membership_allows_a_thousand_servers_and_the_registry_sixty_four() {
+    let e = error(KV_100);
+    assert_eq!(e.key.as_deref(), Some("nodes"), "{e}");
+    assert!(e.message.contains("up to 1000 with kv"), "{e}");
+    let gossip = format!("{KV_100}\n[config]\nmembership = \"gossip\"\n");
+    let s = parse("ok.toml", &gossip.replace("nodes = 100", "nodes = 1000")).unwrap();
+    assert!(s.gossip_membership());
+    let e = error(&gossip.replace("nodes = 100", "nodes = 1001"));
+    assert!(e.message.contains("expected 1 to 1000 servers"), "{e}");
+}
+
+#[test]
+fn gossip_has_no_registry_and_membership_is_cluster_wide() {
+    let gossip = format!(
+        "{}\n[config]\nmembership = \"gossip\"\n",
+        KV_100.replace("nodes = 100", "nodes = 3")
+    );
+    let crash_registry =
+        format!("{gossip}\n[[fault]]\nat = \"1s\"\naction = \"crash\"\nnode = \"registry\"\n");
+    let e = error(&crash_registry);
+    assert_eq!(e.key.as_deref(), Some("node"), "{e}");
+    let per_server = format!(
+        "{}\n[servers.n2]\nmembership = \"gossip\"\n",
+        KV_100.replace("nodes = 100", "nodes = 3")
+    );
+    let e = error(&per_server);
+    assert_eq!(e.key.as_deref(), Some("membership"), "{e}");
+    assert!(e.message.contains("[config]"), "{e}");
+    let chat = "name = \"x\"\nsystem = \"chat\"\nnodes = 3\nduration = \"20s\"\n\n[config]\nmembership = \"gossip\"\n\n[[check]]\nkind = \"total_order\"\n";
+    assert_eq!(error(chat).key.as_deref(), Some("membership"));
+}
+
 #[test]
 fn a_client_override_names_a_client_of_the_workload_and_known_keys() {
     let workload = "[workload]\nclients = 2\nops = 20\n";

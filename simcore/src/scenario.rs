@@ -256,6 +256,9 @@ pub struct Knobs {
     pub workers: Option<Spanned<u32>>,
     /// kv: simulated work per client request, ms on the node's clock (0).
     pub load_factor: Option<Spanned<f64>>,
+    /// kv: `"registry"` (seed 000, default) or `"gossip"` (SWIM, seed 003); `[config]`
+    /// only, for the whole cluster.
+    pub membership: Option<Spanned<Membership>>,
 }
 
 impl Knobs {
@@ -284,8 +287,19 @@ impl Knobs {
             breaker_cooldown,
             workers,
             load_factor,
+            membership,
         )
     }
+}
+
+/// How KV servers find each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Membership {
+    /// Seed 000's registry (node `registry`).
+    Registry,
+    /// Seed 003's SWIM gossip: no registry.
+    Gossip,
 }
 
 /// When the chat acknowledges a message.
@@ -675,6 +689,7 @@ pub enum CheckKind {
     Latency,
     Availability,
     Recovers,
+    MembershipConverged,
 }
 
 impl CheckKind {
@@ -693,6 +708,7 @@ impl CheckKind {
             CheckKind::Latency => "latency",
             CheckKind::Availability => "availability",
             CheckKind::Recovers => "recovers",
+            CheckKind::MembershipConverged => "membership_converged",
         }
     }
 
@@ -702,9 +718,10 @@ impl CheckKind {
                 &[System::Election, System::Chat]
             }
             CheckKind::TotalOrder | CheckKind::Delivered => &[System::Chat],
-            CheckKind::Converged | CheckKind::NoLostWrites | CheckKind::Linearizable => {
-                &[System::Kv]
-            }
+            CheckKind::Converged
+            | CheckKind::NoLostWrites
+            | CheckKind::Linearizable
+            | CheckKind::MembershipConverged => &[System::Kv],
             CheckKind::Liveness => &[System::Election, System::Chat, System::Kv],
             // Judged on client operations: the systems whose workload has clients.
             CheckKind::Latency | CheckKind::Availability | CheckKind::Recovers => {
@@ -849,16 +866,35 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
 
 type Invalid = (Range<usize>, &'static str, String);
 
+/// Most servers in a scenario.
+pub const MAX_SERVERS: usize = 64;
+/// Most servers with gossip membership (seed 003 claims 100; Serf, thousands).
+pub const MAX_GOSSIP_SERVERS: usize = 1000;
+
 fn validate(s: &Scenario) -> Result<(), Invalid> {
     let nodes = *s.nodes.get_ref();
-    if nodes == 0 || nodes > 64 {
-        return Err((s.nodes.span(), "nodes", "expected 1 to 64 servers".into()));
+    let most = if s.gossip_membership() {
+        MAX_GOSSIP_SERVERS
+    } else {
+        MAX_SERVERS
+    };
+    if nodes == 0 || nodes > most {
+        let more = if most == MAX_SERVERS {
+            format!(" (up to {MAX_GOSSIP_SERVERS} with kv `membership = \"gossip\"`)")
+        } else {
+            String::new()
+        };
+        return Err((
+            s.nodes.span(),
+            "nodes",
+            format!("expected 1 to {most} servers{more}"),
+        ));
     }
     let clients = s.workload.as_ref().map_or(0, |w| *w.clients.get_ref());
     let names = Names {
         servers: nodes,
         clients,
-        registry: s.system == System::Kv,
+        registry: s.system == System::Kv && !s.gossip_membership(),
         lb: s.lb.is_some(),
     };
     if let Some(latency) = &s.network.latency {
@@ -950,13 +986,16 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
         if let Some(within) = &check.get_ref().within {
             if !matches!(
                 kind,
-                CheckKind::LeaderElected | CheckKind::Liveness | CheckKind::Recovers
+                CheckKind::LeaderElected
+                    | CheckKind::Liveness
+                    | CheckKind::Recovers
+                    | CheckKind::MembershipConverged
             ) {
                 return Err((
                     within.span(),
                     "within",
                     format!(
-                        "`within` applies to checks leader_elected, liveness and recovers, not {}",
+                        "`within` applies to checks leader_elected, liveness, recovers and membership_converged, not {}",
                         kind.name()
                     ),
                 ));
@@ -1019,6 +1058,13 @@ fn validate_knobs(s: &Scenario) -> Result<(), Invalid> {
             ));
         }
         check_knobs(s.system, knobs)?;
+        if let Some(m) = &knobs.membership {
+            return Err((
+                m.span(),
+                "membership",
+                "membership is for the whole cluster: set it in [config]".into(),
+            ));
+        }
     }
     for index in 1..=nodes {
         check_together(&s.knobs_for(index))?;
@@ -1094,6 +1140,7 @@ fn check_knobs(system: System, k: &Knobs) -> Result<(), Invalid> {
     knob!(breaker_failures, &[Kv]);
     knob!(breaker_cooldown, &[Kv]);
     knob!(workers, &[Kv]);
+    knob!(membership, &[Kv]);
     knob!(load_factor, &[Kv]);
     for (name, span, systems) in present {
         if !systems.contains(&system) {
@@ -1827,6 +1874,16 @@ impl Scenario {
             Some(over) => self.config.overlaid(over),
             None => self.config.clone(),
         }
+    }
+
+    /// True for kv with `membership = "gossip"`: no registry node in the run.
+    pub fn gossip_membership(&self) -> bool {
+        self.system == System::Kv
+            && self
+                .config
+                .membership
+                .as_ref()
+                .is_some_and(|m| *m.get_ref() == Membership::Gossip)
     }
 
     /// Servers in the run.

@@ -76,6 +76,16 @@ impl ClusterKey {
         hex(&self.hmac(purpose, parts).finalize().into_bytes())
     }
 
+    /// The raw MAC of `parts` for `purpose` (32 bytes), for binary messages (gossip).
+    pub fn mac(&self, purpose: &str, parts: &[&[u8]]) -> [u8; 32] {
+        self.hmac(purpose, parts).finalize().into_bytes().into()
+    }
+
+    /// Whether `mac` is the raw MAC of `parts` for `purpose` (compared in constant time).
+    pub fn verify_mac(&self, purpose: &str, parts: &[&[u8]], mac: &[u8]) -> bool {
+        self.hmac(purpose, parts).verify_slice(mac).is_ok()
+    }
+
     /// Whether `mac_hex` is the MAC of `parts` for `purpose` (compared in constant time).
     pub fn verify(&self, purpose: &str, parts: &[&[u8]], mac_hex: &str) -> bool {
         match unhex(mac_hex) {

@@ -7,12 +7,21 @@
 //! curl http://localhost:5001/data/user:1
 //! ```
 //!
+//! Seed 003's gossip membership instead of the registry (SWIM, no central service):
+//!
+//! ```text
+//! cargo real --bin kv-node -- --port 5001 --id node-1 --membership gossip
+//! cargo real --bin kv-node -- --port 5002 --id node-2 --membership gossip --join 127.0.0.1:5001
+//! curl http://localhost:5002/members
+//! ```
+//!
 //! Seed 001's middleware, each a flag: `--rate-limit N`, `--backpressure N`,
 //! `--circuit-breaker` (`--breaker-failures`, `--breaker-cooldown`), `--workers W`,
 //! `--load-factor MS`; `GET /queue-stats`, `/circuit-status`, `/discovery-status`.
 
 use clap::Parser;
 use nodes::kv::overload::breaker::{BreakerConfig, DEFAULT_COOLDOWN, DEFAULT_FAILURES};
+use nodes::kv::swim::{self, GossipConfig};
 use nodes::kv::{self, KvConfig, OverloadConfig, Versioning};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::num::{NonZeroU32, NonZeroUsize};
@@ -37,12 +46,22 @@ struct Args {
     /// Registry URL, e.g. http://localhost:5000.
     #[arg(long, value_parser = parse_url)]
     registry: Option<SocketAddr>,
+    /// `registry` (seed 000, with --registry) or `gossip` (SWIM, seed 003, with --join).
+    #[arg(long, default_value = "registry", value_parser = ["registry", "gossip"])]
+    membership: String,
+    /// Gossip: members to announce to at start, HOST:PORT,... (their HTTP addresses;
+    /// gossip is UDP on the same port). None: start a cluster of one.
+    #[arg(long, value_delimiter = ',', value_parser = parse_url)]
+    join: Vec<SocketAddr>,
+    /// Gossip: SWIM's protocol period.
+    #[arg(long, default_value = "1s", value_parser = nodes::duration::parse_positive)]
+    probe_period: Duration,
     /// Copies of each key.
     #[arg(long, default_value_t = 3)]
     replication_factor: usize,
-    /// Ring points per node.
-    #[arg(long, default_value_t = 150)]
-    virtual_nodes: u32,
+    /// Ring points per node [default: 150; 256 with gossip, as seed 003].
+    #[arg(long)]
+    virtual_nodes: Option<u32>,
     /// Copies stored before the client's ack (this node's included).
     #[arg(long, default_value_t = 1)]
     write_quorum: usize,
@@ -123,7 +142,14 @@ impl Args {
         if self.id.is_empty() {
             return Err("--id must not be empty".into());
         }
-        if self.replication_factor == 0 || self.virtual_nodes == 0 || self.write_quorum == 0 {
+        let gossip = self.membership == "gossip";
+        if gossip && self.registry.is_some() {
+            return Err("--registry and --membership gossip exclude each other".into());
+        }
+        if !gossip && !self.join.is_empty() {
+            return Err("--join needs --membership gossip".into());
+        }
+        if self.replication_factor == 0 || self.virtual_nodes == Some(0) || self.write_quorum == 0 {
             return Err(
                 "--replication-factor, --virtual-nodes and --write-quorum must be at least 1"
                     .into(),
@@ -154,8 +180,18 @@ fn main() {
             listen,
             advertise: listen.to_string(),
             registry: args.registry,
+            gossip: (args.membership == "gossip").then(|| GossipConfig {
+                join: args.join.clone(),
+                probe_period: args.probe_period,
+            }),
             replication_factor: args.replication_factor,
-            virtual_nodes: args.virtual_nodes,
+            virtual_nodes: args
+                .virtual_nodes
+                .unwrap_or(if args.membership == "gossip" {
+                    swim::DEFAULT_VIRTUAL_NODES
+                } else {
+                    150
+                }),
             write_quorum: args.write_quorum,
             versioning: args.versioning,
             gossip_interval: args.gossip_interval,

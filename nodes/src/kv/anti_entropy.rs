@@ -10,6 +10,11 @@
 //! newer or the peer lacks it. The initiator then pushes the wanted items in batches of
 //! at most [`PAGE_BYTES`] (one item always fits: a value is smaller than a client body).
 //!
+//! A round covers only the keys both sides hold replicas of (the `shared` filter: the
+//! ring names both among the key's `replication_factor` servers), so data stays on its
+//! replicas; keys a node holds but no longer owns are handed off instead (see
+//! [`super::node`]).
+//!
 //! Everything here is plain functions over the store, so the paging is unit-tested
 //! without a network; `node.rs` carries the pages over HTTP.
 
@@ -74,11 +79,19 @@ fn range<'s>(
 
 /// The page of `store` that starts after `after`: as many keys as fit in [`PAGE_BYTES`];
 /// `upto` is `None` when the page reaches the end of the store.
-pub fn page(store: &BTreeMap<String, Item>, from: &str, after: Option<&str>) -> DigestPage {
+/// Only keys for which `shared` holds are listed.
+pub fn page(
+    store: &BTreeMap<String, Item>,
+    from: &str,
+    after: Option<&str>,
+    shared: &dyn Fn(&str) -> bool,
+) -> DigestPage {
     let mut versions = Vec::new();
     let mut bytes = 0;
     let mut upto = None;
-    let mut keys = range(store, after, None).peekable();
+    let mut keys = range(store, after, None)
+        .filter(|i| shared(&i.key))
+        .peekable();
     while let Some(item) = keys.next() {
         bytes += item.key.len() + item.version.node.len() + 40;
         versions.push((item.key.clone(), item.version.clone()));
@@ -95,8 +108,14 @@ pub fn page(store: &BTreeMap<String, Item>, from: &str, after: Option<&str>) -> 
     }
 }
 
-/// The responder's side: compares `page` with its own `store` over the page's range.
-pub fn reply(store: &BTreeMap<String, Item>, me: &str, page: &DigestPage) -> DigestReply {
+/// The responder's side: compares `page` with its own `store` over the page's range,
+/// for the keys `shared` with the initiator (by the responder's ring).
+pub fn reply(
+    store: &BTreeMap<String, Item>,
+    me: &str,
+    page: &DigestPage,
+    shared: &dyn Fn(&str) -> bool,
+) -> DigestReply {
     let theirs: BTreeMap<&str, &Version> =
         page.versions.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut answer = DigestReply {
@@ -105,7 +124,7 @@ pub fn reply(store: &BTreeMap<String, Item>, me: &str, page: &DigestPage) -> Dig
     };
     let mut bytes = 0;
     for item in range(store, page.after.as_deref(), page.upto.as_deref()) {
-        if wins(&item.version, theirs.get(item.key.as_str()).copied()) {
+        if shared(&item.key) && wins(&item.version, theirs.get(item.key.as_str()).copied()) {
             let size = item_bytes(item);
             if bytes > 0 && bytes + size > PAGE_BYTES {
                 answer.truncated = true;
@@ -116,30 +135,35 @@ pub fn reply(store: &BTreeMap<String, Item>, me: &str, page: &DigestPage) -> Dig
         }
     }
     for (key, version) in &page.versions {
-        if wins(version, store.get(key).map(|i| &i.version)) {
+        if shared(key) && wins(version, store.get(key).map(|i| &i.version)) {
             answer.want.push(key.clone());
         }
     }
     answer
 }
 
-/// The wanted items of `store`, in batches of at most [`PAGE_BYTES`] (an item larger than
-/// that travels alone).
-pub fn batches(store: &BTreeMap<String, Item>, want: &[String]) -> Vec<Vec<Item>> {
+/// `items` in batches of at most [`PAGE_BYTES`] (an item larger than that travels alone).
+pub fn chunks(items: Vec<Item>) -> Vec<Vec<Item>> {
     let mut out: Vec<Vec<Item>> = Vec::new();
     let mut bytes = 0;
-    for item in want.iter().filter_map(|k| store.get(k)) {
-        let size = item_bytes(item);
+    for item in items {
+        let size = item_bytes(&item);
         match out.last_mut() {
-            Some(batch) if bytes + size <= PAGE_BYTES => batch.push(item.clone()),
+            Some(batch) if bytes + size <= PAGE_BYTES => batch.push(item),
             _ => {
-                out.push(vec![item.clone()]);
+                out.push(vec![item]);
                 bytes = 0;
             }
         }
         bytes += size;
     }
     out
+}
+
+/// The wanted items of `store`, in batches of at most [`PAGE_BYTES`] (an item larger than
+/// that travels alone).
+pub fn batches(store: &BTreeMap<String, Item>, want: &[String]) -> Vec<Vec<Item>> {
+    chunks(want.iter().filter_map(|k| store.get(k).cloned()).collect())
 }
 
 #[cfg(test)]
@@ -171,9 +195,9 @@ mod tests {
             let mut changed = false;
             let mut after: Option<String> = None;
             loop {
-                let p = page(a, "a", after.as_deref());
+                let p = page(a, "a", after.as_deref(), &|_| true);
                 largest = largest.max(serde_json::to_vec(&p).unwrap().len());
-                let r = reply(b, "b", &p);
+                let r = reply(b, "b", &p, &|_| true);
                 largest = largest.max(serde_json::to_vec(&r).unwrap().len());
                 for item in r.items.clone() {
                     changed = true;
@@ -214,6 +238,21 @@ mod tests {
             largest <= 2 * PAGE_BYTES + 8 * 1024,
             "a message of {largest} bytes"
         );
+    }
+
+    #[test]
+    fn only_shared_keys_travel() {
+        let a = store(10, 10, "n1", 1);
+        let b = BTreeMap::new();
+        let even = |k: &str| k.ends_with(['0', '2', '4', '6', '8']);
+        let p = page(&a, "a", None, &even);
+        assert_eq!(p.versions.len(), 5, "the page lists only shared keys");
+        let r = reply(&b, "b", &p, &even);
+        assert_eq!(r.want.len(), 5);
+        let none = reply(&b, "b", &p, &|_| false);
+        assert!(none.want.is_empty() && none.items.is_empty());
+        let r = reply(&a, "b", &page(&b, "a", None, &even), &even);
+        assert_eq!(r.items.len(), 5, "the responder offers only shared keys");
     }
 
     #[test]

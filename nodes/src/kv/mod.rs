@@ -3,7 +3,8 @@
 //!
 //! - [`ring`]: consistent hashing with virtual nodes;
 //! - [`version`]: versions, their sources (`lamport`, `node_counter`, `wall_clock`), the merge;
-//! - [`registry`]: the membership directory;
+//! - [`registry`]: the membership directory (seed 000's membership);
+//! - [`swim`]: gossip membership, SWIM through `foca`, no registry (seed 003's);
 //! - [`node`]: the KV node's HTTP API, replication, gossip, graceful shutdown;
 //! - [`overload`]: seed 001's middleware (rate limit, backpressure, capacity, breakers);
 //! - [`discovery`]: the registry as a node sees it (`/discovery-status`);
@@ -16,6 +17,7 @@ pub mod node;
 pub mod overload;
 pub mod registry;
 pub mod ring;
+pub mod swim;
 pub mod version;
 
 pub use node::{run, KvConfig};

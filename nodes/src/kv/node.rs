@@ -1,7 +1,11 @@
 //! The KV node (seed 000's "resilient node"): an HTTP/JSON store that registers with the
 //! registry, places keys on a consistent-hash ring of the live members, stores a write
 //! locally and replicates it to the key's replicas (acknowledging after `write_quorum`
-//! copies), and repairs the rest by gossip anti-entropy with a random peer.
+//! copies), and repairs the rest by anti-entropy with another replica. Keys live on
+//! their replicas: anti-entropy covers only the keys both sides replicate, and a key this
+//! node holds without owning it (membership changed, or a client wrote through it) is
+//! handed off to its replicas and dropped here once they all confirmed. Membership comes
+//! from the registry or, with `gossip`, from SWIM ([`super::swim`]).
 //!
 //! Routes (the seed's curl walkthrough works verbatim): `POST /data {"key","value"}`
 //! (optionally `"context"`: the version the client last saw, so its write is ordered
@@ -22,6 +26,7 @@ use super::overload::breaker::Breakers;
 use super::overload::{self, Overload, OverloadConfig};
 use super::registry::{Member, NodeId, Nodes};
 use super::ring::Ring;
+use super::swim::{self, GossipConfig, MemberInfo, View};
 use super::version::{wins, Version, VersionSource, Versioning, MAX_COUNTER};
 use crate::auth::{self, http::Guard};
 use crate::http::{error, json_body, serve, CallError};
@@ -77,8 +82,10 @@ pub struct KvConfig {
     pub listen: SocketAddr,
     /// The address other nodes and the registry use for this node.
     pub advertise: String,
-    /// Registry address, if any.
+    /// Registry address, if any (registry membership, seed 000).
     pub registry: Option<SocketAddr>,
+    /// Gossip membership instead (seed 003): SWIM with these settings.
+    pub gossip: Option<GossipConfig>,
     /// Copies of each key (seed: 3).
     pub replication_factor: usize,
     /// Ring points per member (seed 002: 150).
@@ -137,11 +144,17 @@ struct Node {
     versions: VersionSource,
     /// id -> address, this node included.
     members: BTreeMap<String, String>,
-    ring: Ring,
+    /// The ring of `members`, built when first needed after a change (a large gossip
+    /// cluster changes its view often while it forms; a node with no keys never needs it).
+    ring: std::sync::OnceLock<Ring>,
     /// Circuit breakers on calls to peers (off unless `circuit_breaker`).
     breakers: Breakers,
     /// The registry as this node sees it.
     discovery: Discovery,
+    /// The SWIM view (gossip membership; empty with the registry).
+    view: View,
+    /// Gossip bytes this node has sent.
+    gossip_bytes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 type Shared = Arc<Mutex<Node>>;
@@ -171,22 +184,41 @@ impl Node {
 
     fn set_members(&mut self, members: BTreeMap<String, String>) {
         if members != self.members {
-            self.ring = Ring::new(
-                members.keys().map(String::as_str),
-                self.config.virtual_nodes,
-            );
+            self.ring = std::sync::OnceLock::new();
             self.members = members;
             for id in self.members.keys().filter(|id| **id != self.config.id) {
                 self.breakers.know(id);
             }
-            let ids = self.members.keys().cloned().collect();
-            self.events.emit(NodeEvent::Members { members: ids });
+            // Gossip reports each member's change itself (`NodeEvent::Member`): a full
+            // list per change would grow with the square of the cluster.
+            if self.config.gossip.is_none() {
+                let ids = self.members.keys().cloned().collect();
+                self.events.emit(NodeEvent::Members { members: ids });
+            }
         }
+    }
+
+    /// The ring of the current members.
+    fn ring(&self) -> &Ring {
+        self.ring.get_or_init(|| {
+            Ring::new(
+                self.members.keys().map(String::as_str),
+                self.config.virtual_nodes,
+            )
+        })
+    }
+
+    /// Whether the ring names `id` among the replicas of `key`.
+    fn is_replica(&self, key: &str, id: &str) -> bool {
+        self.ring()
+            .replicas(key, self.config.replication_factor)
+            .iter()
+            .any(|r| r == id)
     }
 
     /// Other replicas of `key` and their addresses.
     fn other_replicas(&self, key: &str) -> Vec<(String, String)> {
-        self.ring
+        self.ring()
             .replicas(key, self.config.replication_factor)
             .into_iter()
             .filter(|id| *id != self.config.id)
@@ -319,16 +351,19 @@ async fn get_data(
     Path(key): Path<String>,
     Query(options): Query<ReadOptions>,
 ) -> Reply {
-    let (local, replicas, timeout, pool) = {
+    let (local, replica, replicas, timeout, pool) = {
         let node = lock(&shared);
         (
             node.store.get(&key).cloned(),
+            node.is_replica(&key, &node.config.id),
             node.other_replicas(&key),
             node.peer_timeout(),
             node.pool.clone(),
         )
     };
-    if let Some(item) = local {
+    // A replica answers from its copy; any other node asks the key's replicas first (a
+    // copy it still holds is one being handed off, and may be behind theirs).
+    if let Some(item) = local.as_ref().filter(|_| options.local || replica) {
         return (StatusCode::OK, Json(serde_json::json!(item)));
     }
     if !options.local {
@@ -343,10 +378,15 @@ async fn get_data(
                 .call::<(), Item>(addr, Method::GET, &path, None, timeout)
                 .await
             {
-                lock(&shared).merge(item.clone());
+                if replica {
+                    lock(&shared).merge(item.clone());
+                }
                 return (StatusCode::OK, Json(serde_json::json!(item)));
             }
         }
+    }
+    if let Some(item) = local {
+        return (StatusCode::OK, Json(serde_json::json!(item)));
     }
     error(StatusCode::NOT_FOUND, format!("key \"{key}\" not found"))
 }
@@ -381,11 +421,9 @@ async fn gossip(State(shared): State<Shared>, body: Bytes) -> Result<Json<Digest
         return Err(absurd_version());
     }
     let node = lock(&shared);
-    Ok(Json(anti_entropy::reply(
-        &node.store,
-        &node.config.id,
-        &page,
-    )))
+    let me = node.config.id.as_str();
+    let both = |key: &str| node.is_replica(key, me) && node.is_replica(key, &page.from);
+    Ok(Json(anti_entropy::reply(&node.store, me, &page, &both)))
 }
 
 /// `POST /gossip/items`: items a peer found this node wanting.
@@ -438,6 +476,72 @@ async fn discovery_status(State(shared): State<Shared>) -> Json<serde_json::Valu
         .map(|(id, address)| (id.as_str(), address.as_str()))
         .collect();
     Json(node.discovery.status(&node.clock, &members))
+}
+
+/// `GET /members`: every member this node knows with its state and incarnation. With
+/// gossip membership that is the SWIM view (down members included); with the registry,
+/// the registry's members, all alive.
+async fn list_members(State(shared): State<Shared>) -> Json<serde_json::Value> {
+    let node = lock(&shared);
+    let rows: Vec<MemberInfo> = if node.config.gossip.is_some() {
+        node.view.values().cloned().collect()
+    } else {
+        node.members
+            .iter()
+            .map(|(id, address)| MemberInfo {
+                id: id.clone(),
+                address: address.clone(),
+                state: crate::runtime::MemberState::Alive,
+                incarnation: 0,
+                generation: 0,
+            })
+            .collect()
+    };
+    Json(serde_json::json!({
+        "id": node.config.id,
+        "membership": if node.config.gossip.is_some() { "gossip" } else { "registry" },
+        "gossip_bytes_sent": node.gossip_bytes.load(std::sync::atomic::Ordering::Relaxed),
+        "members": rows,
+    }))
+}
+
+/// Starts SWIM for this node: every view it publishes becomes the node's members (and
+/// so its ring). Returns the sender of the leave request.
+fn start_gossip(
+    shared: &Shared,
+    config: GossipConfig,
+    key: crate::auth::ClusterKey,
+) -> mpsc::Sender<swim::LeaveRequest> {
+    let (leave_tx, leave) = mpsc::channel(1);
+    let node = lock(shared);
+    let on_change = {
+        let shared = shared.clone();
+        Box::new(move |view: &View| {
+            let mut node = lock(&shared);
+            node.view = view.clone();
+            node.set_members(swim::active(view));
+        })
+    };
+    let driver = swim::Driver {
+        config,
+        id: node.config.id.clone(),
+        listen: node.config.listen,
+        clock: node.clock.clone(),
+        events: node.events.clone(),
+        key,
+        on_change,
+        leave,
+        bytes_sent: node.gossip_bytes.clone(),
+    };
+    let events = node.events.clone();
+    tokio::spawn(async move {
+        if let Err(e) = swim::run(driver).await {
+            events.emit(NodeEvent::Stopped {
+                reason: format!("gossip membership failed: {e}"),
+            });
+        }
+    });
+    leave_tx
 }
 
 /// Registers, then heartbeats and refreshes membership; keeps the last view when the
@@ -521,24 +625,115 @@ async fn anti_entropy(shared: Shared) {
             (node.config.gossip_interval, node.clock.clone())
         };
         clock.sleep(every).await;
+        hand_off(&shared).await;
         let (peer, timeout) = {
             let node = lock(&shared);
-            let peers: Vec<(&String, &String)> = node
-                .members
-                .iter()
-                .filter(|(id, _)| **id != node.config.id)
-                .collect();
-            if peers.is_empty() {
+            let Some(peer) = node.pick_co_replica() else {
                 continue;
-            }
-            let pick = madsim::rand::thread_rng().gen_range(0..peers.len());
-            let (id, address) = peers[pick];
-            ((id.clone(), address.clone()), node.peer_timeout())
+            };
+            (peer, node.peer_timeout())
         };
         let Some(addr) = resolve(&peer.1) else {
             continue;
         };
         reconcile(&shared, &peer.0, addr, timeout).await;
+    }
+}
+
+/// Keys handed off per anti-entropy round, at most.
+const HAND_OFF_PER_ROUND: usize = 256;
+
+impl Node {
+    /// A random peer that shares keys with this node: another replica of a random key this
+    /// node owns; any other member when it owns none (a new node learns its keys from
+    /// the peers' rounds and from the reply's items).
+    fn pick_co_replica(&self) -> Option<(String, String)> {
+        let me = self.config.id.as_str();
+        let mut rng = madsim::rand::thread_rng();
+        if !self.store.is_empty() {
+            let key = self.store.keys().nth(rng.gen_range(0..self.store.len()))?;
+            let others = self.other_replicas(key);
+            if self.is_replica(key, me) && !others.is_empty() {
+                return Some(others[rng.gen_range(0..others.len())].clone());
+            }
+        }
+        let peers: Vec<(&String, &String)> =
+            self.members.iter().filter(|(id, _)| **id != me).collect();
+        if peers.is_empty() {
+            return None;
+        }
+        let (id, address) = peers[rng.gen_range(0..peers.len())];
+        Some((id.clone(), address.clone()))
+    }
+
+    /// Items this node holds but the ring no longer names it a replica of (membership
+    /// changed, or a client wrote through it), with their replicas: up to `most`.
+    fn not_owned(&self, most: usize) -> Vec<(Item, Vec<(String, String)>)> {
+        let me = self.config.id.as_str();
+        self.store
+            .values()
+            .filter(|item| !self.is_replica(&item.key, me))
+            .take(most)
+            .map(|item| (item.clone(), self.other_replicas(&item.key)))
+            .collect()
+    }
+}
+
+/// Hand-off: every item this node holds but does not own goes to each of its replicas,
+/// in one bounded batch per replica; once every replica has confirmed (it holds that
+/// version or a newer one), the item is removed here, unless it changed meanwhile.
+async fn hand_off(shared: &Shared) {
+    let (moving, pool, breakers, timeout) = {
+        let node = lock(shared);
+        (
+            node.not_owned(HAND_OFF_PER_ROUND),
+            node.pool.clone(),
+            node.breakers.clone(),
+            node.peer_timeout(),
+        )
+    };
+    // peer -> (address, the items it should hold); item key -> replicas still to confirm.
+    let mut to: BTreeMap<String, (String, Vec<Item>)> = BTreeMap::new();
+    let mut pending: BTreeMap<String, usize> = BTreeMap::new();
+    for (item, replicas) in &moving {
+        if replicas.is_empty() {
+            continue; // no owner known yet: keep it
+        }
+        pending.insert(item.key.clone(), replicas.len());
+        for (peer, address) in replicas {
+            let entry = to
+                .entry(peer.clone())
+                .or_insert_with(|| (address.clone(), Vec::new()));
+            entry.1.push(item.clone());
+        }
+    }
+    for (peer, (address, items)) in to {
+        let Some(addr) = resolve(&address) else {
+            continue;
+        };
+        for chunk in anti_entropy::chunks(items) {
+            let keys: Vec<String> = chunk.iter().map(|i| i.key.clone()).collect();
+            let batch = anti_entropy::Batch { items: chunk };
+            let call = pool.call(addr, Method::POST, "/gossip/items", Some(&batch), timeout);
+            let sent: Result<serde_json::Value, CallError> = breakers.call(&peer, call).await;
+            if sent.is_err() {
+                break; // the rest for this peer waits for the next round
+            }
+            for key in keys {
+                if let Some(left) = pending.get_mut(&key) {
+                    *left -= 1;
+                }
+            }
+        }
+    }
+    let mut node = lock(shared);
+    let me = node.config.id.clone();
+    for (item, _) in moving {
+        let confirmed = pending.get(&item.key) == Some(&0);
+        let unchanged = node.store.get(&item.key) == Some(&item);
+        if confirmed && unchanged && !node.is_replica(&item.key, &me) {
+            node.store.remove(&item.key);
+        }
     }
 }
 
@@ -553,7 +748,9 @@ async fn reconcile(shared: &Shared, peer: &str, addr: SocketAddr, timeout: Durat
     for _ in 0..anti_entropy::MAX_PAGES_PER_ROUND {
         let page = {
             let node = lock(shared);
-            anti_entropy::page(&node.store, &node.config.id, after.as_deref())
+            let me = node.config.id.as_str();
+            let both = |key: &str| node.is_replica(key, me) && node.is_replica(key, peer);
+            anti_entropy::page(&node.store, me, after.as_deref(), &both)
         };
         let call = pool.call::<_, DigestReply>(addr, Method::POST, "/gossip", Some(&page), timeout);
         let Ok(answer) = breakers.call(peer, call).await else {
@@ -601,7 +798,6 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
     let me = config.id.clone();
     let mut members = BTreeMap::new();
     members.insert(me.clone(), config.advertise.clone());
-    let ring = Ring::new([me.as_str()], config.virtual_nodes);
     let registry = config.registry;
     let overload = Arc::new(Overload::new(
         &config.overload,
@@ -618,10 +814,16 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         events: events.clone(),
         store: BTreeMap::new(),
         members,
-        ring,
+        ring: std::sync::OnceLock::new(),
         breakers: overload.breakers.clone(),
         discovery: Discovery::new(registry),
+        view: View::new(),
+        gossip_bytes: Default::default(),
     }));
+    let leave_gossip = config
+        .gossip
+        .clone()
+        .map(|g| start_gossip(&shared, g, cluster_key.clone()));
     // Node-to-node routes: only callers that sign with the cluster key get through.
     let guard = Guard {
         key: cluster_key,
@@ -642,6 +844,7 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         .route("/data/{key}", get(get_data))
         .route("/health", get(health))
         .route("/peers", get(peers))
+        .route("/members", get(list_members))
         .route("/discovery-status", get(discovery_status))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(internal)
@@ -657,10 +860,18 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
     let gossiper = tokio::spawn(anti_entropy(shared.clone()));
     let member = registry.map(|r| tokio::spawn(membership(shared.clone(), r)));
     let _ = tokio::signal::ctrl_c().await;
-    // Graceful shutdown: stop gossip and membership, deregister, stop serving.
+    // Graceful shutdown: stop anti-entropy and membership (leave the gossip cluster, or
+    // deregister), stop serving.
     gossiper.abort();
     if let Some(member) = member {
         member.abort();
+    }
+    if let Some(leave) = leave_gossip {
+        let timeout = lock(&shared).peer_timeout();
+        let (done, left) = tokio::sync::oneshot::channel();
+        if leave.send(done).await.is_ok() {
+            let _ = tokio::time::timeout(timeout, left).await;
+        }
     }
     if let Some(registry) = registry {
         let (pool, timeout) = {

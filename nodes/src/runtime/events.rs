@@ -33,6 +33,18 @@ pub enum BreakerState {
     HalfOpen,
 }
 
+/// A member's state in a SWIM view (seed 003's gossip membership).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberState {
+    /// Answers probes (directly or through others).
+    Alive,
+    /// Missed a probe: still a member until it refutes or the suspicion times out.
+    Suspect,
+    /// Declared failed (or it left): out of the ring.
+    Down,
+}
+
 /// Something a node reports about itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -101,6 +113,18 @@ pub enum NodeEvent {
     Members {
         /// Member ids, sorted.
         members: Vec<String>,
+    },
+    /// KV (gossip membership): this node's view of `member` changed.
+    Member {
+        /// The member's id.
+        member: String,
+        /// Its state in this node's view now.
+        state: MemberState,
+        /// The incarnation that state is about (a member refutes suspicion by raising it).
+        incarnation: u16,
+        /// Which start of the member (a restart, or a rejoin after being declared down,
+        /// is a new generation).
+        generation: u64,
     },
     /// KV: the circuit breaker around this node's calls to `peer` changed state.
     Breaker {

@@ -1,12 +1,14 @@
 //! The seams between node logic and the world.
 //!
 //! Node code touches the outside only through these: [`transport`] (TCP on `tokio::net`,
-//! simulated under `--cfg madsim`), the per-node [`clock`], the [`log`] over a
-//! [`storage`] backend, the [`events`] it emits (written as [`history`] lines in real mode), and the [`slowdown`] of its simulated
+//! simulated under `--cfg madsim`), [`datagram`] (UDP, the same), the per-node [`clock`],
+//! the [`log`] over a [`storage`] backend, the [`events`] it emits (written as [`history`]
+//! lines in real mode), and the [`slowdown`] of its simulated
 //! work (the `slow` fault). Real binaries and the simulation
 //! harness build a [`NodeEnv`] differently; the protocol code that receives it is the same.
 
 pub mod clock;
+pub mod datagram;
 pub mod events;
 pub mod history;
 pub mod log;
@@ -16,7 +18,7 @@ pub mod transport;
 pub mod wire;
 
 pub use clock::Clock;
-pub use events::{BreakerState, EventSink, NodeEvent, Role};
+pub use events::{BreakerState, EventSink, MemberState, NodeEvent, Role};
 pub use log::DurableLog;
 pub use slowdown::Slowdown;
 pub use storage::Storage;

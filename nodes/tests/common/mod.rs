@@ -176,6 +176,18 @@ pub fn kv_node(id: usize, port: u16, registry: u16, extra: &[&str]) -> Running {
     Running::start(&format!("node-{id}"), &real_binary("kv-node"), &args)
 }
 
+/// An HTTP client with a 3 s timeout.
+pub fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(3))
+        .build()
+}
+
+/// The JSON body of `GET url`, if it answers with one.
+pub fn get_json(url: &str) -> Option<serde_json::Value> {
+    agent().get(url).call().ok()?.into_json().ok()
+}
+
 /// How many peers the kv-node on `port` lists (0 if it does not answer).
 pub fn peers_of(port: u16) -> usize {
     ureq::get(&format!("http://127.0.0.1:{port}/peers"))

@@ -7,6 +7,8 @@ use super::server_ip;
 use crate::scenario::{self, Scenario};
 use nodes::kv::overload::breaker::{BreakerConfig, DEFAULT_COOLDOWN, DEFAULT_FAILURES};
 use nodes::kv::registry::RegistryConfig;
+use nodes::kv::ring::Ring;
+use nodes::kv::swim::GossipConfig;
 use nodes::kv::{KvConfig, OverloadConfig, Versioning};
 use nodes::lb::{Backend, LbConfig, Strategy};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -96,16 +98,25 @@ pub fn node_config(scenario: &Scenario, index: usize) -> KvConfig {
         Some(scenario::Versioning::WallClock) => Versioning::WallClock,
         _ => Versioning::Lamport,
     };
+    let gossip = scenario.gossip_membership();
     KvConfig {
         id: format!("n{index}"),
         listen: node_addr(index),
         advertise: node_addr(index).to_string(),
-        registry: Some(registry_addr()),
+        registry: (!gossip).then(registry_addr),
+        gossip: gossip.then(|| gossip_config(scenario, index)),
         replication_factor: k
             .replication_factor
             .as_ref()
             .map_or(3, |v| *v.get_ref() as usize),
-        virtual_nodes: k.virtual_nodes.as_ref().map_or(150, |v| *v.get_ref()),
+        virtual_nodes: k.virtual_nodes.as_ref().map_or(
+            if gossip {
+                nodes::kv::swim::DEFAULT_VIRTUAL_NODES
+            } else {
+                150
+            },
+            |v| *v.get_ref(),
+        ),
         write_quorum: k.write_quorum.as_ref().map_or(1, |v| *v.get_ref() as usize),
         versioning,
         gossip_interval: k
@@ -118,6 +129,21 @@ pub fn node_config(scenario: &Scenario, index: usize) -> KvConfig {
             .map_or(heartbeat(scenario), |d| d.get_ref().0),
         peer_timeout: Duration::from_secs(1),
         overload: overload_config(k),
+    }
+}
+
+/// Servers every gossip node announces itself to at start: `n1`..`n3` (itself left
+/// out), as one would pass `--join` a few well-known addresses.
+pub const JOIN_SERVERS: usize = 3;
+
+/// Gossip settings of server `n{index}`: join through the first [`JOIN_SERVERS`].
+fn gossip_config(scenario: &Scenario, index: usize) -> GossipConfig {
+    GossipConfig {
+        join: (1..=scenario.server_count().min(JOIN_SERVERS))
+            .filter(|&i| i != index)
+            .map(node_addr)
+            .collect(),
+        probe_period: nodes::kv::swim::DEFAULT_PROBE_PERIOD,
     }
 }
 
@@ -142,6 +168,28 @@ fn overload_config(k: &scenario::Knobs) -> OverloadConfig {
                 .map_or(DEFAULT_COOLDOWN, |d| d.get_ref().0),
         }),
     }
+}
+
+/// What the harness reads at the end: for each live server, the workload's keys it is a
+/// replica of on the ring of the live servers (the shared [`Ring`], with the servers'
+/// `virtual_nodes` and `replication_factor`), so `converged` and `no_lost_writes` judge
+/// each key on its replicas.
+pub fn final_reads(scenario: &Scenario, live: &[usize]) -> Vec<(usize, Vec<String>)> {
+    let config = node_config(scenario, 1);
+    let names: Vec<String> = live.iter().map(|i| format!("n{i}")).collect();
+    let ring = Ring::new(names.iter().map(String::as_str), config.virtual_nodes);
+    let keys = keys(scenario);
+    live.iter()
+        .zip(&names)
+        .map(|(&server, name)| {
+            let owned = keys
+                .iter()
+                .filter(|k| ring.replicas(k, config.replication_factor).contains(name))
+                .cloned()
+                .collect();
+            (server, owned)
+        })
+        .collect()
 }
 
 /// The workload's keys: `k0`, `k1`, ...

@@ -13,9 +13,14 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 /// Port every server listens on for peer traffic.
 pub const PEER_PORT: u16 = 7000;
 
-/// `10.0.0.i` for server `ni`.
+/// `10.0.0.i` for server `ni` up to `n255`; `10.1.(i / 256).(i % 256)` past it (gossip
+/// scenarios have up to 1,000 servers), clear of the clients' and harness's 10.0.x.
 pub fn server_ip(index: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, 0, 0, index as u8))
+    if index < 256 {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, index as u8))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(10, 1, (index >> 8) as u8, index as u8))
+    }
 }
 
 /// `10.0.1.j` for client `cj`.

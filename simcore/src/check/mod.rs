@@ -1,7 +1,7 @@
 //! Checkers: invariants judged on the recorded history alone.
 //!
 //! One file per family: [`election`] (who led when), [`chat`] (what was delivered where),
-//! [`kv`] (what the final reads found), [`linearizable`], [`liveness`] (did the probes
+//! [`kv`] (what the final reads found), [`membership`] (whose views agree), [`linearizable`], [`liveness`] (did the probes
 //! after the last fault get through), and the service clients got: [`latency`],
 //! [`availability`], [`recovers`] (on [`operations`], the client operations paired). Each check returns a [`CheckResult`] in one of three
 //! states — pass, violation, vacuous (nothing to judge) — whose `detail` is the minimal
@@ -15,6 +15,7 @@ pub mod kv;
 pub mod latency;
 pub mod linearizable;
 pub mod liveness;
+pub mod membership;
 pub mod operations;
 pub mod recovers;
 pub mod view;
@@ -162,6 +163,11 @@ pub fn run_all(scenario: &Scenario, history: &[Entry]) -> Vec<CheckResult> {
                     check.invoked_range(),
                     clients.as_deref(),
                     check.window_length(),
+                ),
+                CheckKind::MembershipConverged => membership::membership_converged(
+                    history,
+                    end,
+                    within(membership::DEFAULT_WITHIN),
                 ),
                 CheckKind::Recovers => recovers::recovers(
                     history,

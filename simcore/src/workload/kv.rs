@@ -437,12 +437,12 @@ pub fn value_size(workload: &Workload) -> usize {
     workload.value_size.as_ref().map_or(0, |v| *v.get_ref())
 }
 
-/// The harness's final reads: every key's local copy on every live server, recorded as
-/// operations of the pseudo-client `final` (value absent when the server lacks the key).
+/// The harness's final reads: each key's local copy on each of its live replicas
+/// (`reads`: server -> the keys it replicates), recorded as operations of the
+/// pseudo-client `final` (value absent when the server lacks the key).
 pub async fn final_reads(
     addresses: &Addresses,
-    live: &[usize],
-    keys: &[String],
+    reads: &[(usize, Vec<String>)],
     size: usize,
     recorder: &Recorder,
     cluster_key: nodes::auth::ClusterKey,
@@ -451,8 +451,8 @@ pub async fn final_reads(
     // limits (rate limit, backpressure) do not stand between it and the replica's copy.
     // A connection per read, as before: the reads stay independent of one another.
     let mut id = 0;
-    for &server in live {
-        let at = format!("n{server}");
+    for (server, keys) in reads {
+        let (server, at) = (*server, format!("n{server}"));
         for key in keys {
             let op = |kind| {
                 OpEvent::new(kind, "get", id)
