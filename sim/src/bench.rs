@@ -12,7 +12,9 @@
 //! - HTTP requests served per wall second: the KV store, and seed 001's defences (rate
 //!   limit, backpressure, breakers, capacity, the balancer) at 1,000 offered requests/s;
 //! - seeds to the first failure of a known-bad configuration (median of 10 disjoint ranges);
-//! - peak resident memory of the process.
+//! - peak resident memory of the process;
+//! - scale: simulated time per wall second and peak memory (whole, and per server) of
+//!   one KV run at 5, 64 and 1,000 servers ([`scale`]).
 
 use crate::fuzz::fuzz;
 use crate::run::run_scenario;
@@ -128,8 +130,9 @@ fn load(root: &std::path::Path, file: &str) -> Result<Scenario, String> {
     scenario::load(&root.join(file)).map_err(|e| e.to_string())
 }
 
-/// Runs every measurement and returns the printed report.
-pub fn bench(root: &std::path::Path, seeds: u64) -> Result<String, String> {
+/// Runs every measurement, with the scale rows for `scale_sizes` (see [`scale`]), and
+/// returns the printed report.
+pub fn bench(root: &std::path::Path, seeds: u64, scale_sizes: &[usize]) -> Result<String, String> {
     let mut out = String::new();
     let _ = writeln!(out, "sim bench ({} seeds per fuzz measurement)\n", seeds);
     for file in [
@@ -294,7 +297,128 @@ pub fn bench(root: &std::path::Path, seeds: u64) -> Result<String, String> {
         "\npeak resident memory of this process: {}",
         peak_memory()
     );
+    if !scale_sizes.is_empty() {
+        let _ = writeln!(out, "\n{}", scale_table(&scale(root, scale_sizes)?));
+    }
     Ok(out)
+}
+
+/// One row of the scale measurement.
+#[derive(Clone, Debug)]
+pub struct ScaleRow {
+    /// Servers.
+    pub servers: usize,
+    /// The scenario run (seed 1).
+    pub scenario: String,
+    /// Simulated seconds.
+    pub sim_s: f64,
+    /// Wall seconds.
+    pub wall_s: f64,
+    /// Peak resident memory of the process during the run, kB (`None`: no /proc).
+    pub peak_kb: Option<u64>,
+    /// Resident memory just before the run, kB.
+    pub before_kb: Option<u64>,
+}
+
+/// The cluster sizes of the scale rows.
+pub const SCALE_SIZES: [usize; 3] = [5, 64, 1000];
+
+/// One KV run per size, seed 1: 5 servers = `scenarios/kv/partition-heal.toml`, 64 =
+/// `scenarios/kv/64-servers.toml` (both with the registry and clients), any other size =
+/// the gossip scale scenario of `sim bench --gossip` (membership = "gossip", no clients,
+/// one crash). The process's peak memory is reset before each run (Linux
+/// `/proc/self/clear_refs`), so each row's peak is its own run's; memory per server is
+/// the growth over the resident memory before it, divided by the servers (memory freed
+/// by earlier runs and kept by the allocator can make it read low).
+pub fn scale(root: &std::path::Path, sizes: &[usize]) -> Result<Vec<ScaleRow>, String> {
+    let mut rows = Vec::new();
+    for &servers in sizes {
+        let (scenario, name) = match servers {
+            5 => (
+                load(root, "scenarios/kv/partition-heal.toml")?,
+                "kv/partition-heal".to_string(),
+            ),
+            64 => (
+                load(root, "scenarios/kv/64-servers.toml")?,
+                "kv/64-servers".to_string(),
+            ),
+            n => {
+                let text = gossip_bench_scenario(n);
+                let scenario = scenario::parse("bench-gossip", &text).map_err(|e| e.to_string())?;
+                (scenario, format!("gossip, {n} servers, one crash"))
+            }
+        };
+        if scenario.server_count() != servers {
+            return Err(format!(
+                "{name} has {} servers, not {servers}",
+                scenario.server_count()
+            ));
+        }
+        reset_peak_memory();
+        let before_kb = status_kb("VmRSS:");
+        let started = Instant::now();
+        let finished = run_scenario(&scenario, &name, 1)?;
+        let wall_s = started.elapsed().as_secs_f64();
+        if !finished.report.passed() {
+            return Err(format!("the scale run {name} (seed 1) failed its checks"));
+        }
+        rows.push(ScaleRow {
+            servers,
+            scenario: name,
+            sim_s: finished.report.sim_ms as f64 / 1e3,
+            wall_s,
+            peak_kb: status_kb("VmHWM:"),
+            before_kb,
+        });
+    }
+    Ok(rows)
+}
+
+/// The scale rows as a table.
+pub fn scale_table(rows: &[ScaleRow]) -> String {
+    let mut out = String::from(
+        "scale (seed 1)  servers | scenario                          | simulated | wall     | sim/wall | peak RSS  | RSS/server\n",
+    );
+    for r in rows {
+        let mb = |kb: u64| format!("{:.1} MB", kb as f64 / 1024.0);
+        let peak = r.peak_kb.map_or("unknown".into(), mb);
+        let per_server = match (r.peak_kb, r.before_kb) {
+            (Some(peak), Some(before)) => {
+                format!(
+                    "{:.0} kB",
+                    peak.saturating_sub(before) as f64 / r.servers as f64
+                )
+            }
+            _ => "unknown".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{:>24} | {:<33} | {:>7.0} s | {:>6.2} s | {:>7.1}x | {peak:>9} | {per_server:>10}",
+            r.servers,
+            r.scenario,
+            r.sim_s,
+            r.wall_s,
+            r.sim_s / r.wall_s
+        );
+    }
+    out
+}
+
+/// Resets the process's peak resident memory (`VmHWM`) to its current size.
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// A `/proc/self/status` field in kB.
+fn status_kb(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn on_fresh_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
@@ -627,6 +751,23 @@ pub fn gossip_svg(rows: &[GossipScale]) -> String {
 #[cfg(test)]
 mod gossip_tests {
     use super::*;
+
+    /// The 5-server row: one 60 s run of partition-heal that passes, with its own peak
+    /// memory (reset before it) at least the memory before it, and a table line.
+    #[test]
+    fn scale_runs_one_kv_cluster_per_size_with_its_peak_memory() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let rows = scale(&root, &[5]).expect("runs");
+        let row = &rows[0];
+        assert_eq!((row.servers, row.sim_s), (5, 60.0), "{row:?}");
+        assert!(row.wall_s > 0.0, "{row:?}");
+        if let (Some(peak), Some(before)) = (row.peak_kb, row.before_kb) {
+            assert!(peak >= before, "{row:?}");
+        }
+        let table = scale_table(&rows);
+        assert!(table.contains("kv/partition-heal"), "{table}");
+        assert!(scale(&root, &[0]).is_err(), "no cluster of 0 servers");
+    }
 
     /// Ten servers: the crash is suspected, then known everywhere, within the suspicion
     /// time plus dissemination, and the plot has both series.

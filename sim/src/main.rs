@@ -196,6 +196,10 @@ enum Command {
         /// With `--gossip`: also write the plot of convergence time against size here.
         #[arg(long)]
         svg: Option<PathBuf>,
+        /// Cluster sizes of the scale rows (one KV run each: 5 and 64 servers with the
+        /// registry, other sizes with gossip membership), comma-separated; `none` for none.
+        #[arg(long, value_delimiter = ',', default_values_t = sim::bench::SCALE_SIZES.map(|n| n.to_string()))]
+        scale_sizes: Vec<String>,
     },
     /// Parse and validate scenarios only.
     Validate {
@@ -320,9 +324,20 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Bench { seeds, .. } => {
+        Command::Bench {
+            seeds, scale_sizes, ..
+        } => {
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            match sim::bench::bench(&root, seeds) {
+            let sizes: Result<Vec<usize>, _> = scale_sizes
+                .iter()
+                .filter(|s| s.as_str() != "none")
+                .map(|s| s.parse::<usize>())
+                .collect();
+            let Ok(sizes) = sizes else {
+                eprintln!("error: --scale-sizes takes server counts (or `none`): {scale_sizes:?}");
+                return ExitCode::from(2);
+            };
+            match sim::bench::bench(&root, seeds, &sizes) {
                 Ok(report) => {
                     say_raw!("{report}");
                     ExitCode::SUCCESS

@@ -9,6 +9,7 @@
 pub mod addresses;
 pub mod check;
 pub mod damage;
+pub mod digest;
 pub mod history;
 pub mod linearizability;
 pub mod nemesis;

@@ -1,5 +1,6 @@
 //! Chat wire formats: between nodes ([`Wire`]) and between a client and any node
-//! ([`ClientRequest`] / [`ClientResponse`] / [`Delivery`]), all JSON lines.
+//! ([`ClientRequest`] / [`ClientResponse`] / [`Delivery`]): binary frames between nodes
+//! ([`crate::runtime::frame`]), JSON lines for clients.
 
 use crate::election;
 use serde::{Deserialize, Serialize};
@@ -26,9 +27,10 @@ pub struct Submission {
     pub text: String,
 }
 
-/// Node-to-node chat messages.
+/// Node-to-node chat messages (externally tagged: the binary peer frames need no
+/// self-describing form).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Message {
     /// A follower hands a client's submission to the leader; `origin` answers the client.
     Forward {

@@ -1,11 +1,11 @@
-//! Wire messages of the bully election, as JSON objects tagged by `type`.
+//! Wire messages of the bully election (sent as [`crate::runtime::frame`]s).
 
 use serde::{Deserialize, Serialize};
 
 /// One election message. `sent_at` is the sender's local clock in nanoseconds, echoed back
 /// so a leader can date the acknowledgements that extend its lease.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Message {
     /// "I suspect the leader and am running an election": sent to higher ids only.
     Election { from: u64, term: u64 },

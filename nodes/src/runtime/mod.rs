@@ -10,6 +10,7 @@
 pub mod clock;
 pub mod datagram;
 pub mod events;
+pub mod frame;
 pub mod history;
 pub mod log;
 pub mod slowdown;

@@ -1,6 +1,7 @@
 //! The transport seam: fire-and-forget messages between peers over `tokio::net` TCP.
 //!
-//! Messages are newline-delimited JSON. Each peer gets one outbound connection, owned by a
+//! A connection opens with a handshake of two JSON lines; every message after it is one
+//! binary [`frame`] (a length, then the message in postcard). Each peer gets one outbound connection, owned by a
 //! writer task with a bounded queue; inbound connections are read by one task each and
 //! feed a single inbox. A connection opens with a handshake: the acceptor sends a fresh
 //! random challenge, the connecting side answers with a hello line naming itself and an
@@ -16,6 +17,7 @@
 
 use crate::auth::ClusterKey;
 use crate::lines::{read_line, Line};
+use crate::runtime::frame::{self, FrameError};
 use crate::runtime::wire::{MessageKind, Tapped, WireTap};
 use crate::runtime::{EventSink, NodeEvent};
 use rand::Rng;
@@ -26,7 +28,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -56,8 +58,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 /// Silence from a peer after which the connection to it is re-established on next send.
 pub const STALE_AFTER: Duration = Duration::from_secs(2);
-/// Longest accepted message line.
-const MAX_LINE_BYTES: usize = 16 << 20;
+/// Longest accepted message frame (its body, after the length).
+const MAX_FRAME_BYTES: usize = 16 << 20;
+/// Frames up to this size are read into a buffer sized at once; longer ones as they come.
+const FRAME_READ_AT_ONCE: usize = 64 << 10;
 /// Longest accepted challenge or hello line.
 const MAX_HANDSHAKE_BYTES: usize = 512;
 /// How long an accepted connection may take to answer the challenge.
@@ -74,18 +78,11 @@ struct Auth {
 
 /// Sends messages of type `M` to peers by id.
 pub struct Transport<M> {
-    outboxes: BTreeMap<u64, mpsc::Sender<String>>,
+    outboxes: BTreeMap<u64, mpsc::Sender<Vec<u8>>>,
     /// Number of the next message sent (carried in its envelope, see [`WireTap`]).
     next_id: std::sync::atomic::AtomicU64,
     wire: WireTap,
     _message: PhantomData<fn(M)>,
-}
-
-/// A message on the wire: the sender's number for it, and the message.
-#[derive(serde::Deserialize)]
-struct Envelope<M> {
-    n: u64,
-    m: M,
 }
 
 impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M> {
@@ -140,16 +137,16 @@ impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M
         let Some(outbox) = self.outboxes.get(&peer) else {
             return;
         };
-        if let Ok(json) = serde_json::to_string(message) {
-            let id = self
-                .next_id
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(frame) = frame::encode(id, message) {
             self.wire.tap(Tapped::Sent {
                 to: peer,
                 id,
                 kind: message.kind(),
             });
-            let _ = outbox.try_send(format!("{{\"n\":{id},\"m\":{json}}}\n"));
+            let _ = outbox.try_send(frame);
         }
     }
 
@@ -176,7 +173,12 @@ async fn accept_loop<M: DeserializeOwned + MessageKind + Send + 'static>(
                     let mut lines = BufReader::new(read);
                     let handshake = accept_hello(&mut lines, &mut write, &auth.key);
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                        Ok(Ok(peer)) => read_messages(lines, peer, inbox, last_heard, wire).await,
+                        Ok(Ok(peer)) => {
+                            let ends = read_messages(lines, peer, inbox, last_heard, wire).await;
+                            if let Err(refusal) = ends {
+                                refused_message(&auth, from, &refusal);
+                            }
+                        }
                         Ok(Err(reason)) => refused(&auth, from, reason),
                         Err(_) => refused(&auth, from, "no hello in time"),
                     }
@@ -192,6 +194,15 @@ fn refused(auth: &Auth, from: SocketAddr, reason: &str) {
         peer: from.to_string(),
         what: "peer connection".into(),
         reason: reason.into(),
+    });
+}
+
+/// A peer that proved the key sent something that is not a message: it is cut off.
+fn refused_message(auth: &Auth, from: SocketAddr, why: &FrameError) {
+    auth.events.emit(NodeEvent::Refused {
+        peer: from.to_string(),
+        what: "peer message".into(),
+        reason: why.to_string(),
     });
 }
 
@@ -272,34 +283,48 @@ async fn send_hello(stream: &mut TcpStream, me: u64, key: &ClusterKey) -> io::Re
     stream.flush().await
 }
 
-/// Reads the messages of an authenticated connection from `peer` into the inbox.
+/// Reads the message frames of an authenticated connection from `peer` into the inbox
+/// until the connection ends (`Ok`) or sends something that is not a message (`Err`: a
+/// frame over the cap, refused before it is buffered, or one that does not decode).
 async fn read_messages<M: DeserializeOwned + MessageKind, R: AsyncRead + Unpin>(
-    mut lines: BufReader<R>,
+    mut frames: BufReader<R>,
     peer: u64,
     inbox: mpsc::Sender<M>,
     last_heard: LastHeard,
     wire: WireTap,
-) {
+) -> Result<(), FrameError> {
     heard(&last_heard, peer);
-    let mut line = Vec::new();
+    let mut body = Vec::new();
     loop {
-        match read_line(&mut lines, &mut line, MAX_LINE_BYTES).await {
-            // A line over the cap is refused before it is buffered: close the connection.
-            Ok(Line::Eof | Line::TooLong) | Err(_) => return,
-            Ok(Line::Read(_)) => {
-                heard(&last_heard, peer);
-                // A line that does not parse is a peer bug or noise: skip it, keep reading.
-                if let Ok(Envelope { n, m }) = serde_json::from_slice::<Envelope<M>>(&line) {
-                    wire.tap(Tapped::Received {
-                        from: peer,
-                        id: n,
-                        kind: m.kind(),
-                    });
-                    if inbox.send(m).await.is_err() {
-                        return;
-                    }
-                }
-            }
+        let mut header = [0; frame::HEADER_BYTES];
+        if frames.read_exact(&mut header).await.is_err() {
+            return Ok(());
+        }
+        let length = frame::body_length(header, MAX_FRAME_BYTES)?;
+        body.clear();
+        let complete = if length <= FRAME_READ_AT_ONCE {
+            body.resize(length, 0);
+            frames.read_exact(&mut body).await.is_ok()
+        } else {
+            // Grown as the bytes arrive: announcing a large frame costs nothing until sent.
+            let read = (&mut frames)
+                .take(length as u64)
+                .read_to_end(&mut body)
+                .await;
+            read.is_ok() && body.len() == length
+        };
+        if !complete {
+            return Ok(());
+        }
+        heard(&last_heard, peer);
+        let (n, m) = frame::decode::<M>(&body)?;
+        wire.tap(Tapped::Received {
+            from: peer,
+            id: n,
+            kind: m.kind(),
+        });
+        if inbox.send(m).await.is_err() {
+            return Ok(());
         }
     }
 }
@@ -308,14 +333,14 @@ async fn writer(
     me: u64,
     peer: u64,
     addr: SocketAddr,
-    mut queue: mpsc::Receiver<String>,
+    mut queue: mpsc::Receiver<Vec<u8>>,
     last_heard: LastHeard,
     key: ClusterKey,
 ) {
     let mut stream: Option<TcpStream> = None;
     let mut connected_at = Instant::now();
     let mut retry_at: Option<tokio::time::Instant> = None;
-    while let Some(line) = queue.recv().await {
+    while let Some(frame) = queue.recv().await {
         // Replace a connection that has been open a while without a word back from the
         // peer: it may be stuck behind a healed partition in TCP's retry backoff.
         let now = Instant::now();
@@ -355,7 +380,7 @@ async fn writer(
         }
         if let Some(s) = stream.as_mut() {
             let sent = async {
-                s.write_all(line.as_bytes()).await?;
+                s.write_all(&frame).await?;
                 s.flush().await
             };
             if sent.await.is_err() {
@@ -382,23 +407,57 @@ mod tests {
         BTreeMap::new()
     }
 
-    /// A line far over the cap with no newline, after the handshake: the reader gives up
-    /// on the connection having taken at most the cap (plus one buffer) from it.
-    #[test]
-    fn a_peer_line_without_end_is_cut_off_at_the_cap() {
-        let flood = Flood::new(b"", MAX_LINE_BYTES * 4);
+    /// Reads `stream` as a peer connection after the handshake: what ended it, the
+    /// messages it delivered and the bytes it took.
+    fn read_all(prefix: &[u8], flood: usize) -> (Result<(), FrameError>, Vec<u64>, usize) {
+        let flood = Flood::new(prefix, flood);
         let taken = flood.taken.clone();
         let runtime = madsim::runtime::Runtime::new();
-        runtime.block_on(async move {
-            let (inbox, _rx) = mpsc::channel::<u64>(4);
+        let (ended, delivered) = runtime.block_on(async move {
+            let (inbox, mut rx) = mpsc::channel::<u64>(16);
             let wire = WireTap::off();
-            read_messages(BufReader::new(flood), 2, inbox, LastHeard::default(), wire).await;
+            let ended =
+                read_messages(BufReader::new(flood), 2, inbox, LastHeard::default(), wire).await;
+            let mut delivered = Vec::new();
+            while let Ok(m) = rx.try_recv() {
+                delivered.push(m);
+            }
+            (ended, delivered)
         });
-        let taken = taken.load(Ordering::Relaxed);
+        (ended, delivered, taken.load(Ordering::Relaxed))
+    }
+
+    /// After the handshake, bytes that announce a frame over the cap: the reader refuses
+    /// it having taken one buffer, not the frame.
+    #[test]
+    fn a_peer_frame_over_the_cap_is_refused_before_it_is_read() {
+        let (ended, delivered, taken) = read_all(b"", MAX_FRAME_BYTES * 4);
         assert!(
-            taken <= MAX_LINE_BYTES + 1 + 8192,
-            "the reader took {taken} bytes of one line (cap {MAX_LINE_BYTES})"
+            matches!(ended, Err(FrameError::TooLong { .. })),
+            "{ended:?}"
         );
+        assert!(delivered.is_empty());
+        assert!(taken <= 8192, "the reader took {taken} bytes");
+    }
+
+    /// Two good frames, then one that is not a message: both are delivered, then the
+    /// connection is refused with the reason; a frame cut short by the end of the stream
+    /// just ends it.
+    #[test]
+    fn a_garbled_peer_frame_ends_the_connection_with_a_reason() {
+        let mut stream = frame::encode(1, &41u64).expect("encodes");
+        stream.extend(frame::encode(2, &42u64).expect("encodes"));
+        stream.extend_from_slice(&[0, 0, 0, 3, 0xff, 0xff, 0xff]);
+        let (ended, delivered, _) = read_all(&stream, 0);
+        assert_eq!(delivered, vec![41, 42]);
+        let refusal = ended.expect_err("refused");
+        assert!(
+            refusal.to_string().starts_with("not a peer message"),
+            "{refusal}"
+        );
+        let whole = frame::encode(1, &41u64).expect("encodes");
+        let (ended, delivered, _) = read_all(&whole[..whole.len() - 1], 0);
+        assert_eq!((ended, delivered), (Ok(()), vec![]));
     }
 
     /// Two nodes with one key talk; a third with another key, and a raw connection that

@@ -21,21 +21,21 @@ struct Ack {
     server: Option<String>,
 }
 
-/// One server's deliveries: seq -> (message id, time).
-type Deliveries = BTreeMap<u64, (String, u64)>;
+/// One server's deliveries: seq -> (message id, time), borrowed from the history.
+type Deliveries<'a> = BTreeMap<u64, (&'a str, u64)>;
 
-fn deliveries(history: &[Entry]) -> BTreeMap<String, Deliveries> {
-    let mut by_node: BTreeMap<String, Deliveries> = BTreeMap::new();
+fn deliveries(history: &[Entry]) -> BTreeMap<&str, Deliveries<'_>> {
+    let mut by_node: BTreeMap<&str, Deliveries> = BTreeMap::new();
     for entry in history {
         if let What::Event {
             data: NodeEvent::Delivered { seq, id, .. },
         } = &entry.what
         {
             by_node
-                .entry(entry.node.clone())
+                .entry(entry.node.as_str())
                 .or_default()
                 .entry(*seq)
-                .or_insert((id.clone(), entry.t));
+                .or_insert((id.as_str(), entry.t));
         }
     }
     by_node
@@ -194,9 +194,9 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
         .map(|(server, log)| {
             let mut at: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
             for (seq, (id, _)) in log {
-                at.entry(id.as_str()).or_default().push(*seq);
+                at.entry(*id).or_default().push(*seq);
             }
-            (server.as_str(), at)
+            (*server, at)
         })
         .collect();
     let live: Vec<&String> = servers
@@ -206,7 +206,8 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
     let mut missing: Vec<String> = Vec::new();
     let mut misplaced: Vec<String> = Vec::new();
     for (id, ack) in &acked {
-        let told = match (ack.seq, &ack.server) {
+        // Formatted only for evidence.
+        let told = || match (ack.seq, &ack.server) {
             (Some(seq), Some(server)) => format!("seq {seq} via {server}"),
             (Some(seq), None) => format!("seq {seq}"),
             _ => "no position".to_string(),
@@ -214,17 +215,14 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
         // Delivered, but not where the client was told.
         if let Some(seq) = ack.seq {
             for (server, log) in &by_node {
-                let at = positions
-                    .get(server.as_str())
-                    .and_then(|ids| ids.get(id.as_str()));
+                let at = positions.get(server).and_then(|ids| ids.get(id.as_str()));
                 if let Some(&other) = at.into_iter().flatten().find(|&&s| s != seq) {
-                    let there = log
-                        .get(&seq)
-                        .map_or("nothing".to_string(), |(d, _)| d.clone());
+                    let there = log.get(&seq).map_or("nothing", |(d, _)| d);
                     misplaced.push(format!(
-                        "{id}, acknowledged to {} at {} as {told}, was delivered by {server} at seq {other} (its seq {seq} holds {there})",
+                        "{id}, acknowledged to {} at {} as {}, was delivered by {server} at seq {other} (its seq {seq} holds {there})",
                         ack.client,
-                        fmt_time(ack.t)
+                        fmt_time(ack.t),
+                        told()
                     ));
                 }
             }
@@ -250,9 +248,10 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
                 })
                 .collect();
             missing.push(format!(
-                "{id}, acknowledged to {} at {} ({told}), is missing on {}",
+                "{id}, acknowledged to {} at {} ({}), is missing on {}",
                 ack.client,
                 fmt_time(ack.t),
+                told(),
                 have.join(", ")
             ));
         }
@@ -264,9 +263,9 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
         };
         return CheckResult::violation(CheckKind::Delivered, format!("{first}{more}"));
     }
-    let invented: BTreeSet<&String> = by_node
+    let invented: BTreeSet<&str> = by_node
         .values()
-        .flat_map(|log| log.values().map(|(id, _)| id))
+        .flat_map(|log| log.values().map(|(id, _)| *id))
         .filter(|id| !sent.contains(*id))
         .collect();
     if let Some(first) = missing.first() {
@@ -291,13 +290,13 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
             ),
         );
     }
-    let delivered_ids: BTreeSet<&String> = by_node
+    let delivered_ids: BTreeSet<&str> = by_node
         .values()
-        .flat_map(|l| l.values().map(|(id, _)| id))
+        .flat_map(|l| l.values().map(|(id, _)| *id))
         .collect();
     let unacked_delivered = delivered_ids
         .iter()
-        .filter(|id| !acked.contains_key(id.as_str()))
+        .filter(|id| !acked.contains_key(**id))
         .count();
     let live_names: Vec<&str> = live.iter().map(|s| s.as_str()).collect();
     CheckResult::pass(
