@@ -318,6 +318,9 @@ pub struct ScaleRow {
     pub peak_kb: Option<u64>,
     /// Resident memory just before the run, kB.
     pub before_kb: Option<u64>,
+    /// The run's verdict: `pass`, or the first failed check and its evidence (a
+    /// measurement is reported either way).
+    pub verdict: String,
 }
 
 /// The cluster sizes of the scale rows.
@@ -359,9 +362,11 @@ pub fn scale(root: &std::path::Path, sizes: &[usize]) -> Result<Vec<ScaleRow>, S
         let started = Instant::now();
         let finished = run_scenario(&scenario, &name, 1)?;
         let wall_s = started.elapsed().as_secs_f64();
-        if !finished.report.passed() {
-            return Err(format!("the scale run {name} (seed 1) failed its checks"));
-        }
+        let verdict = match finished.report.checks.iter().find(|c| !c.passed) {
+            None if finished.report.passed() => "pass".to_string(),
+            None => format!("fail ({})", finished.report.outcome),
+            Some(check) => format!("fail: {} {}", check.kind, check.detail),
+        };
         rows.push(ScaleRow {
             servers,
             scenario: name,
@@ -369,6 +374,7 @@ pub fn scale(root: &std::path::Path, sizes: &[usize]) -> Result<Vec<ScaleRow>, S
             wall_s,
             peak_kb: status_kb("VmHWM:"),
             before_kb,
+            verdict,
         });
     }
     Ok(rows)
@@ -377,7 +383,7 @@ pub fn scale(root: &std::path::Path, sizes: &[usize]) -> Result<Vec<ScaleRow>, S
 /// The scale rows as a table.
 pub fn scale_table(rows: &[ScaleRow]) -> String {
     let mut out = String::from(
-        "scale (seed 1)  servers | scenario                          | simulated | wall     | sim/wall | peak RSS  | RSS/server\n",
+        "scale (seed 1)  servers | scenario                          | simulated | wall     | sim/wall | peak RSS  | RSS/server | verdict\n",
     );
     for r in rows {
         let mb = |kb: u64| format!("{:.1} MB", kb as f64 / 1024.0);
@@ -393,12 +399,13 @@ pub fn scale_table(rows: &[ScaleRow]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:>24} | {:<33} | {:>7.0} s | {:>6.2} s | {:>7.1}x | {peak:>9} | {per_server:>10}",
+            "{:>24} | {:<33} | {:>7.0} s | {:>6.2} s | {:>7.1}x | {peak:>9} | {per_server:>10} | {}",
             r.servers,
             r.scenario,
             r.sim_s,
             r.wall_s,
-            r.sim_s / r.wall_s
+            r.sim_s / r.wall_s,
+            r.verdict
         );
     }
     out
@@ -761,6 +768,7 @@ mod gossip_tests {
         let row = &rows[0];
         assert_eq!((row.servers, row.sim_s), (5, 60.0), "{row:?}");
         assert!(row.wall_s > 0.0, "{row:?}");
+        assert_eq!(row.verdict, "pass", "{row:?}");
         if let (Some(peak), Some(before)) = (row.peak_kb, row.before_kb) {
             assert!(peak >= before, "{row:?}");
         }

@@ -196,6 +196,9 @@ enum Command {
         /// With `--gossip`: also write the plot of convergence time against size here.
         #[arg(long)]
         svg: Option<PathBuf>,
+        /// Instead: only the scale rows.
+        #[arg(long)]
+        scale: bool,
         /// Cluster sizes of the scale rows (one KV run each: 5 and 64 servers with the
         /// registry, other sizes with gossip membership), comma-separated; `none` for none.
         #[arg(long, value_delimiter = ',', default_values_t = sim::bench::SCALE_SIZES.map(|n| n.to_string()))]
@@ -325,7 +328,10 @@ fn main() -> ExitCode {
             }
         },
         Command::Bench {
-            seeds, scale_sizes, ..
+            seeds,
+            scale,
+            scale_sizes,
+            ..
         } => {
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
             let sizes: Result<Vec<usize>, _> = scale_sizes
@@ -337,7 +343,12 @@ fn main() -> ExitCode {
                 eprintln!("error: --scale-sizes takes server counts (or `none`): {scale_sizes:?}");
                 return ExitCode::from(2);
             };
-            match sim::bench::bench(&root, seeds, &sizes) {
+            let measured = if scale {
+                sim::bench::scale(&root, &sizes).map(|rows| sim::bench::scale_table(&rows))
+            } else {
+                sim::bench::bench(&root, seeds, &sizes)
+            };
+            match measured {
                 Ok(report) => {
                     say_raw!("{report}");
                     ExitCode::SUCCESS
