@@ -13,6 +13,7 @@ pub mod history;
 pub mod linearizability;
 pub mod nemesis;
 pub mod probe;
+pub mod real_options;
 pub mod recorded;
 pub mod report;
 pub mod scenario;
