@@ -2,8 +2,10 @@
 //!
 //! This is the only module that touches madsim's node and network handles. Every fault
 //! reaches the simulator through one of the verbs here (crash, restart, pause, resume,
-//! shutdown, cut / restore a link, set loss or latency, skew a clock, damage a disk, slow a
-//! server's work).
+//! shutdown, partition, isolate, clog / unclog a link, heal, set loss or latency, skew a
+//! clock, damage a disk, slow a server's work). Which links a partition, an isolation or a
+//! heal cuts or restores is decided by simcore's one network model
+//! ([`simcore::network::Network`]); this module hands madsim the links it changed.
 
 use crate::disk::SimDisk;
 use madsim::net::NetSim;
@@ -12,7 +14,7 @@ use madsim::task::NodeId;
 use nodes::runtime::{Clock, Slowdown};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet};
+use simcore::network::Network;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -60,18 +62,12 @@ pub struct SimNode {
     pub slowdown: Slowdown,
 }
 
-/// Links cut by partitions, isolation and clogs, and links with their own loss rate.
-#[derive(Default)]
-struct Links {
-    cut: BTreeSet<(NodeId, NodeId)>,
-    lossy: BTreeMap<(NodeId, NodeId), f64>,
-}
-
 /// Every node of a run, and the network between them.
 pub struct Cluster {
     handle: Handle,
     nodes: Vec<SimNode>,
-    links: Arc<Mutex<Links>>,
+    /// Cut links and per-link loss by madsim id (the flapper of lossy links reads it).
+    network: Arc<Mutex<Network<NodeId>>>,
     flapper_started: bool,
 }
 
@@ -84,7 +80,7 @@ impl Cluster {
         Cluster {
             handle: Handle::current(),
             nodes: Vec::new(),
-            links: Arc::default(),
+            network: Arc::default(),
             flapper_started: false,
         }
     }
@@ -108,8 +104,8 @@ impl Cluster {
         self.nodes.iter_mut().find(|n| n.name == name)
     }
 
-    fn links(&self) -> MutexGuard<'_, Links> {
-        self.links.lock().unwrap_or_else(|e| e.into_inner())
+    fn network(&self) -> MutexGuard<'_, Network<NodeId>> {
+        self.network.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Servers that are up, in name order of creation.
@@ -190,25 +186,49 @@ impl Cluster {
             .ok_or_else(|| format!("no node {name}"))
     }
 
+    fn ids(&self, names: &[String]) -> Result<Vec<NodeId>, String> {
+        names.iter().map(|name| self.id(name)).collect()
+    }
+
+    /// Cuts both directions between every two nodes of different groups.
+    pub fn partition(&mut self, groups: &[Vec<String>]) -> Result<(), String> {
+        let groups: Vec<Vec<NodeId>> = groups
+            .iter()
+            .map(|group| self.ids(group))
+            .collect::<Result<_, _>>()?;
+        let cut = self.network().partition(&groups);
+        clog(&cut);
+        Ok(())
+    }
+
+    /// Cuts `name` from every other node (clients, registry and balancer too), both ways.
+    pub fn isolate(&mut self, name: &str) -> Result<(), String> {
+        let node = self.id(name)?;
+        let all: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        let cut = self.network().isolate(&node, &all);
+        clog(&cut);
+        Ok(())
+    }
+
     /// Cuts the one-way link `from -> to`.
-    pub fn cut(&mut self, from: &str, to: &str) -> Result<(), String> {
+    pub fn clog(&mut self, from: &str, to: &str) -> Result<(), String> {
         let (a, b) = (self.id(from)?, self.id(to)?);
-        self.links().cut.insert((a, b));
-        NetSim::current().clog_link(a, b);
+        self.network().clog(a, b);
+        clog(&[(a, b)]);
         Ok(())
     }
 
     /// Restores the one-way link `from -> to` (unless it is lossy and drawn down).
-    pub fn restore(&mut self, from: &str, to: &str) -> Result<(), String> {
+    pub fn unclog(&mut self, from: &str, to: &str) -> Result<(), String> {
         let (a, b) = (self.id(from)?, self.id(to)?);
-        self.links().cut.remove(&(a, b));
+        self.network().unclog(a, b);
         NetSim::current().unclog_link(a, b);
         Ok(())
     }
 
     /// Removes every cut link.
     pub fn heal(&mut self) {
-        let cut = std::mem::take(&mut self.links().cut);
+        let cut = self.network().heal();
         let net = NetSim::current();
         for (a, b) in cut {
             net.unclog_link(a, b);
@@ -217,6 +237,7 @@ impl Cluster {
 
     /// Sets the loss rate of every link.
     pub fn set_loss(&mut self, rate: f64) {
+        self.network().set_loss(None, rate);
         NetSim::current().update_config(|c| c.packet_loss_rate = rate);
     }
 
@@ -231,20 +252,16 @@ impl Cluster {
     ) -> Result<(), String> {
         let (a, b) = (self.id(from)?, self.id(to)?);
         {
-            let mut links = self.links();
-            if rate > 0.0 {
-                links.lossy.insert((a, b), rate);
-            } else {
-                links.lossy.remove(&(a, b));
-                if !links.cut.contains(&(a, b)) {
-                    NetSim::current().unclog_link(a, b);
-                }
+            let mut network = self.network();
+            network.set_loss(Some((a, b)), rate);
+            if rate <= 0.0 && !network.is_cut(&a, &b) {
+                NetSim::current().unclog_link(a, b);
             }
         }
         if !self.flapper_started {
             self.flapper_started = true;
-            let links = self.links.clone();
-            tokio::spawn(flap_lossy_links(links, seed));
+            let network = self.network.clone();
+            tokio::spawn(flap_lossy_links(network, seed));
         }
         Ok(())
     }
@@ -256,6 +273,7 @@ impl Cluster {
         } else {
             low + Duration::from_nanos(1)
         };
+        self.network().set_latency(None, [low, high]);
         NetSim::current().update_config(|c| c.send_latency = low..high);
     }
 
@@ -303,15 +321,23 @@ impl Default for Cluster {
     }
 }
 
-async fn flap_lossy_links(links: Arc<Mutex<Links>>, seed: u64) {
+/// Clogs each link in madsim.
+fn clog(links: &[(NodeId, NodeId)]) {
+    let net = NetSim::current();
+    for &(a, b) in links {
+        net.clog_link(a, b);
+    }
+}
+
+async fn flap_lossy_links(network: Arc<Mutex<Network<NodeId>>>, seed: u64) {
     use rand::SeedableRng;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     loop {
         {
-            let links = links.lock().unwrap_or_else(|e| e.into_inner());
+            let network = network.lock().unwrap_or_else(|e| e.into_inner());
             let net = NetSim::current();
-            for (&(a, b), &rate) in &links.lossy {
-                if links.cut.contains(&(a, b)) {
+            for (&(a, b), rate) in network.lossy_links() {
+                if network.is_cut(&a, &b) {
                     continue;
                 }
                 if rng.gen_bool(rate.clamp(0.0, 1.0)) {
