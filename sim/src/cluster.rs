@@ -9,12 +9,16 @@
 
 use crate::disk::SimDisk;
 use madsim::net::NetSim;
-use madsim::runtime::Handle;
+use madsim::runtime::{Handle, Runtime};
 use madsim::task::NodeId;
 use nodes::runtime::{Clock, Slowdown};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use simcore::network::Network;
+use simcore::scenario;
+use std::future::Future;
+use std::net::IpAddr;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -268,13 +272,8 @@ impl Cluster {
 
     /// Sets the per-message latency range of every link.
     pub fn set_latency(&mut self, low: Duration, high: Duration) {
-        let high = if high > low {
-            high
-        } else {
-            low + Duration::from_nanos(1)
-        };
         self.network().set_latency(None, [low, high]);
-        NetSim::current().update_config(|c| c.send_latency = low..high);
+        NetSim::current().update_config(|c| c.send_latency = latency_range(low, high));
     }
 
     /// Sets a node's clock error.
@@ -349,4 +348,76 @@ async fn flap_lossy_links(network: Arc<Mutex<Network<NodeId>>>, seed: u64) {
         }
         tokio::time::sleep(LOSS_SLOT).await;
     }
+}
+
+/// A task on a simulated node: awaiting it waits for the task's end.
+pub type Task<T> = madsim::task::JoinHandle<T>;
+
+/// A runtime seeded with `seed` whose network starts as the scenario's `[network]` says.
+pub fn runtime(seed: u64, network: &scenario::Network) -> Runtime {
+    let mut config = madsim::Config::default();
+    if let Some(latency) = &network.latency {
+        let [low, high] = *latency.get_ref();
+        config.net.send_latency = latency_range(low.0, high.0);
+    }
+    if let Some(loss) = &network.loss {
+        config.net.packet_loss_rate = *loss.get_ref();
+    }
+    Runtime::with_seed_and_config(seed, config)
+}
+
+/// madsim's latency range for `[low, high]`: never empty.
+fn latency_range(low: Duration, high: Duration) -> Range<Duration> {
+    let high = if high > low {
+        high
+    } else {
+        low + Duration::from_nanos(1)
+    };
+    low..high
+}
+
+/// Turns on madsim's buggify points for the run on this runtime.
+pub fn enable_buggify() {
+    madsim::buggify::enable();
+}
+
+/// Messages the simulated network has delivered so far (madsim's count).
+pub fn messages_delivered() -> u64 {
+    NetSim::current().stat().msg_count
+}
+
+/// Creates a node at `ip` that runs `init` now and again at every restart (its real
+/// start-up path); returns its id.
+pub fn create_node<F, Fut>(name: &str, ip: IpAddr, init: F) -> NodeId
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future + 'static,
+{
+    Handle::current()
+        .create_node()
+        .name(name)
+        .ip(ip)
+        .init(init)
+        .build()
+        .id()
+}
+
+/// Creates a node at `ip` with no start-up task (a client, a probe round, the final
+/// reader: never restarted); tasks go on it with [`spawn_on`].
+pub fn create_task_node(name: &str, ip: IpAddr) -> NodeId {
+    Handle::current()
+        .create_node()
+        .name(name)
+        .ip(ip)
+        .build()
+        .id()
+}
+
+/// Spawns `task` on node `id` (`None` if there is no such node).
+pub fn spawn_on<Fut>(id: NodeId, task: Fut) -> Option<Task<Fut::Output>>
+where
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    Some(Handle::current().get_node(id)?.spawn(task))
 }
