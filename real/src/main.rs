@@ -69,7 +69,7 @@ fn main() {
     // probe task never holds a message up.
     nodes::real::block_on_threads("sim-real", 2, || async {
         interrupt::on_ctrl_c();
-        let finished = runner::run(&options, &scenario).await?;
+        let finished = runner::run_real(&options, &scenario).await?;
         let report = &finished.report;
         let mut out = std::io::stdout();
         if args.json {

@@ -147,7 +147,7 @@ impl Cluster {
 }
 
 /// Runs `options.scenario`.
-pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, String> {
+pub async fn run_real(options: &Options, scenario: &Scenario) -> Result<Finished, String> {
     if scenario.system == System::Kv {
         return Err(
             "kv scenarios do not run on real processes yet: their peer traffic is HTTP, \

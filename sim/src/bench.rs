@@ -439,7 +439,7 @@ pub fn gossip_scale(sizes: &[usize]) -> Result<Vec<GossipScale>, String> {
         let scenario = scenario::parse("bench-gossip", &text).map_err(|e| e.to_string())?;
         let before = nodes::kv::swim::bytes_sent();
         let started = Instant::now();
-        let output = crate::harness::run(&scenario, 1).map_err(|e| e.to_string())?;
+        let output = crate::harness::simulate(&scenario, 1).map_err(|e| e.to_string())?;
         let wall = started.elapsed().as_secs_f64();
         let bytes = nodes::kv::swim::bytes_sent() - before;
         let crashed = format!("n{servers}");

@@ -54,14 +54,14 @@ impl std::fmt::Display for RunError {
 
 pub use crate::workload::stream;
 
-/// Runs `scenario` with `seed` on a fresh thread and returns its history.
-pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
+/// Simulates `scenario` with `seed` on a fresh thread and returns its history.
+pub fn simulate(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
     run_on_thread(scenario, seed, false)
 }
 
-/// As [`run`], also recording every peer message the nodes send and receive (for the
-/// run's picture). The history, and so the trace hash, is the same as [`run`]'s.
-pub fn run_with_messages(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
+/// As [`simulate`], also recording every peer message the nodes send and receive (for the
+/// run's picture). The history, and so the trace hash, is the same as [`simulate`]'s.
+pub fn simulate_with_messages(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
     run_on_thread(scenario, seed, true)
 }
 
@@ -90,7 +90,7 @@ fn run_here(scenario: &Scenario, seed: u64, messages: bool) -> RunOutput {
     let runtime = cluster::runtime(seed, &scenario.network);
     let wall = Instant::now();
     let (history, net_messages, messages) =
-        runtime.block_on(simulate(scenario.clone(), seed, messages));
+        runtime.block_on(drive(scenario.clone(), seed, messages));
     RunOutput {
         history,
         net_messages,
@@ -100,7 +100,7 @@ fn run_here(scenario: &Scenario, seed: u64, messages: bool) -> RunOutput {
     }
 }
 
-async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64, Vec<WireEntry>) {
+async fn drive(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64, Vec<WireEntry>) {
     if scenario.buggify {
         cluster::enable_buggify();
     }
@@ -485,7 +485,7 @@ kind = "election_safety"
 
     /// The node each `random` skew went to, in order.
     fn random_targets(scenario: &Scenario, seed: u64) -> Vec<String> {
-        run(scenario, seed)
+        simulate(scenario, seed)
             .expect("runs")
             .history
             .iter()
