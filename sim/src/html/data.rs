@@ -2,8 +2,8 @@
 //! role over time, fault bands, client operations as bars, notable node events, and the
 //! instants where two servers acted as leader. Plain data, serialized into the page.
 
-use crate::check::election::Replay;
 use crate::check::kv::FINAL;
+use crate::check::roles::Replay;
 use crate::history::{fmt_time, Actor, Entry, OpType, What, WireEntry};
 use crate::scenario::Action;
 use crate::systems::node_at;
@@ -517,7 +517,7 @@ fn states(history: &[Entry], end: u64, lane: &LaneOf<'_>) -> (Vec<Segment>, Vec<
     while let Some(t) = replay.next_instant() {
         let mut leaders = Vec::new();
         for (server, lane) in &servers {
-            let state = state_of(replay.glyph(server));
+            let state = state_of(crate::timeline::glyph(&replay, server));
             let term = replay.term_of(server);
             if state == Some("leader") {
                 leaders.push(*lane);

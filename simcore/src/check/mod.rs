@@ -18,6 +18,7 @@ pub mod liveness;
 pub mod membership;
 pub mod operations;
 pub mod recovers;
+pub mod roles;
 pub mod view;
 
 use crate::history::Entry;
