@@ -169,6 +169,7 @@ pub fn run_all(scenario: &Scenario, history: &[Entry]) -> Vec<CheckResult> {
                     history,
                     end,
                     within(membership::DEFAULT_WITHIN),
+                    check.max_false_downs.as_ref().map(|m| *m.get_ref()),
                 ),
                 CheckKind::Recovers => recovers::recovers(
                     history,

@@ -682,6 +682,10 @@ pub struct Check {
     /// `recovers` (and `availability`'s evidence): the length of one judged window.
     #[serde(default)]
     pub window: Option<Spanned<Dur>>,
+    /// `membership_converged`: the most times a server may declare down a live member it
+    /// could reach (counted either way; a violation above it).
+    #[serde(default)]
+    pub max_false_downs: Option<Spanned<u64>>,
 }
 
 /// `latency`'s percentile when the check gives none.

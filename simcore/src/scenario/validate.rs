@@ -525,7 +525,7 @@ fn validate_client_check(
     let check = spanned.get_ref();
     let kind = check.kind;
     let span = |v: &Option<Spanned<Dur>>| v.as_ref().map(|v| v.span());
-    let given: [Param; 7] = [
+    let given: [Param; 8] = [
         ("max", span(&check.max), &[Latency]),
         (
             "percentile",
@@ -545,6 +545,11 @@ fn validate_client_check(
             &[Availability, Recovers],
         ),
         ("window", span(&check.window), &[Availability, Recovers]),
+        (
+            "max_false_downs",
+            check.max_false_downs.as_ref().map(|v| v.span()),
+            &[MembershipConverged],
+        ),
     ];
     for (key, span, kinds) in &given {
         if let Some(span) = span {
