@@ -147,7 +147,7 @@ impl Cluster {
 }
 
 /// Runs `options.scenario`.
-pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, String> {
+pub async fn run_real(options: &Options, scenario: &Scenario) -> Result<Finished, String> {
     if scenario.system == System::Kv {
         return Err(
             "kv scenarios do not run on real processes yet: their peer traffic is HTTP, \
@@ -494,7 +494,8 @@ fn apply(cluster: &mut Cluster, fault: &Fault, rng: &mut rand_chacha::ChaCha8Rng
         }
         Action::Isolate => cluster.index(&node).map(|i| {
             let servers = cluster.servers;
-            cluster.proxy.with(|net| net.isolate(i, servers));
+            let all: Vec<usize> = (1..=servers).collect();
+            cluster.proxy.with(|net| net.isolate(&i, &all));
             None
         }),
         Action::Clog | Action::Unclog => {
@@ -507,9 +508,9 @@ fn apply(cluster: &mut Cluster, fault: &Fault, rng: &mut rand_chacha::ChaCha8Rng
                 .map(|link| {
                     cluster.proxy.with(|net| {
                         if action == Action::Clog {
-                            net.clog(link)
+                            net.clog(link.0, link.1)
                         } else {
-                            net.unclog(link)
+                            net.unclog(link.0, link.1)
                         }
                     });
                     None
