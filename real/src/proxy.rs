@@ -7,6 +7,7 @@
 //! (`partition`, `isolate`, `clog`), delayed by a draw from its `latency` range and, with
 //! the link's `loss` rate, by TCP's retransmission timeouts (in order, as TCP keeps it). The challenge line back is
 //! passed on as it is: a cut link still fails its handshake, since the hello is dropped.
+//! KV's peer traffic is HTTP, carried as byte streams instead (see [`crate::byte_proxy`]).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -105,8 +106,13 @@ impl Network {
         }
     }
 
+    /// Whether `link` is cut now.
+    pub fn is_cut(&self, link: Link) -> bool {
+        self.cut.contains(&link)
+    }
+
     /// What happens to one message on `link`: `None` dropped, else its delay.
-    fn fate(&self, link: Link, rng: &mut ChaCha8Rng) -> Option<Duration> {
+    pub(crate) fn fate(&self, link: Link, rng: &mut ChaCha8Rng) -> Option<Duration> {
         if self.cut.contains(&link) {
             return None;
         }

@@ -295,6 +295,7 @@ where
                 slowdown: Slowdown::new(),
                 cluster_key: key.clone(),
                 wire: recorder.wire_tap(name),
+                routes: nodes::runtime::Routes::direct(),
             };
             let (node, recorder) = (entry(env), recorder.clone());
             async move {
@@ -359,6 +360,7 @@ fn start_server(
                 slowdown: slowdown.clone(),
                 cluster_key: key.clone(),
                 wire: recorder.wire_tap(&name),
+                routes: nodes::runtime::Routes::direct(),
             };
             let (recorder, name) = (recorder.clone(), name.clone());
             let node = server_entry(&scenario, index, env);

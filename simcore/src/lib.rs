@@ -10,6 +10,7 @@ pub mod addresses;
 pub mod check;
 pub mod damage;
 pub mod history;
+pub mod kv_plan;
 pub mod linearizability;
 pub mod nemesis;
 pub mod probe;
