@@ -92,17 +92,19 @@ async fn link(
     proxy.serve(link, target, rand::Rng::gen(&mut { stream }))
 }
 
-/// The environment flags of process `name`: its history, and the control files of
-/// its clock and its `slow` factor (servers).
+/// The environment flags of process `name`: the cluster key (but the balancer, a client
+/// of the servers, holds none) and its history.
 fn env_flags(common: &Common, name: &str) -> Vec<String> {
-    vec![
-        format!("--cluster-key-file={}", common.key.display()),
-        format!(
-            "--history={}",
-            common.dir.join(format!("{name}.history.jsonl")).display()
-        ),
-        format!("--history-start={}", common.start_ms),
-    ]
+    let key = (name != "lb").then(|| format!("--cluster-key-file={}", common.key.display()));
+    key.into_iter()
+        .chain([
+            format!(
+                "--history={}",
+                common.dir.join(format!("{name}.history.jsonl")).display()
+            ),
+            format!("--history-start={}", common.start_ms),
+        ])
+        .collect()
 }
 
 /// Lays out the cluster: `ports` holds `n + 2` free loopback addresses (the servers',

@@ -298,6 +298,9 @@ pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, Str
         }
         tokio::time::sleep_until(recorder.start() + fault.at.0).await;
         let mut rng = simcore::nemesis::fault_stream(seed, fault);
+        for (name, why) in cluster.procs.take_exits() {
+            recorder.record(&name, What::Error { message: why });
+        }
         let applied = apply(&mut cluster, fault, &mut rng);
         cluster.note_down();
         crate::interrupt::watch(&cluster.procs);
@@ -317,6 +320,11 @@ pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, Str
     }
     if scenario.system == System::Kv {
         final_reads(scenario, &mut cluster, &recorder, &addresses, &key).await?;
+    }
+    // A node that exited on its own failed as the simulator's node whose entry point
+    // returned an error does: the history says so.
+    for (name, why) in cluster.procs.take_exits() {
+        recorder.record(&name, What::Error { message: why });
     }
     cluster.procs.kill_all();
     crate::interrupt::watch(&cluster.procs);
