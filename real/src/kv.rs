@@ -12,13 +12,14 @@
 
 use crate::byte_proxy::ByteProxy;
 use crate::procs::Procs;
+use crate::runner::Common;
 use nodes::kv::{KvConfig, Versioning};
 use nodes::lb::LbConfig;
 use simcore::addresses::Addresses;
 use simcore::scenario::Scenario;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Why a network fault of a gossip scenario is only partly applied.
 pub const GOSSIP_UNPROXIED: &str =
@@ -67,20 +68,6 @@ pub struct KvCluster {
     pub direct: Addresses,
 }
 
-/// What every process of the run is started with besides its own flags.
-pub struct Common<'a> {
-    /// The directory of the binaries.
-    pub bin_dir: &'a Path,
-    /// The run's scratch directory.
-    pub dir: &'a Path,
-    /// The cluster key file.
-    pub key: &'a Path,
-    /// The run's start, Unix ms (`--history-start`).
-    pub start_ms: u64,
-    /// The seed of the proxy's draws.
-    pub seed: u64,
-}
-
 /// Serves `link` carried to `target` on a proxy port of its own; returns its address.
 async fn link(
     proxy: &ByteProxy,
@@ -114,7 +101,7 @@ pub async fn build(
     common: &Common<'_>,
     proxy: &ByteProxy,
     ports: &[SocketAddr],
-    control: impl Fn(&str, usize) -> Vec<String>,
+    control: impl Fn(usize) -> Vec<String>,
 ) -> Result<KvCluster, String> {
     let n = scenario.server_count();
     let ends = Endpoints {
@@ -158,7 +145,7 @@ pub async fn build(
         args.push(format!("--route={}", routes.join(",")));
         let name = format!("n{i}");
         args.extend(env_flags(common, &name));
-        args.extend(control(&name, i));
+        args.extend(control(i));
         add(&mut procs, common, &name, "kv-node", args);
         histories.push(common.dir.join(format!("{name}.history.jsonl")));
         names.insert(name, i);

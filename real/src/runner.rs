@@ -195,9 +195,16 @@ pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, Str
     let proxy = Proxy::new(network);
     let wall = std::time::Instant::now();
     let start_ms = unix_ms();
+    let common = Common {
+        bin_dir: &options.bin_dir,
+        dir: &dir,
+        key: &key,
+        start_ms,
+        seed,
+    };
     let layout = match scenario.system {
-        System::Kv => kv_layout(options, scenario, &proxy, &dir, &key, start_ms, seed).await?,
-        _ => line_layout(options, scenario, &proxy, &dir, &key, start_ms, seed).await?,
+        System::Kv => kv_layout(scenario, &proxy, &common).await?,
+        _ => line_layout(scenario, &proxy, &common).await?,
     };
     let recorder = Recorder::new();
     let mut cluster = Cluster {
@@ -329,6 +336,13 @@ pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, Str
     cluster.procs.kill_all();
     crate::interrupt::watch(&cluster.procs);
 
+    if scenario.buggify {
+        partial.push(
+            "buggify: the simulator's own injected delays and failures have no real \
+             counterpart"
+                .to_string(),
+        );
+    }
     let ours = recorder.take();
     for entry in &ours {
         if let What::Fault { fault } = &entry.what {
@@ -364,6 +378,21 @@ pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, Str
     })
 }
 
+/// What every process of the run is started with besides its own flags.
+#[derive(Clone, Copy)]
+pub struct Common<'a> {
+    /// The directory of the binaries.
+    pub bin_dir: &'a Path,
+    /// The run's scratch directory.
+    pub dir: &'a Path,
+    /// The cluster key file.
+    pub key: &'a Path,
+    /// The run's start, Unix ms (`--history-start`).
+    pub start_ms: u64,
+    /// The seed of the proxy's draws.
+    pub seed: u64,
+}
+
 /// A run's processes and addresses, before they start.
 struct Layout {
     procs: Procs,
@@ -389,14 +418,17 @@ fn control_flags(dir: &Path, index: usize) -> Vec<String> {
 
 /// Election and chat: servers whose peer links run through the line proxy.
 async fn line_layout(
-    options: &Options,
     scenario: &Scenario,
     proxy: &Proxy,
-    dir: &Path,
-    key: &Path,
-    start_ms: u64,
-    seed: u64,
+    common: &Common<'_>,
 ) -> Result<Layout, String> {
+    let Common {
+        bin_dir,
+        dir,
+        key,
+        start_ms,
+        seed,
+    } = *common;
     let n = scenario.server_count();
     let ports = free_addrs(2 * n)?;
     let (peer, client) = (ports[..n].to_vec(), ports[n..].to_vec());
@@ -447,7 +479,7 @@ async fn line_layout(
         logs.push(dir.join(format!("n{i}")).join(format!("{prefix}-{i}.log")));
         procs.add(
             &format!("n{i}"),
-            options.bin_dir.join(binary),
+            bin_dir.join(binary),
             args,
             dir.join(format!("n{i}.out")),
         );
@@ -472,28 +504,16 @@ async fn line_layout(
 /// KV: the registry, the servers and the balancer, every link through the byte-stream
 /// proxy (see [`crate::kv`]).
 async fn kv_layout(
-    options: &Options,
     scenario: &Scenario,
     proxy: &Proxy,
-    dir: &Path,
-    key: &Path,
-    start_ms: u64,
-    seed: u64,
+    common: &Common<'_>,
 ) -> Result<Layout, String> {
     let n = scenario.server_count();
     let ports = free_addrs(n + 2)?;
     let bytes = ByteProxy::new(proxy.clone());
-    let common = crate::kv::Common {
-        bin_dir: &options.bin_dir,
-        dir,
-        key,
-        start_ms,
-        seed,
-    };
-    let built = crate::kv::build(scenario, &common, &bytes, &ports, |_, i| {
-        control_flags(dir, i)
-    })
-    .await?;
+    let dir = common.dir;
+    let built =
+        crate::kv::build(scenario, common, &bytes, &ports, |i| control_flags(dir, i)).await?;
     let endpoints = crate::kv::Endpoints {
         servers: n,
         clients: scenario.client_count(),
