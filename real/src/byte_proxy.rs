@@ -13,6 +13,9 @@
 //!   after the heal with a retry backoff (1 ms doubling, at most 10 s), as madsim does;
 //! - every chunk is delayed by a draw from the link's latency range and, with its loss
 //!   rate, by TCP's retransmission timeouts ([`Network`]'s draws), in order.
+//!
+//! The proxy connects on from an address of `a`'s own (`127.0.1.a`), so a server tells
+//! its clients apart by address as in the simulator.
 
 use crate::proxy::{Link, Network, Proxy};
 use rand::SeedableRng;
@@ -140,7 +143,7 @@ impl ByteProxy {
     /// One connection of `a → b`: on to `b`, both directions pumped until both end.
     async fn carry(self, (a, b): Link, inbound: TcpStream, target: SocketAddr, draws: u64) {
         let _ = inbound.set_nodelay(true);
-        let connect = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(target));
+        let connect = tokio::time::timeout(Duration::from_secs(1), connect_from(a, target));
         let Ok(Ok(outbound)) = connect.await else {
             // `b` went down between the last look and this connection: reset it.
             reset(&inbound);
@@ -204,6 +207,29 @@ impl ByteProxy {
             pause = (pause * 2).min(HOLD_MOST);
         }
     }
+}
+
+/// The loopback address endpoint `index` connects from: `127.0.1.{index}`, so each
+/// client (and the balancer) is a client address of its own to the servers, as each is
+/// a node of its own in the simulator (a `rate_limit` is per client address).
+fn source_ip(index: usize) -> std::net::Ipv4Addr {
+    match u8::try_from(index) {
+        Ok(last) if last > 0 && last < 255 => std::net::Ipv4Addr::new(127, 0, 1, last),
+        _ => std::net::Ipv4Addr::LOCALHOST,
+    }
+}
+
+/// Connects to `target` from endpoint `index`'s loopback address.
+#[cfg(not(madsim))]
+async fn connect_from(index: usize, target: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source_ip(index), 0)))?;
+    socket.connect(target).await
+}
+#[cfg(madsim)]
+async fn connect_from(index: usize, target: SocketAddr) -> std::io::Result<TcpStream> {
+    let _ = source_ip(index);
+    TcpStream::connect(target).await
 }
 
 /// Makes dropping `stream` reset the connection (a zero linger resets at once; it is a

@@ -66,6 +66,8 @@ pub struct KvCluster {
     pub clients: Vec<Addresses>,
     /// The servers' own addresses (the probes' and the final reads').
     pub direct: Addresses,
+    /// Every address a process listens on (the registry's, the servers', the balancer's).
+    pub listening: Vec<SocketAddr>,
 }
 
 /// Serves `link` carried to `target` on a proxy port of its own; returns its address.
@@ -180,7 +182,11 @@ pub async fn build(
         };
         clients.push(Addresses::new(via, lb_via));
     }
+    let mut listening = servers.to_vec();
+    listening.extend((!gossip).then_some(registry));
+    listening.extend(lb);
     Ok(KvCluster {
+        listening,
         procs,
         histories,
         names,

@@ -126,6 +126,9 @@ struct Cluster {
     /// Gossip membership: SWIM's UDP is not proxied, network faults cut HTTP only.
     gossip: bool,
     histories: Vec<PathBuf>,
+    /// How long after the nodes' `--history-start` the run's time zero came (once every
+    /// node listened): taken off their lines' times.
+    zero_ns: u64,
     /// Log files of every server, by index: damaged by `disk` faults while down.
     logs: Vec<PathBuf>,
     /// The run's scratch directory.
@@ -141,7 +144,11 @@ impl Cluster {
     /// Every node line written so far, merged (for the `leader` selector).
     fn node_history(&self) -> Vec<Entry> {
         let present: Vec<&PathBuf> = self.histories.iter().filter(|p| p.exists()).collect();
-        simcore::recorded::load(&present).unwrap_or_default()
+        let mut entries = simcore::recorded::load(&present).unwrap_or_default();
+        for entry in &mut entries {
+            entry.t = entry.t.saturating_sub(self.zero_ns);
+        }
+        entries
     }
 
     fn index(&self, name: &str) -> Result<usize, String> {
@@ -206,7 +213,7 @@ pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, Str
         System::Kv => kv_layout(scenario, &proxy, &common).await?,
         _ => line_layout(scenario, &proxy, &common).await?,
     };
-    let recorder = Recorder::new();
+    let ready = layout.ready.clone();
     let mut cluster = Cluster {
         procs: layout.procs,
         proxy,
@@ -216,6 +223,7 @@ pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, Str
         endpoints: layout.endpoints,
         gossip: scenario.gossip_membership(),
         histories: layout.histories,
+        zero_ns: 0,
         logs: layout.logs,
         dir: dir.clone(),
         skews: Default::default(),
@@ -243,6 +251,11 @@ pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, Str
         cluster.procs.start(name)?;
     }
     crate::interrupt::watch(&cluster.procs);
+    // Time zero once every process listens, as the simulator's nodes are up at 0 s (a
+    // client's first request must not race a node's start-up).
+    wait_listening(&ready).await;
+    let recorder = Recorder::new();
+    cluster.zero_ns = unix_ms().saturating_sub(start_ms) * 1_000_000;
     for applied in early {
         recorder.record("harness", What::Fault { fault: applied });
     }
@@ -406,6 +419,24 @@ struct Layout {
     clients: Vec<Addresses>,
     /// The servers' client-facing addresses.
     direct: Addresses,
+    /// Every address a process of the run listens on.
+    ready: Vec<SocketAddr>,
+}
+
+/// Longest wait for the processes to listen before the run starts anyway.
+const START_UP: Duration = Duration::from_secs(10);
+
+/// Waits until a connection to each of `addrs` is accepted (at most [`START_UP`]).
+async fn wait_listening(addrs: &[SocketAddr]) {
+    let deadline = tokio::time::Instant::now() + START_UP;
+    for &addr in addrs {
+        while tokio::time::Instant::now() < deadline {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 /// The control-file flags of server `n{index}`: its clock's error and its `slow` factor.
@@ -498,6 +529,9 @@ async fn line_layout(
         logs,
         clients: Vec::new(),
         direct: Addresses::new(direct, None),
+        // Not waited for: a bare connect to a peer port is a refused peer in the node's
+        // history (it sends no hello); these nodes' clients retry until they are up.
+        ready: Vec::new(),
     })
 }
 
@@ -528,6 +562,7 @@ async fn kv_layout(
         logs: Vec::new(),
         clients: built.clients,
         direct: built.direct,
+        ready: built.listening,
     })
 }
 
