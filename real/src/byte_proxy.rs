@@ -79,7 +79,7 @@ impl ByteProxy {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .contains(&b);
-        down || self.proxy.with(|n| n.is_cut((a, b)))
+        down || self.proxy.with(|n| n.is_cut(&a, &b))
     }
 
     /// Carries link `link` to `target` from a loopback port of its own, which it
@@ -200,7 +200,10 @@ impl ByteProxy {
     async fn held_until_open(&self, link: Link, rng: &mut ChaCha8Rng) -> Duration {
         let mut pause = HOLD_FIRST;
         loop {
-            if let Some(delay) = self.proxy.with(|n: &mut Network| n.fate(link, rng)) {
+            if let Some(delay) = self
+                .proxy
+                .with(|n: &mut Network| crate::proxy::fate(n, link, rng))
+            {
                 return delay;
             }
             tokio::time::sleep(pause).await;

@@ -17,36 +17,39 @@ mod procs;
 mod proxy;
 mod runner;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use simcore::real_options::RealOptions;
 use std::io::Write;
-use std::path::PathBuf;
 
-/// Flags as `sim real` takes them.
+/// Flags as `sim real` takes them (one declaration, [`RealOptions`]), but `--bin-dir` is
+/// required: `sim real` finds or builds the binaries, this runner is told where they are.
 #[derive(Parser, Debug)]
 #[command(
     version,
     about = "A scenario on real processes on loopback, judged by the simulator's checks"
 )]
 struct Args {
-    /// Scenario file.
-    scenario: PathBuf,
-    /// Directory of the real binaries (`chat-node`, `election-node`, `kv-node`,
-    /// `registry`, `load-balancer`).
-    #[arg(long)]
-    bin_dir: PathBuf,
-    /// Write the merged history (the nodes' lines and the clients') here.
-    #[arg(long)]
-    trace: Option<PathBuf>,
-    /// One JSON object, as `sim run --json` prints, with `mode` and `partial`.
-    #[arg(long)]
-    json: bool,
-    /// Seed of the workload's and the selectors' draws (default: the scenario's).
-    #[arg(long)]
-    seed: Option<u64>,
+    #[command(flatten)]
+    options: RealOptions,
+}
+
+/// Parses the command line; clap prints usage errors and `--help` and exits (2 on errors).
+fn parse_args() -> RealOptions {
+    let command = Args::command().mut_arg("bin_dir", |arg| {
+        arg.required(true)
+            .help("Directory of the real binaries (`chat-node`, `election-node`, `kv-node`, ...)")
+    });
+    let parsed = command
+        .try_get_matches()
+        .and_then(|matches| Args::from_arg_matches(&matches));
+    match parsed {
+        Ok(args) => args.options,
+        Err(e) => e.exit(),
+    }
 }
 
 fn main() {
-    let args = Args::parse();
+    let args = parse_args();
     let scenario = match simcore::scenario::load(&args.scenario) {
         Ok(s) => s,
         Err(e) => {
@@ -54,9 +57,14 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let Some(bin_dir) = args.bin_dir.clone() else {
+        // Required by `parse_args`; a clear error all the same.
+        eprintln!("error: --bin-dir is required");
+        std::process::exit(2);
+    };
     let options = runner::Options {
         scenario: args.scenario.clone(),
-        bin_dir: args.bin_dir.clone(),
+        bin_dir,
         trace: args.trace.clone(),
         seed: args.seed,
     };
@@ -65,7 +73,7 @@ fn main() {
     // probe task never holds a message up.
     nodes::real::block_on_threads("sim-real", 2, || async {
         interrupt::on_ctrl_c();
-        let finished = runner::run(&options, &scenario).await?;
+        let finished = runner::run_real(&options, &scenario).await?;
         let report = &finished.report;
         let mut out = std::io::stdout();
         if args.json {

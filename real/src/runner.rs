@@ -179,7 +179,7 @@ impl Cluster {
 }
 
 /// Runs `options.scenario`.
-pub async fn run(options: &Options, scenario: &Scenario) -> Result<Finished, String> {
+pub async fn run_real(options: &Options, scenario: &Scenario) -> Result<Finished, String> {
     let file = options.scenario.display().to_string();
     let seed = options.seed.unwrap_or(scenario.default_seed());
     let dir =
@@ -725,8 +725,8 @@ fn apply(cluster: &mut Cluster, fault: &Fault, rng: &mut rand_chacha::ChaCha8Rng
             Ok(None)
         }
         Action::Isolate => cluster.index(&node).map(|i| {
-            let endpoints = cluster.endpoints;
-            cluster.proxy.with(|net| net.isolate(i, endpoints));
+            let all: Vec<usize> = (1..=cluster.endpoints).collect();
+            cluster.proxy.with(|net| net.isolate(&i, &all));
             None
         }),
         Action::Clog | Action::Unclog => {
@@ -739,9 +739,9 @@ fn apply(cluster: &mut Cluster, fault: &Fault, rng: &mut rand_chacha::ChaCha8Rng
                 .map(|link| {
                     cluster.proxy.with(|net| {
                         if action == Action::Clog {
-                            net.clog(link)
+                            net.clog(link.0, link.1)
                         } else {
-                            net.unclog(link)
+                            net.unclog(link.0, link.1)
                         }
                     });
                     None

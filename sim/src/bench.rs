@@ -14,10 +14,10 @@
 //! - seeds to the first failure of a known-bad configuration (median of 10 disjoint ranges);
 //! - peak resident memory of the process.
 
+use crate::cluster;
 use crate::fuzz::fuzz;
 use crate::run::run_scenario;
 use crate::scenario::{self, Scenario};
-use madsim::runtime::{Handle, Runtime};
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -316,97 +316,83 @@ fn peak_memory() -> String {
 
 /// Node 5 heartbeats nodes 1-4 over TCP every 800 ms for 60 s; each answers every line.
 fn raw_tcp_heartbeats(seed: u64) -> u64 {
-    let runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let runtime = cluster::runtime(seed, &Default::default());
     runtime.block_on(async {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-        let handle = Handle::current();
         let addr = |i: u8| SocketAddr::from(([10, 0, 0, i], 7000));
         for i in 1..=4u8 {
-            handle
-                .create_node()
-                .ip(addr(i).ip())
-                .init(move || async move {
-                    let Ok(listener) = tokio::net::TcpListener::bind(addr(i)).await else {
-                        return;
-                    };
-                    while let Ok((stream, _)) = listener.accept().await {
-                        tokio::spawn(async move {
-                            let (reader, mut writer) = tokio::io::split(stream);
-                            let mut lines = BufReader::new(reader).lines();
-                            while let Ok(Some(_)) = lines.next_line().await {
-                                if writer.write_all(b"ack\n").await.is_err()
-                                    || writer.flush().await.is_err()
-                                {
-                                    return;
-                                }
-                            }
-                        });
-                    }
-                })
-                .build();
-        }
-        handle
-            .create_node()
-            .ip(addr(5).ip())
-            .init(move || async move {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                let mut writers = Vec::new();
-                for i in 1..=4u8 {
-                    let Ok(stream) = tokio::net::TcpStream::connect(addr(i)).await else {
-                        return;
-                    };
-                    let (reader, writer) = tokio::io::split(stream);
+            cluster::create_node(&format!("n{i}"), addr(i).ip(), move || async move {
+                let Ok(listener) = tokio::net::TcpListener::bind(addr(i)).await else {
+                    return;
+                };
+                while let Ok((stream, _)) = listener.accept().await {
                     tokio::spawn(async move {
+                        let (reader, mut writer) = tokio::io::split(stream);
                         let mut lines = BufReader::new(reader).lines();
-                        while let Ok(Some(_)) = lines.next_line().await {}
+                        while let Ok(Some(_)) = lines.next_line().await {
+                            if writer.write_all(b"ack\n").await.is_err()
+                                || writer.flush().await.is_err()
+                            {
+                                return;
+                            }
+                        }
                     });
-                    writers.push(writer);
                 }
-                loop {
-                    for w in writers.iter_mut() {
-                        let _ = w.write_all(b"heartbeat\n").await;
-                        let _ = w.flush().await;
-                    }
-                    tokio::time::sleep(Duration::from_millis(800)).await;
+            });
+        }
+        cluster::create_node("n5", addr(5).ip(), move || async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let mut writers = Vec::new();
+            for i in 1..=4u8 {
+                let Ok(stream) = tokio::net::TcpStream::connect(addr(i)).await else {
+                    return;
+                };
+                let (reader, writer) = tokio::io::split(stream);
+                tokio::spawn(async move {
+                    let mut lines = BufReader::new(reader).lines();
+                    while let Ok(Some(_)) = lines.next_line().await {}
+                });
+                writers.push(writer);
+            }
+            loop {
+                for w in writers.iter_mut() {
+                    let _ = w.write_all(b"heartbeat\n").await;
+                    let _ = w.flush().await;
                 }
-            })
-            .build();
+                tokio::time::sleep(Duration::from_millis(800)).await;
+            }
+        });
         tokio::time::sleep(Duration::from_secs(60)).await;
-        madsim::net::NetSim::current().stat().msg_count
+        cluster::messages_delivered()
     })
 }
 
 /// The notes' reference: 5 nodes, all-to-all UDP heartbeats every 100 ms, 60 s.
 fn raw_udp_mesh(seed: u64) -> u64 {
-    let runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let runtime = cluster::runtime(seed, &Default::default());
     runtime.block_on(async {
-        let handle = Handle::current();
         let addr = |i: u8| SocketAddr::from(([10, 0, 1, i], 7000));
         for i in 1..=5u8 {
-            handle
-                .create_node()
-                .ip(addr(i).ip())
-                .init(move || async move {
-                    let Ok(socket) = madsim::net::UdpSocket::bind(addr(i)).await else {
-                        return;
-                    };
-                    let socket = std::sync::Arc::new(socket);
-                    let receiver = socket.clone();
-                    tokio::spawn(async move {
-                        let mut buf = [0u8; 64];
-                        while receiver.recv_from(&mut buf).await.is_ok() {}
-                    });
-                    loop {
-                        for j in (1..=5u8).filter(|&j| j != i) {
-                            let _ = socket.send_to(addr(j), b"heartbeat").await;
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+            cluster::create_node(&format!("n{i}"), addr(i).ip(), move || async move {
+                let Ok(socket) = tokio::net::UdpSocket::bind(addr(i)).await else {
+                    return;
+                };
+                let socket = std::sync::Arc::new(socket);
+                let receiver = socket.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 64];
+                    while receiver.recv_from(&mut buf).await.is_ok() {}
+                });
+                loop {
+                    for j in (1..=5u8).filter(|&j| j != i) {
+                        let _ = socket.send_to(addr(j), b"heartbeat").await;
                     }
-                })
-                .build();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
         }
         tokio::time::sleep(Duration::from_secs(60)).await;
-        madsim::net::NetSim::current().stat().msg_count
+        cluster::messages_delivered()
     })
 }
 
@@ -453,7 +439,7 @@ pub fn gossip_scale(sizes: &[usize]) -> Result<Vec<GossipScale>, String> {
         let scenario = scenario::parse("bench-gossip", &text).map_err(|e| e.to_string())?;
         let before = nodes::kv::swim::bytes_sent();
         let started = Instant::now();
-        let output = crate::harness::run(&scenario, 1).map_err(|e| e.to_string())?;
+        let output = crate::harness::simulate(&scenario, 1).map_err(|e| e.to_string())?;
         let wall = started.elapsed().as_secs_f64();
         let bytes = nodes::kv::swim::bytes_sent() - before;
         let crashed = format!("n{servers}");

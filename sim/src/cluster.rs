@@ -2,17 +2,23 @@
 //!
 //! This is the only module that touches madsim's node and network handles. Every fault
 //! reaches the simulator through one of the verbs here (crash, restart, pause, resume,
-//! shutdown, cut / restore a link, set loss or latency, skew a clock, damage a disk, slow a
-//! server's work).
+//! shutdown, partition, isolate, clog / unclog a link, heal, set loss or latency, skew a
+//! clock, damage a disk, slow a server's work). Which links a partition, an isolation or a
+//! heal cuts or restores is decided by simcore's one network model
+//! ([`simcore::network::Network`]); this module hands madsim the links it changed.
 
 use crate::disk::SimDisk;
 use madsim::net::NetSim;
-use madsim::runtime::Handle;
+use madsim::runtime::{Handle, Runtime};
 use madsim::task::NodeId;
 use nodes::runtime::{Clock, Slowdown};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet};
+use simcore::network::Network;
+use simcore::scenario;
+use std::future::Future;
+use std::net::IpAddr;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -60,18 +66,12 @@ pub struct SimNode {
     pub slowdown: Slowdown,
 }
 
-/// Links cut by partitions, isolation and clogs, and links with their own loss rate.
-#[derive(Default)]
-struct Links {
-    cut: BTreeSet<(NodeId, NodeId)>,
-    lossy: BTreeMap<(NodeId, NodeId), f64>,
-}
-
 /// Every node of a run, and the network between them.
 pub struct Cluster {
     handle: Handle,
     nodes: Vec<SimNode>,
-    links: Arc<Mutex<Links>>,
+    /// Cut links and per-link loss by madsim id (the flapper of lossy links reads it).
+    network: Arc<Mutex<Network<NodeId>>>,
     flapper_started: bool,
 }
 
@@ -84,7 +84,7 @@ impl Cluster {
         Cluster {
             handle: Handle::current(),
             nodes: Vec::new(),
-            links: Arc::default(),
+            network: Arc::default(),
             flapper_started: false,
         }
     }
@@ -108,8 +108,8 @@ impl Cluster {
         self.nodes.iter_mut().find(|n| n.name == name)
     }
 
-    fn links(&self) -> MutexGuard<'_, Links> {
-        self.links.lock().unwrap_or_else(|e| e.into_inner())
+    fn network(&self) -> MutexGuard<'_, Network<NodeId>> {
+        self.network.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Servers that are up, in name order of creation.
@@ -190,25 +190,49 @@ impl Cluster {
             .ok_or_else(|| format!("no node {name}"))
     }
 
+    fn ids(&self, names: &[String]) -> Result<Vec<NodeId>, String> {
+        names.iter().map(|name| self.id(name)).collect()
+    }
+
+    /// Cuts both directions between every two nodes of different groups.
+    pub fn partition(&mut self, groups: &[Vec<String>]) -> Result<(), String> {
+        let groups: Vec<Vec<NodeId>> = groups
+            .iter()
+            .map(|group| self.ids(group))
+            .collect::<Result<_, _>>()?;
+        let cut = self.network().partition(&groups);
+        clog(&cut);
+        Ok(())
+    }
+
+    /// Cuts `name` from every other node (clients, registry and balancer too), both ways.
+    pub fn isolate(&mut self, name: &str) -> Result<(), String> {
+        let node = self.id(name)?;
+        let all: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        let cut = self.network().isolate(&node, &all);
+        clog(&cut);
+        Ok(())
+    }
+
     /// Cuts the one-way link `from -> to`.
-    pub fn cut(&mut self, from: &str, to: &str) -> Result<(), String> {
+    pub fn clog(&mut self, from: &str, to: &str) -> Result<(), String> {
         let (a, b) = (self.id(from)?, self.id(to)?);
-        self.links().cut.insert((a, b));
-        NetSim::current().clog_link(a, b);
+        self.network().clog(a, b);
+        clog(&[(a, b)]);
         Ok(())
     }
 
     /// Restores the one-way link `from -> to` (unless it is lossy and drawn down).
-    pub fn restore(&mut self, from: &str, to: &str) -> Result<(), String> {
+    pub fn unclog(&mut self, from: &str, to: &str) -> Result<(), String> {
         let (a, b) = (self.id(from)?, self.id(to)?);
-        self.links().cut.remove(&(a, b));
+        self.network().unclog(a, b);
         NetSim::current().unclog_link(a, b);
         Ok(())
     }
 
     /// Removes every cut link.
     pub fn heal(&mut self) {
-        let cut = std::mem::take(&mut self.links().cut);
+        let cut = self.network().heal();
         let net = NetSim::current();
         for (a, b) in cut {
             net.unclog_link(a, b);
@@ -217,6 +241,7 @@ impl Cluster {
 
     /// Sets the loss rate of every link.
     pub fn set_loss(&mut self, rate: f64) {
+        self.network().set_loss(None, rate);
         NetSim::current().update_config(|c| c.packet_loss_rate = rate);
     }
 
@@ -231,32 +256,24 @@ impl Cluster {
     ) -> Result<(), String> {
         let (a, b) = (self.id(from)?, self.id(to)?);
         {
-            let mut links = self.links();
-            if rate > 0.0 {
-                links.lossy.insert((a, b), rate);
-            } else {
-                links.lossy.remove(&(a, b));
-                if !links.cut.contains(&(a, b)) {
-                    NetSim::current().unclog_link(a, b);
-                }
+            let mut network = self.network();
+            network.set_loss(Some((a, b)), rate);
+            if rate <= 0.0 && !network.is_cut(&a, &b) {
+                NetSim::current().unclog_link(a, b);
             }
         }
         if !self.flapper_started {
             self.flapper_started = true;
-            let links = self.links.clone();
-            tokio::spawn(flap_lossy_links(links, seed));
+            let network = self.network.clone();
+            tokio::spawn(flap_lossy_links(network, seed));
         }
         Ok(())
     }
 
     /// Sets the per-message latency range of every link.
     pub fn set_latency(&mut self, low: Duration, high: Duration) {
-        let high = if high > low {
-            high
-        } else {
-            low + Duration::from_nanos(1)
-        };
-        NetSim::current().update_config(|c| c.send_latency = low..high);
+        self.network().set_latency(None, [low, high]);
+        NetSim::current().update_config(|c| c.send_latency = latency_range(low, high));
     }
 
     /// Sets a node's clock error.
@@ -303,15 +320,23 @@ impl Default for Cluster {
     }
 }
 
-async fn flap_lossy_links(links: Arc<Mutex<Links>>, seed: u64) {
+/// Clogs each link in madsim.
+fn clog(links: &[(NodeId, NodeId)]) {
+    let net = NetSim::current();
+    for &(a, b) in links {
+        net.clog_link(a, b);
+    }
+}
+
+async fn flap_lossy_links(network: Arc<Mutex<Network<NodeId>>>, seed: u64) {
     use rand::SeedableRng;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     loop {
         {
-            let links = links.lock().unwrap_or_else(|e| e.into_inner());
+            let network = network.lock().unwrap_or_else(|e| e.into_inner());
             let net = NetSim::current();
-            for (&(a, b), &rate) in &links.lossy {
-                if links.cut.contains(&(a, b)) {
+            for (&(a, b), rate) in network.lossy_links() {
+                if network.is_cut(&a, &b) {
                     continue;
                 }
                 if rng.gen_bool(rate.clamp(0.0, 1.0)) {
@@ -323,4 +348,76 @@ async fn flap_lossy_links(links: Arc<Mutex<Links>>, seed: u64) {
         }
         tokio::time::sleep(LOSS_SLOT).await;
     }
+}
+
+/// A task on a simulated node: awaiting it waits for the task's end.
+pub type Task<T> = madsim::task::JoinHandle<T>;
+
+/// A runtime seeded with `seed` whose network starts as the scenario's `[network]` says.
+pub fn runtime(seed: u64, network: &scenario::Network) -> Runtime {
+    let mut config = madsim::Config::default();
+    if let Some(latency) = &network.latency {
+        let [low, high] = *latency.get_ref();
+        config.net.send_latency = latency_range(low.0, high.0);
+    }
+    if let Some(loss) = &network.loss {
+        config.net.packet_loss_rate = *loss.get_ref();
+    }
+    Runtime::with_seed_and_config(seed, config)
+}
+
+/// madsim's latency range for `[low, high]`: never empty.
+fn latency_range(low: Duration, high: Duration) -> Range<Duration> {
+    let high = if high > low {
+        high
+    } else {
+        low + Duration::from_nanos(1)
+    };
+    low..high
+}
+
+/// Turns on madsim's buggify points for the run on this runtime.
+pub fn enable_buggify() {
+    madsim::buggify::enable();
+}
+
+/// Messages the simulated network has delivered so far (madsim's count).
+pub fn messages_delivered() -> u64 {
+    NetSim::current().stat().msg_count
+}
+
+/// Creates a node at `ip` that runs `init` now and again at every restart (its real
+/// start-up path); returns its id.
+pub fn create_node<F, Fut>(name: &str, ip: IpAddr, init: F) -> NodeId
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future + 'static,
+{
+    Handle::current()
+        .create_node()
+        .name(name)
+        .ip(ip)
+        .init(init)
+        .build()
+        .id()
+}
+
+/// Creates a node at `ip` with no start-up task (a client, a probe round, the final
+/// reader: never restarted); tasks go on it with [`spawn_on`].
+pub fn create_task_node(name: &str, ip: IpAddr) -> NodeId {
+    Handle::current()
+        .create_node()
+        .name(name)
+        .ip(ip)
+        .build()
+        .id()
+}
+
+/// Spawns `task` on node `id` (`None` if there is no such node).
+pub fn spawn_on<Fut>(id: NodeId, task: Fut) -> Option<Task<Fut::Output>>
+where
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    Some(Handle::current().get_node(id)?.spawn(task))
 }

@@ -46,30 +46,21 @@ pub fn apply(
         Action::Partition => {
             let groups = simcore::selectors::groups(fault);
             applied.groups = groups.clone();
-            partition(cluster, &groups).map(|_| None)
+            cluster.partition(&groups).map(|_| None)
         }
         Action::Heal => {
             cluster.heal();
             Ok(None)
         }
-        Action::Isolate => {
-            let others: Vec<String> = cluster.names().into_iter().filter(|n| n != node).collect();
-            others
-                .iter()
-                .try_for_each(|other| {
-                    cluster.cut(node, other)?;
-                    cluster.cut(other, node)
-                })
-                .map(|_| None)
-        }
+        Action::Isolate => cluster.isolate(node).map(|_| None),
         Action::Clog | Action::Unclog => {
             let (from, to) = link(fault);
             applied.from = Some(from.clone());
             applied.to = Some(to.clone());
             if action == Action::Clog {
-                cluster.cut(&from, &to).map(|_| None)
+                cluster.clog(&from, &to).map(|_| None)
             } else {
-                cluster.restore(&from, &to).map(|_| None)
+                cluster.unclog(&from, &to).map(|_| None)
             }
         }
         Action::Skew => {
@@ -129,21 +120,6 @@ pub fn apply(
         Err(why) => applied.skipped = Some(why),
     }
     applied
-}
-
-/// Cuts every link between nodes of different groups, both ways.
-fn partition(cluster: &mut Cluster, groups: &[Vec<String>]) -> Result<(), String> {
-    for (i, a_group) in groups.iter().enumerate() {
-        for b_group in &groups[i + 1..] {
-            for a in a_group {
-                for b in b_group {
-                    cluster.cut(a, b)?;
-                    cluster.cut(b, a)?;
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Turns a selector into a node name.

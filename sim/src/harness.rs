@@ -7,7 +7,7 @@
 //! recorded history. Every run gets a fresh OS thread, because madsim seeds std's hash
 //! state once per thread: two runs of one seed on one thread would differ.
 
-use crate::cluster::{Cluster, Kind, SimNode, Status};
+use crate::cluster::{self, Cluster, Kind, SimNode, Status, Task};
 use crate::disk::SimDisk;
 use crate::fault;
 use crate::history::{Entry, Recorder, What, WireEntry};
@@ -15,7 +15,6 @@ use crate::probe;
 use crate::scenario::{Scenario, System};
 use crate::systems;
 use crate::workload::Share;
-use madsim::runtime::{Handle, Runtime};
 use nodes::auth::ClusterKey;
 use nodes::runtime::{Clock, EventSink, NodeEnv, Slowdown};
 use std::time::{Duration, Instant};
@@ -55,14 +54,14 @@ impl std::fmt::Display for RunError {
 
 pub use crate::workload::stream;
 
-/// Runs `scenario` with `seed` on a fresh thread and returns its history.
-pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
+/// Simulates `scenario` with `seed` on a fresh thread and returns its history.
+pub fn simulate(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
     run_on_thread(scenario, seed, false)
 }
 
-/// As [`run`], also recording every peer message the nodes send and receive (for the
-/// run's picture). The history, and so the trace hash, is the same as [`run`]'s.
-pub fn run_with_messages(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
+/// As [`simulate`], also recording every peer message the nodes send and receive (for the
+/// run's picture). The history, and so the trace hash, is the same as [`simulate`]'s.
+pub fn simulate_with_messages(scenario: &Scenario, seed: u64) -> Result<RunOutput, RunError> {
     run_on_thread(scenario, seed, true)
 }
 
@@ -88,23 +87,10 @@ fn run_on_thread(scenario: &Scenario, seed: u64, messages: bool) -> Result<RunOu
 }
 
 fn run_here(scenario: &Scenario, seed: u64, messages: bool) -> RunOutput {
-    let mut config = madsim::Config::default();
-    if let Some(latency) = &scenario.network.latency {
-        let [low, high] = *latency.get_ref();
-        let high = if high.0 > low.0 {
-            high.0
-        } else {
-            low.0 + Duration::from_nanos(1)
-        };
-        config.net.send_latency = low.0..high;
-    }
-    if let Some(loss) = &scenario.network.loss {
-        config.net.packet_loss_rate = *loss.get_ref();
-    }
-    let runtime = Runtime::with_seed_and_config(seed, config);
+    let runtime = cluster::runtime(seed, &scenario.network);
     let wall = Instant::now();
     let (history, net_messages, messages) =
-        runtime.block_on(simulate(scenario.clone(), seed, messages));
+        runtime.block_on(drive(scenario.clone(), seed, messages));
     RunOutput {
         history,
         net_messages,
@@ -114,9 +100,9 @@ fn run_here(scenario: &Scenario, seed: u64, messages: bool) -> RunOutput {
     }
 }
 
-async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64, Vec<WireEntry>) {
+async fn drive(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64, Vec<WireEntry>) {
     if scenario.buggify {
-        madsim::buggify::enable();
+        cluster::enable_buggify();
     }
     let recorder = if tap {
         Recorder::with_messages()
@@ -171,11 +157,10 @@ async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64,
             .filter_map(|n| n.name[1..].parse().ok())
             .collect();
         // The supervisor has no address on the simulated network: read from a node that does.
-        let reader = Handle::current()
-            .create_node()
-            .name("final")
-            .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 3, 1)))
-            .build();
+        let reader = cluster::create_task_node(
+            "final",
+            std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 3, 1)),
+        );
         let reads = systems::kv::final_reads(&scenario, &live);
         let (recorder, key) = (recorder.clone(), key);
         let addresses = systems::client_addresses(&scenario);
@@ -183,13 +168,14 @@ async fn simulate(scenario: Scenario, seed: u64, tap: bool) -> (Vec<Entry>, u64,
             .workload
             .as_ref()
             .map_or(0, crate::workload::kv::value_size);
-        let _ = reader
-            .spawn(async move {
-                crate::workload::kv::final_reads(&addresses, &reads, size, &recorder, key).await
-            })
-            .await;
+        let reads = cluster::spawn_on(reader, async move {
+            crate::workload::kv::final_reads(&addresses, &reads, size, &recorder, key).await
+        });
+        if let Some(reads) = reads {
+            let _ = reads.await;
+        }
     }
-    let messages = madsim::net::NetSim::current().stat().msg_count;
+    let messages = cluster::messages_delivered();
     // Kill every node so its tasks are dropped now: tasks left pending when the runtime
     // is dropped keep each other (and the run's memory) alive.
     cluster.kill_all();
@@ -205,7 +191,7 @@ async fn start_probes(
     index: usize,
     start: Duration,
     within: Duration,
-) -> Option<madsim::task::JoinHandle<()>> {
+) -> Option<Task<()>> {
     if scenario.system == System::Election {
         return None;
     }
@@ -221,21 +207,15 @@ async fn start_probes(
         addresses: systems::client_addresses(scenario),
         deadline: recorder.start() + start + within,
     };
-    let node = Handle::current()
-        .create_node()
-        .name(format!("probe-{}", start.as_millis()))
-        .ip(std::net::IpAddr::V4(std::net::Ipv4Addr::new(
-            10,
-            0,
-            3,
-            2 + (index % 250) as u8,
-        )))
-        .build();
+    let node = cluster::create_task_node(
+        &format!("probe-{}", start.as_millis()),
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 3, 2 + (index % 250) as u8)),
+    );
     let recorder = recorder.clone();
-    Some(match scenario.system {
-        System::Chat => node.spawn(probe::chat(round, recorder)),
-        _ => node.spawn(probe::kv(round, recorder)),
-    })
+    match scenario.system {
+        System::Chat => cluster::spawn_on(node, probe::chat(round, recorder)),
+        _ => cluster::spawn_on(node, probe::kv(round, recorder)),
+    }
 }
 
 pub use crate::nemesis::{fault_stream, fault_timeline};
@@ -310,15 +290,9 @@ where
             }
         }
     };
-    let handle = Handle::current()
-        .create_node()
-        .name(name)
-        .ip(ip)
-        .init(init)
-        .build();
     SimNode {
         name: name.into(),
-        id: handle.id(),
+        id: cluster::create_node(name, ip, init),
         kind,
         status: Status::Up,
         clock,
@@ -376,15 +350,10 @@ fn start_server(
             }
         }
     };
-    let handle = Handle::current()
-        .create_node()
-        .name(&name)
-        .ip(systems::server_ip(index))
-        .init(init)
-        .build();
+    let id = cluster::create_node(&name, systems::server_ip(index), init);
     SimNode {
         name,
-        id: handle.id(),
+        id,
         kind: Kind::Server,
         status: Status::Up,
         clock,
@@ -426,40 +395,40 @@ fn start_clients(scenario: &Scenario, seed: u64, recorder: &Recorder) -> Vec<Sim
         .map(|j| {
             let name = format!("c{j}");
             let rng = stream(seed, &format!("workload/{name}"));
-            let handle = Handle::current()
-                .create_node()
-                .name(&name)
-                .ip(systems::client_ip(j))
-                .build();
+            let id = cluster::create_task_node(&name, systems::client_ip(j));
             let (workload, recorder) = (workload.clone(), recorder.clone());
             let share = Share::of(&workload, scenario.clients.get(name.as_str()), j);
             let addresses = systems::client_addresses(scenario);
             match scenario.system {
                 System::Chat => {
-                    handle.spawn(crate::workload::chat::client(
-                        j, share, addresses, recorder, rng, stop,
-                    ));
+                    cluster::spawn_on(
+                        id,
+                        crate::workload::chat::client(j, share, addresses, recorder, rng, stop),
+                    );
                 }
                 System::Kv => {
                     let keys = systems::kv::keys(scenario);
                     let record_attempts = scenario.records_attempts();
-                    handle.spawn(crate::workload::kv::client(
-                        j,
-                        share,
-                        workload,
-                        addresses,
-                        keys,
-                        recorder,
-                        rng,
-                        stop,
-                        record_attempts,
-                    ));
+                    cluster::spawn_on(
+                        id,
+                        crate::workload::kv::client(
+                            j,
+                            share,
+                            workload,
+                            addresses,
+                            keys,
+                            recorder,
+                            rng,
+                            stop,
+                            record_attempts,
+                        ),
+                    );
                 }
                 System::Election => {}
             }
             SimNode {
                 name,
-                id: handle.id(),
+                id,
                 kind: Kind::Client,
                 status: Status::Up,
                 clock: Clock::new(),
@@ -518,7 +487,7 @@ kind = "election_safety"
 
     /// The node each `random` skew went to, in order.
     fn random_targets(scenario: &Scenario, seed: u64) -> Vec<String> {
-        run(scenario, seed)
+        simulate(scenario, seed)
             .expect("runs")
             .history
             .iter()

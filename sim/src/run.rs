@@ -20,7 +20,7 @@ pub struct Finished {
 
 /// Runs a scenario at a seed. `Err` only for scenarios the testbed cannot run yet.
 pub fn run_scenario(scenario: &Scenario, file: &str, seed: u64) -> Result<Finished, String> {
-    finish(scenario, file, seed, harness::run(scenario, seed))
+    finish(scenario, file, seed, harness::simulate(scenario, seed))
 }
 
 /// As [`run_scenario`], also keeping the peer messages for the run's picture.
@@ -33,7 +33,7 @@ pub fn run_scenario_with_messages(
         scenario,
         file,
         seed,
-        harness::run_with_messages(scenario, seed),
+        harness::simulate_with_messages(scenario, seed),
     )
 }
 

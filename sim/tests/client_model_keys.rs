@@ -252,6 +252,16 @@ fn a_parameter_on_the_wrong_check_is_refused() {
     );
     let e = error(&scenario(
         "",
+        "\n[[check]]\nkind = \"converged\"\nmax_false_downs = 2\n",
+    ));
+    assert_eq!(e.key.as_deref(), Some("max_false_downs"), "{e}");
+    assert!(
+        e.message
+            .contains("`max_false_downs` applies to check membership_converged, not converged"),
+        "{e}"
+    );
+    let e = error(&scenario(
+        "",
         "\n[[check]]\nkind = \"latency\"\nmax = \"1s\"\nbudget = 3\n",
     ));
     assert_eq!(e.key.as_deref(), Some("budget"), "{e}");

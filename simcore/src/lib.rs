@@ -4,7 +4,9 @@
 //! [`report`] and the [`timeline`] picture, and the clients that drive a cluster: the
 //! [`workload`] and the liveness probes ([`probe`]), which reach the servers at
 //! [`addresses`] given as a value. Checkers read only the history, so one
-//! recorded by real processes is judged exactly as a simulated one.
+//! recorded by real processes is judged exactly as a simulated one. The [`network`]
+//! model (cut links, loss, latency) is the one the simulator, the checkers' replay and
+//! the real fault proxy all apply faults to.
 
 pub mod addresses;
 pub mod check;
@@ -13,7 +15,9 @@ pub mod history;
 pub mod kv_plan;
 pub mod linearizability;
 pub mod nemesis;
+pub mod network;
 pub mod probe;
+pub mod real_options;
 pub mod recorded;
 pub mod report;
 pub mod scenario;

@@ -8,9 +8,11 @@
 //! faults              a              b
 //! ```
 
-use crate::check::election::Replay;
+use crate::check::roles::Replay;
+use crate::check::view::Liveness;
 use crate::history::{fmt_time, Entry, What};
 use crate::scenario::Scenario;
+use nodes::runtime::Role;
 
 const COLUMNS: u64 = 100;
 
@@ -28,7 +30,7 @@ pub fn render(scenario: &Scenario, history: &[Entry]) -> String {
             replay.next_instant();
         }
         for (lane, server) in lanes.iter_mut().zip(&servers) {
-            lane.push(replay.glyph(server));
+            lane.push(glyph(&replay, server));
         }
     }
     let mut faults_row = vec![' '; COLUMNS as usize];
@@ -88,4 +90,22 @@ pub fn render(scenario: &Scenario, history: &[Entry]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// One character for a server's state: `L` leader, `-` following, `c` candidate,
+/// `?` no leader known, `X` down, `P` paused, `.` up with no role (a KV node), blank
+/// before it started.
+pub fn glyph(replay: &Replay<'_>, server: &str) -> char {
+    match (replay.liveness(server), replay.role(server)) {
+        (Liveness::Down, _) => 'X',
+        (Liveness::Paused, _) => 'P',
+        (_, None) if replay.has_started(server) => '.',
+        (_, None) => ' ',
+        (_, Some((role, leader))) => match (role, leader) {
+            (Role::Leader, _) => 'L',
+            (Role::Candidate, _) => 'c',
+            (Role::Follower, Some(_)) => '-',
+            (Role::Follower, None) => '?',
+        },
+    }
 }

@@ -58,7 +58,7 @@ pub enum Action {
     Send { to: u64, wire: Wire },
     /// Append and sync a durable record before anything after it.
     Persist(Record),
-    /// Report an event.
+    /// Report an event (to the history: before the record of what it reports).
     Emit(NodeEvent),
     /// Answer client request `request`.
     Reply {
@@ -790,15 +790,21 @@ impl Chat {
     }
 
     /// Appends an entry to the delivered sequence, durably, and tells whoever waits.
+    ///
+    /// The history line comes before the durable record (write-ahead): a real node can be
+    /// killed between any two actions, and a record without its line would show a gap in
+    /// the history where the node has none. A line without its record is harmless: the
+    /// entry is committed, so after the restart the same entry is delivered at the same
+    /// position again.
     fn deliver(&mut self, entry: Entry) {
         self.stored.remove(&entry.seq);
-        self.out
-            .push(Action::Persist(Record::Delivered(entry.clone())));
         self.out.push(Action::Emit(NodeEvent::Delivered {
             seq: entry.seq,
             term: entry.term,
             id: entry.id.clone(),
         }));
+        self.out
+            .push(Action::Persist(Record::Delivered(entry.clone())));
         self.out.push(Action::Publish(entry.clone()));
         self.delivered_ids.insert(entry.id.clone(), entry.seq);
         let waiters = self

@@ -2,13 +2,13 @@
 //! role over time, fault bands, client operations as bars, notable node events, and the
 //! instants where two servers acted as leader. Plain data, serialized into the page.
 
-use crate::check::election::Replay;
 use crate::check::kv::FINAL;
+use crate::check::roles::Replay;
 use crate::history::{fmt_time, Actor, Entry, OpType, What, WireEntry};
 use crate::scenario::Action;
 use crate::systems::node_at;
 use nodes::runtime::wire::{CallEnd, Tapped};
-use nodes::runtime::NodeEvent;
+use nodes::runtime::{MemberState, NodeEvent};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -517,7 +517,7 @@ fn states(history: &[Entry], end: u64, lane: &LaneOf<'_>) -> (Vec<Segment>, Vec<
     while let Some(t) = replay.next_instant() {
         let mut leaders = Vec::new();
         for (server, lane) in &servers {
-            let state = state_of(replay.glyph(server));
+            let state = state_of(crate::timeline::glyph(&replay, server));
             let term = replay.term_of(server);
             if state == Some("leader") {
                 leaders.push(*lane);
@@ -779,6 +779,10 @@ fn ops(history: &[Entry], end: u64, lane: &LaneOf<'_>) -> Vec<Op> {
 
 fn events(history: &[Entry], lane: &LaneOf<'_>, fold_deliveries: bool) -> Vec<Event> {
     let mut events = Vec::new();
+    // Gossip: each observer's last state of each member, so that only changes after the
+    // view formed are drawn (suspect, down, and alive again) — forming a view of N
+    // members is N routine events per server.
+    let mut seen: BTreeMap<(&str, &str), MemberState> = BTreeMap::new();
     for (i, entry) in history.iter().enumerate() {
         let Some(lane) = lane(&entry.node) else {
             continue;
@@ -825,6 +829,26 @@ fn events(history: &[Entry], lane: &LaneOf<'_>, fold_deliveries: bool) -> Vec<Ev
                 ),
                 NodeEvent::Members { members } => {
                     ("members", format!("members: {}", members.join(",")))
+                }
+                NodeEvent::Member {
+                    member,
+                    state,
+                    incarnation,
+                    ..
+                } => {
+                    let before = seen.insert((entry.node.as_str(), member.as_str()), *state);
+                    match (before, state) {
+                        (None | Some(MemberState::Alive), MemberState::Alive) => continue,
+                        (Some(_), MemberState::Alive) => (
+                            "members",
+                            format!("takes {member} for alive again (incarnation {incarnation})"),
+                        ),
+                        (_, MemberState::Suspect) => (
+                            "suspect",
+                            format!("suspects {member} (incarnation {incarnation})"),
+                        ),
+                        (_, MemberState::Down) => ("down", format!("takes {member} for down")),
+                    }
                 }
                 NodeEvent::Refused { peer, what, reason } => {
                     ("error", format!("refused {what} from {peer}: {reason}"))
@@ -1059,5 +1083,44 @@ mod tests {
             .events
             .iter()
             .any(|e| e.class == "health" && e.lane == 2));
+    }
+
+    /// A gossip view's forming is routine and not drawn; what changes after it is: a
+    /// suspicion, a down, and alive again (refuted or rejoined).
+    #[test]
+    fn gossip_member_changes_are_marks_and_forming_the_view_is_not() {
+        let member = |t: u64, state: MemberState, incarnation: u16| {
+            let data = NodeEvent::Member {
+                member: "n3".into(),
+                state,
+                incarnation,
+                generation: 1,
+            };
+            at(t, "n1", What::Event { data })
+        };
+        let history = vec![
+            started("n1"),
+            started("n3"),
+            member(S, MemberState::Alive, 0),
+            member(2 * S, MemberState::Alive, 0),
+            member(3 * S, MemberState::Suspect, 0),
+            member(4 * S, MemberState::Alive, 1),
+            member(5 * S, MemberState::Suspect, 1),
+            member(6 * S, MemberState::Down, 1),
+        ];
+        let lane = |n: &str| ["n1", "n3"].iter().position(|l| *l == n);
+        let marks: Vec<(u64, &str, String)> = events(&history, &lane, false)
+            .into_iter()
+            .filter(|e| e.t > 0)
+            .map(|e| (e.t / S, e.class, e.text))
+            .collect();
+        let classes: Vec<(u64, &str)> = marks.iter().map(|(t, c, _)| (*t, *c)).collect();
+        assert_eq!(
+            classes,
+            [(3, "suspect"), (4, "members"), (5, "suspect"), (6, "down")]
+        );
+        assert!(marks[1]
+            .2
+            .contains("takes n3 for alive again (incarnation 1)"));
     }
 }

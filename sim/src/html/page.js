@@ -157,8 +157,9 @@
       el("line", { x1: x(t), x2: x(t), y1: 14, y2: height }, axis);
       el("text", { x: x(t) + 2, y: 12 }, axis).textContent = fmt(t);
     }
-    // Ribbon: two acting leaders.
-    el("text", { x: 2, y: 27 }, svg).textContent = "2 leaders";
+    // Ribbon: two acting leaders (only for systems with leaders: KV has none).
+    const led = P.segments.some(function (s) { return s.state === "leader"; });
+    if (led) el("text", { x: 2, y: 27 }, svg).textContent = "2 leaders";
     P.two_leaders.forEach(function (r) {
       if (!clip(r[0], r[1])) return;
       const names = r[2].map(function (l) { return P.lanes[l].name; }).join(", ");

@@ -16,7 +16,7 @@
 //! A failure names what is still pending and what the server last knew: "probe via n3
 //! not acked by 35.000s: n3 knows no leader since 25.310s (candidate, term 7)".
 
-use super::election::{agreed_leader, Replay};
+use super::roles::{agreed_leader, Replay};
 use super::{CheckResult, Cited};
 use crate::history::{fmt_time, Actor, Entry, OpEvent, OpType, What};
 use crate::probe::PROBE;

@@ -12,7 +12,7 @@
 //! generation (lossy links make these; SWIM's suspicion is there to keep the downs rare).
 
 use super::view::{ClusterView, Liveness};
-use super::CheckResult;
+use super::{CheckResult, Cited};
 use crate::history::{fmt_time, Entry, What};
 use crate::scenario::CheckKind;
 use nodes::runtime::{MemberState, NodeEvent};
@@ -41,10 +41,12 @@ struct Replay {
     false_suspects: usize,
     false_downs: usize,
     first_false_down: Option<String>,
+    /// Each false down's index in the history (the evidence when they are too many).
+    false_down_entries: Vec<usize>,
 }
 
 impl Replay {
-    fn apply(&mut self, entry: &Entry) {
+    fn apply(&mut self, index: usize, entry: &Entry) {
         self.cluster.apply(entry);
         let What::Event { data } = &entry.what else {
             return;
@@ -85,6 +87,7 @@ impl Replay {
                 {
                     if *state == MemberState::Down {
                         self.false_downs += 1;
+                        self.false_down_entries.push(index);
                         self.first_false_down.get_or_insert_with(|| {
                             format!("{me} declared {member} down at {}", fmt_time(entry.t))
                         });
@@ -146,8 +149,15 @@ impl Replay {
 }
 
 /// Every live server's live members equal the live servers from `within` after the last
-/// fault to `end` (ns).
-pub fn membership_converged(history: &[Entry], end: u64, within: Duration) -> CheckResult {
+/// fault to `end` (ns), and — with `max_false_downs` — no more than that many times did
+/// a server declare down a live member it could reach (SWIM's suspicion exists to keep
+/// those rare).
+pub fn membership_converged(
+    history: &[Entry],
+    end: u64,
+    within: Duration,
+    max_false_downs: Option<u64>,
+) -> CheckResult {
     let kind = CheckKind::MembershipConverged;
     let last_fault = history
         .iter()
@@ -172,9 +182,9 @@ pub fn membership_converged(history: &[Entry], end: u64, within: Duration) -> Ch
         cluster: ClusterView::new(history),
         ..Default::default()
     };
-    let mut entries = history.iter().peekable();
-    while let Some(entry) = entries.next_if(|e| e.t <= deadline) {
-        replay.apply(entry);
+    let mut entries = history.iter().enumerate().peekable();
+    while let Some((i, entry)) = entries.next_if(|(_, e)| e.t <= deadline) {
+        replay.apply(i, entry);
     }
     if replay.live().is_empty() {
         return CheckResult::vacuous(
@@ -193,8 +203,8 @@ pub fn membership_converged(history: &[Entry], end: u64, within: Duration) -> Ch
         );
     }
     // It must stay so: judge again after every later entry.
-    for entry in entries {
-        replay.apply(entry);
+    for (i, entry) in entries {
+        replay.apply(i, entry);
         let changes_views = match &entry.what {
             What::Fault { .. } => true,
             What::Event { data } => matches!(
@@ -216,6 +226,21 @@ pub fn membership_converged(history: &[Entry], end: u64, within: Duration) -> Ch
                 ),
             );
         }
+    }
+    if let Some(max) = max_false_downs.filter(|&m| replay.false_downs as u64 > m) {
+        let evidence = replay
+            .false_down_entries
+            .iter()
+            .map(|&i| Cited::new(i, "false down"))
+            .collect();
+        return CheckResult::violation(
+            kind,
+            format!(
+                "views converged, but {}: more false downs than max_false_downs = {max}",
+                replay.suspicion_counts()
+            ),
+        )
+        .citing(evidence);
     }
     CheckResult::pass(
         kind,
@@ -296,7 +321,7 @@ mod tests {
     #[test]
     fn a_crashed_member_must_be_declared_down() {
         let mut history = crash_of_n2();
-        let stale = membership_converged(&history, 60 * S, Duration::from_secs(20));
+        let stale = membership_converged(&history, 60 * S, Duration::from_secs(20), None);
         assert_eq!(
             stale.status,
             super::super::Status::Violation,
@@ -309,7 +334,7 @@ mod tests {
             stale.detail
         );
         history.push(member(16 * S, "n1", "n2", MemberState::Down, 1));
-        let fine = membership_converged(&history, 60 * S, Duration::from_secs(20));
+        let fine = membership_converged(&history, 60 * S, Duration::from_secs(20), None);
         assert_eq!(fine.status, super::super::Status::Pass, "{}", fine.detail);
         assert!(fine.detail.contains("0 false downs"), "{}", fine.detail);
     }
@@ -323,17 +348,17 @@ mod tests {
         history.push(started(20 * S, "n2"));
         history.push(member(21 * S, "n2", "n1", MemberState::Alive, 1));
         history.push(member(21 * S, "n1", "n2", MemberState::Alive, 2));
-        let fine = membership_converged(&history, 60 * S, Duration::from_secs(5));
+        let fine = membership_converged(&history, 60 * S, Duration::from_secs(5), None);
         assert_eq!(fine.status, super::super::Status::Pass, "{}", fine.detail);
         history.push(member(50 * S, "n1", "n2", MemberState::Down, 2));
-        let broken = membership_converged(&history, 60 * S, Duration::from_secs(5));
+        let broken = membership_converged(&history, 60 * S, Duration::from_secs(5), None);
         assert_eq!(broken.status, super::super::Status::Violation);
         assert!(broken.detail.contains("then at 50"), "{}", broken.detail);
         // An older generation's news does not override the newer one.
         let mut old_news = history[..history.len() - 1].to_vec();
         old_news.push(member(21 * S, "n2", "n2", MemberState::Alive, 2));
         old_news.push(member(50 * S, "n1", "n2", MemberState::Down, 1));
-        let fine = membership_converged(&old_news, 60 * S, Duration::from_secs(5));
+        let fine = membership_converged(&old_news, 60 * S, Duration::from_secs(5), None);
         assert_eq!(fine.status, super::super::Status::Pass, "{}", fine.detail);
         assert!(fine.detail.contains("0 false downs"), "{}", fine.detail);
         assert!(
@@ -344,13 +369,56 @@ mod tests {
     }
 
     #[test]
+    fn max_false_downs_bounds_the_false_downs_and_cites_them() {
+        let mut history = crash_of_n2();
+        history.push(member(16 * S, "n1", "n2", MemberState::Down, 1));
+        history.push(fault(20 * S, Action::Restart, "n2"));
+        history.push(started(20 * S, "n2"));
+        history.push(member(21 * S, "n2", "n1", MemberState::Alive, 1));
+        history.push(member(21 * S, "n1", "n2", MemberState::Alive, 2));
+        // n1 takes the live, reachable n2 for down; n2 rejoins as its next generation.
+        history.push(member(30 * S, "n1", "n2", MemberState::Down, 2));
+        let false_down = history.len() - 1;
+        history.push(member(31 * S, "n2", "n2", MemberState::Alive, 3));
+        history.push(member(31 * S, "n1", "n2", MemberState::Alive, 3));
+        let within = Duration::from_secs(20);
+        let counted = membership_converged(&history, 60 * S, within, None);
+        assert_eq!(
+            counted.status,
+            super::super::Status::Pass,
+            "{}",
+            counted.detail
+        );
+        assert!(
+            counted.detail.contains("1 false downs"),
+            "{}",
+            counted.detail
+        );
+        let allowed = membership_converged(&history, 60 * S, within, Some(1));
+        assert_eq!(
+            allowed.status,
+            super::super::Status::Pass,
+            "{}",
+            allowed.detail
+        );
+        let bounded = membership_converged(&history, 60 * S, within, Some(0));
+        assert_eq!(bounded.status, super::super::Status::Violation);
+        assert!(
+            bounded.detail.contains("max_false_downs = 0"),
+            "{}",
+            bounded.detail
+        );
+        assert_eq!(bounded.evidence, vec![Cited::new(false_down, "false down")]);
+    }
+
+    #[test]
     fn nothing_to_judge_is_vacuous() {
         let history = crash_of_n2();
-        let early = membership_converged(&history, 15 * S, Duration::from_secs(20));
+        let early = membership_converged(&history, 15 * S, Duration::from_secs(20), None);
         assert_eq!(early.status, super::super::Status::Vacuous);
         let mut all_down = history.clone();
         all_down.push(fault(11 * S, Action::Crash, "n1"));
-        let none = membership_converged(&all_down, 60 * S, Duration::from_secs(5));
+        let none = membership_converged(&all_down, 60 * S, Duration::from_secs(5), None);
         assert_eq!(
             none.status,
             super::super::Status::Vacuous,

@@ -18,6 +18,7 @@ pub mod liveness;
 pub mod membership;
 pub mod operations;
 pub mod recovers;
+pub mod roles;
 pub mod view;
 
 use crate::history::Entry;
@@ -168,6 +169,7 @@ pub fn run_all(scenario: &Scenario, history: &[Entry]) -> Vec<CheckResult> {
                     history,
                     end,
                     within(membership::DEFAULT_WITHIN),
+                    check.max_false_downs.as_ref().map(|m| *m.get_ref()),
                 ),
                 CheckKind::Recovers => recovers::recovers(
                     history,

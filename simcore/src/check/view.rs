@@ -1,7 +1,9 @@
 //! The cluster as the history shows it: which servers are up, paused or down, and which
-//! links are cut, replayed from the recorded fault entries (never from harness state).
+//! links are cut, replayed from the recorded fault entries (never from harness state)
+//! into the same [`Network`] model the harness and the real proxy apply faults to.
 
 use crate::history::{AppliedFault, Entry, What};
+use crate::network::Network;
 use crate::scenario::Action;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,9 +22,9 @@ pub enum Liveness {
 #[derive(Clone, Debug, Default)]
 pub struct ClusterView {
     liveness: BTreeMap<String, Liveness>,
-    cut: BTreeSet<(String, String)>,
+    network: Network<String>,
     /// Every node name seen in the history (servers and clients), for `isolate`.
-    known: BTreeSet<String>,
+    known: Vec<String>,
 }
 
 impl ClusterView {
@@ -39,7 +41,7 @@ impl ClusterView {
             }
         }
         ClusterView {
-            known,
+            known: known.into_iter().collect(),
             ..Default::default()
         }
     }
@@ -68,36 +70,24 @@ impl ClusterView {
                 self.liveness.insert(node, Liveness::Paused);
             }
             Action::Partition => {
-                for (i, a_group) in fault.groups.iter().enumerate() {
-                    for b_group in &fault.groups[i + 1..] {
-                        for a in a_group {
-                            for b in b_group {
-                                self.cut.insert((a.clone(), b.clone()));
-                                self.cut.insert((b.clone(), a.clone()));
-                            }
-                        }
-                    }
-                }
+                self.network.partition(&fault.groups);
             }
             Action::Isolate => {
-                for other in self.known.clone() {
-                    if other != node {
-                        self.cut.insert((node.clone(), other.clone()));
-                        self.cut.insert((other, node.clone()));
-                    }
-                }
+                self.network.isolate(&node, &self.known);
             }
             Action::Clog => {
                 if let (Some(a), Some(b)) = (&fault.from, &fault.to) {
-                    self.cut.insert((a.clone(), b.clone()));
+                    self.network.clog(a.clone(), b.clone());
                 }
             }
             Action::Unclog => {
                 if let (Some(a), Some(b)) = (&fault.from, &fault.to) {
-                    self.cut.remove(&(a.clone(), b.clone()));
+                    self.network.unclog(a.clone(), b.clone());
                 }
             }
-            Action::Heal => self.cut.clear(),
+            Action::Heal => {
+                self.network.heal();
+            }
             _ => {}
         }
     }
@@ -109,8 +99,7 @@ impl ClusterView {
 
     /// True when both directions between `a` and `b` are uncut.
     pub fn connected(&self, a: &str, b: &str) -> bool {
-        !self.cut.contains(&(a.to_string(), b.to_string()))
-            && !self.cut.contains(&(b.to_string(), a.to_string()))
+        self.network.connected(&a.to_string(), &b.to_string())
     }
 
     /// The up nodes among `candidates` reachable from `start` over uncut links.

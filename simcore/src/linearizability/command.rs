@@ -53,7 +53,7 @@ pub struct Options {
 
 /// Exit codes: 0 linearizable (or a valid set), 1 not, 2 bad input, 3 unknown.
 pub fn check_history(options: &Options, out: &mut dyn Write) -> u8 {
-    match run(options, out) {
+    match load_and_check(options, out) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error}");
@@ -74,7 +74,9 @@ fn initial(options: &Options) -> Result<Value, InputError> {
     }
 }
 
-fn run(options: &Options, out: &mut dyn Write) -> Result<u8, InputError> {
+/// Loads the history, checks it with the chosen model and prints the verdict; the exit
+/// code, or the input error to report.
+fn load_and_check(options: &Options, out: &mut dyn Write) -> Result<u8, InputError> {
     let file = &options.file;
     if options.initial_value.is_some()
         && !matches!(

@@ -214,7 +214,8 @@ impl Client {
         route(&self.addresses, self.via, server)
     }
 
-    async fn run(&self, op: Planned, rng: &mut ChaCha8Rng) {
+    /// Performs one planned operation: a read or a write, with its retries.
+    async fn perform(&self, op: Planned, rng: &mut ChaCha8Rng) {
         if op.read {
             self.read(op, rng).await
         } else {
@@ -395,15 +396,15 @@ pub async fn client(
             read,
         };
         match workload.arrival_mode() {
-            Arrival::Closed => client.run(planned, &mut rng).await,
+            Arrival::Closed => client.perform(planned, &mut rng).await,
             Arrival::Open => {
                 // Its own stream, forked in invocation order: the draws of one operation's
                 // retries never depend on how the outstanding tasks interleave.
                 let mut own = ChaCha8Rng::seed_from_u64(rng.gen());
                 let client = client.clone();
-                outstanding.push(tokio::spawn(
-                    async move { client.run(planned, &mut own).await },
-                ));
+                outstanding.push(tokio::spawn(async move {
+                    client.perform(planned, &mut own).await
+                }));
             }
         }
     }
