@@ -16,6 +16,7 @@
 use crate::auth::ClusterKey;
 use crate::http::{CallError, NoEmptyFlush};
 use crate::runtime::wire::{route_kind, CallEnd, Tapped, WireTap, CALL_HEADER};
+use crate::runtime::Routes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
@@ -43,6 +44,8 @@ pub struct Pool {
     key: Option<ClusterKey>,
     /// Where its calls are reported, for pictures (off unless [`Pool::tapped`]).
     wire: WireTap,
+    /// Where each address is dialed (direct unless [`Pool::routed`]).
+    routes: Routes,
 }
 
 impl Pool {
@@ -63,6 +66,13 @@ impl Pool {
     /// The same pool, reporting its calls to `wire` (the node's tap; off in real mode).
     pub fn tapped(mut self, wire: WireTap) -> Self {
         self.wire = wire;
+        self
+    }
+
+    /// The same pool, dialing each address where `routes` say (the node's routes seam:
+    /// through `sim real`'s fault proxy). Connections stay pooled by the peer's address.
+    pub fn routed(mut self, routes: Routes) -> Self {
+        self.routes = routes;
         self
     }
 
@@ -171,7 +181,7 @@ impl Pool {
                 Err(_) => return Err(no_answer_within(timeout)),
             }
         }
-        let sender = match tokio::time::timeout(timeout, connect(addr)).await {
+        let sender = match tokio::time::timeout(timeout, connect(self.routes.dial(addr))).await {
             Ok(sender) => sender?,
             Err(_) => return Err(CallError::Unreachable("connect timed out".into())),
         };

@@ -97,6 +97,37 @@ pub struct EnvArgs {
     /// it (the `sim real` runner's `skew`) changes the running node's clock error.
     #[arg(long, value_name = "FILE")]
     pub clock_control: Option<std::path::PathBuf>,
+    /// A file holding the work-time factor of the `slow` fault (`4` makes every
+    /// `--load-factor` wait four times as long), reread every 50 ms like `--clock-control`.
+    #[arg(long, value_name = "FILE")]
+    pub slow_control: Option<std::path::PathBuf>,
+    /// Dial VIA to reach the peer address PEER (comma separated or repeated): `sim real`
+    /// puts its fault proxy on every peer link this way.
+    #[arg(long, value_name = "PEER=VIA", value_delimiter = ',', value_parser = crate::runtime::routes::parse_route)]
+    pub route: Vec<(std::net::SocketAddr, std::net::SocketAddr)>,
+}
+
+/// Rereads `path` every 50 ms and hands each new text to `apply` (a control file the
+/// `sim real` runner rewrites whole, by rename, while the node runs).
+fn watch_control(path: std::path::PathBuf, apply: impl Fn(&str) + Send + 'static) {
+    tokio::spawn(async move {
+        let mut last = String::new();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                if text != last {
+                    apply(&text);
+                    last = text;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    });
+}
+
+/// A `--slow-control` file's factor: a finite number ([`crate::runtime::Slowdown::set`]
+/// counts one below 1 as 1).
+fn parse_factor(text: &str) -> Option<f64> {
+    text.trim().parse::<f64>().ok().filter(|f| f.is_finite())
 }
 
 /// A clock drift: a number above -1.
@@ -123,22 +154,33 @@ impl EnvArgs {
         clock.set_skew(Some(self.clock_offset), Some(self.clock_drift));
         if let Some(path) = self.clock_control.clone() {
             let clock = clock.clone();
-            tokio::spawn(async move {
-                let mut last = String::new();
-                loop {
-                    if let Ok(text) = std::fs::read_to_string(&path) {
-                        if text != last {
-                            if let Some((offset, drift)) = parse_control(&text) {
-                                clock.set_skew(Some(offset), Some(drift));
-                            }
-                            last = text;
-                        }
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            watch_control(path, move |text| {
+                if let Some((offset, drift)) = parse_control(text) {
+                    clock.set_skew(Some(offset), Some(drift));
                 }
             });
         }
         clock
+    }
+
+    /// The node's work-time factor: 1, or whatever `--slow-control` says (the same
+    /// [`crate::runtime::Slowdown`] the simulator's `slow` sets). Call inside the runtime.
+    pub fn slowdown(&self) -> crate::runtime::Slowdown {
+        let slowdown = crate::runtime::Slowdown::new();
+        if let Some(path) = self.slow_control.clone() {
+            let slowdown = slowdown.clone();
+            watch_control(path, move |text| {
+                if let Some(factor) = parse_factor(text) {
+                    slowdown.set(factor);
+                }
+            });
+        }
+        slowdown
+    }
+
+    /// Where the node dials each peer address (`--route`).
+    pub fn routes(&self) -> crate::runtime::Routes {
+        crate::runtime::Routes::new(self.route.iter().copied())
     }
 
     /// Events printed as JSON lines on stdout tagged `node` and, with `--history`, also
@@ -177,9 +219,10 @@ pub fn env_with_log(
         events: env.events(node, &clock)?,
         clock,
         storage: Box::new(storage),
-        slowdown: crate::runtime::Slowdown::new(),
+        slowdown: env.slowdown(),
         cluster_key: key.load()?,
         wire: crate::runtime::WireTap::off(),
+        routes: env.routes(),
     })
 }
 
@@ -194,9 +237,10 @@ pub fn env_in_memory(
         events: env.events(node, &clock)?,
         clock,
         storage: Box::new(crate::runtime::storage::Nowhere),
-        slowdown: crate::runtime::Slowdown::new(),
+        slowdown: env.slowdown(),
         cluster_key: key.load()?,
         wire: crate::runtime::WireTap::off(),
+        routes: env.routes(),
     })
 }
 
@@ -341,6 +385,11 @@ mod tests {
         assert_eq!(parse_control("-40 0"), Some((-40, 0.0)));
         for bad in ["", "12", "x 0.1", "5 -3", "5 nan"] {
             assert_eq!(parse_control(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_factor("4\n"), Some(4.0));
+        assert_eq!(parse_factor("1"), Some(1.0));
+        for bad in ["", "x", "inf", "nan"] {
+            assert_eq!(parse_factor(bad), None, "{bad:?}");
         }
     }
 

@@ -2,13 +2,17 @@
 //! `sim run` (what `sim real` runs; see DESIGN's `sim real`).
 //!
 //! ```text
-//! cargo real-build --bin sim-real --bin chat-node --bin election-node
+//! cargo real-build --bin sim-real --bin chat-node --bin election-node \
+//!     --bin kv-node --bin registry --bin load-balancer
 //! target/real/debug/sim-real scenarios/teaching/split-brain.toml --bin-dir target/real/debug
+//! target/real/debug/sim-real scenarios/kv/partition-heal.toml --bin-dir target/real/debug
 //! ```
 //! Exit codes as `sim run`: 0 the verdict is pass, 1 fail, 2 usage or scenario error.
 
+mod byte_proxy;
 mod disk_file;
 mod interrupt;
+mod kv;
 mod procs;
 mod proxy;
 mod runner;
@@ -33,7 +37,7 @@ struct Args {
 fn parse_args() -> RealOptions {
     let command = Args::command().mut_arg("bin_dir", |arg| {
         arg.required(true)
-            .help("Directory of the real binaries (`chat-node`, `election-node`, ...)")
+            .help("Directory of the real binaries (`chat-node`, `election-node`, `kv-node`, ...)")
     });
     let parsed = command
         .try_get_matches()

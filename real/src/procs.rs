@@ -37,6 +37,9 @@ pub struct Server {
 #[derive(Default)]
 pub struct Procs {
     servers: BTreeMap<String, Server>,
+    /// Processes that exited on their own (no fault stopped them): name and why, in the
+    /// order noticed.
+    exits: Vec<(String, String)>,
 }
 
 impl Procs {
@@ -64,12 +67,33 @@ impl Procs {
             return State::Down;
         };
         if let Some(child) = &mut server.child {
-            if let Ok(Some(_)) = child.try_wait() {
+            if let Ok(Some(status)) = child.try_wait() {
                 server.child = None;
                 server.state = State::Down;
+                let said = std::fs::read_to_string(&server.log)
+                    .ok()
+                    .and_then(|out| {
+                        out.lines()
+                            .rev()
+                            .find(|l| !l.trim().is_empty())
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_default();
+                self.exits.push((
+                    name.to_string(),
+                    format!("exited on its own ({status}): {said}"),
+                ));
             }
         }
         server.state
+    }
+
+    /// The processes that exited on their own since the last call, with why.
+    pub fn take_exits(&mut self) -> Vec<(String, String)> {
+        for name in self.servers.keys().cloned().collect::<Vec<_>>() {
+            self.state(&name);
+        }
+        std::mem::take(&mut self.exits)
     }
 
     /// Names of the servers that are up.

@@ -7,6 +7,7 @@
 //! (`partition`, `isolate`, `clog`), delayed by a draw from its `latency` range and, with
 //! the link's `loss` rate, by TCP's retransmission timeouts (in order, as TCP keeps it). The challenge line back is
 //! passed on as it is: a cut link still fails its handshake, since the hello is dropped.
+//! KV's peer traffic is HTTP, carried as byte streams instead (see [`crate::byte_proxy`]).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -28,8 +29,9 @@ pub type Link = (usize, usize);
 /// server index.
 pub type Network = simcore::network::Network<usize>;
 
-/// What happens to one message on `link`: `None` dropped, else its delay.
-fn fate(network: &Network, link: Link, rng: &mut ChaCha8Rng) -> Option<Duration> {
+/// What happens to one message (or byte chunk) on `link`: `None` dropped (held, for
+/// byte streams), else its delay.
+pub(crate) fn fate(network: &Network, link: Link, rng: &mut ChaCha8Rng) -> Option<Duration> {
     let (from, to) = link;
     if network.is_cut(&from, &to) {
         return None;

@@ -8,12 +8,14 @@
 //! Not deterministic: real time and the OS schedule the run. What it cannot apply it
 //! records as a skipped fault with the reason, and the report says the run is partial.
 
+use crate::byte_proxy::ByteProxy;
 use crate::procs::{Procs, State};
 use crate::proxy::{Network, Proxy};
 use simcore::addresses::Addresses;
 use simcore::history::{AppliedFault, Entry, Recorder, What};
 use simcore::report::RunReport;
 use simcore::scenario::{Action, Commit, Fault, Scenario, System};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -113,8 +115,20 @@ fn knob_flags(scenario: &Scenario, index: usize) -> Vec<String> {
 struct Cluster {
     procs: Procs,
     proxy: Proxy,
+    /// KV's byte-stream transport over `proxy`, which also refuses links to down nodes.
+    bytes: Option<ByteProxy>,
     servers: usize,
+    /// Fault targets (servers; KV's registry and balancer too) by name: their index in
+    /// the proxy's links.
+    names: BTreeMap<String, usize>,
+    /// Every endpoint of the proxy's links (an isolated node is cut from all of them).
+    endpoints: usize,
+    /// Gossip membership: SWIM's UDP is not proxied, network faults cut HTTP only.
+    gossip: bool,
     histories: Vec<PathBuf>,
+    /// How long after the nodes' `--history-start` the run's time zero came (once every
+    /// node listened): taken off their lines' times.
+    zero_ns: u64,
     /// Log files of every server, by index: damaged by `disk` faults while down.
     logs: Vec<PathBuf>,
     /// The run's scratch directory.
@@ -130,31 +144,42 @@ impl Cluster {
     /// Every node line written so far, merged (for the `leader` selector).
     fn node_history(&self) -> Vec<Entry> {
         let present: Vec<&PathBuf> = self.histories.iter().filter(|p| p.exists()).collect();
-        simcore::recorded::load(&present).unwrap_or_default()
+        let mut entries = simcore::recorded::load(&present).unwrap_or_default();
+        for entry in &mut entries {
+            entry.t = entry.t.saturating_sub(self.zero_ns);
+        }
+        entries
     }
 
     fn index(&self, name: &str) -> Result<usize, String> {
-        name.strip_prefix('n')
-            .and_then(|i| i.parse().ok())
-            .filter(|i| (1..=self.servers).contains(i))
-            .ok_or_else(|| {
-                format!(
-                    "{name}: a real run applies faults to servers n1..n{} only",
-                    self.servers
-                )
-            })
+        self.names.get(name).copied().ok_or_else(|| {
+            let others = if self.names.len() > self.servers {
+                " and the registry and balancer it runs"
+            } else {
+                ""
+            };
+            format!(
+                "{name}: a real run applies faults to servers n1..n{}{others} only",
+                self.servers
+            )
+        })
+    }
+
+    /// Tells the byte-stream proxy which endpoints are down (links to them refuse).
+    fn note_down(&mut self) {
+        let Some(bytes) = self.bytes.clone() else {
+            return;
+        };
+        let names: Vec<(String, usize)> = self.names.iter().map(|(n, &i)| (n.clone(), i)).collect();
+        for (name, index) in names {
+            bytes.set_down(index, self.procs.state(&name) == State::Down);
+        }
+        bytes.changed();
     }
 }
 
 /// Runs `options.scenario`.
 pub async fn run_real(options: &Options, scenario: &Scenario) -> Result<Finished, String> {
-    if scenario.system == System::Kv {
-        return Err(
-            "kv scenarios do not run on real processes yet: their peer traffic is HTTP, \
-             which the line-level fault proxy cannot carry (election and chat run)"
-                .into(),
-        );
-    }
     let file = options.scenario.display().to_string();
     let seed = options.seed.unwrap_or(scenario.default_seed());
     let dir =
@@ -163,8 +188,6 @@ pub async fn run_real(options: &Options, scenario: &Scenario) -> Result<Finished
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let key = write_key(&dir)?;
     let n = scenario.server_count();
-    let ports = free_addrs(2 * n)?;
-    let (peer, client) = (ports[..n].to_vec(), ports[n..].to_vec());
 
     // Every peer link through the proxy; the proxy's listeners are held, so they never
     // collide with another run's.
@@ -177,74 +200,31 @@ pub async fn run_real(options: &Options, scenario: &Scenario) -> Result<Finished
         network.set_loss(None, *loss.get_ref());
     }
     let proxy = Proxy::new(network);
-    let mut link_addr = std::collections::BTreeMap::new();
-    for i in 1..=n {
-        for j in (1..=n).filter(|&j| j != i) {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .map_err(|e| format!("proxy: {e}"))?;
-            let addr = listener.local_addr().map_err(|e| e.to_string())?;
-            link_addr.insert((i, j), addr);
-            let stream = simcore::workload::stream(seed, &format!("proxy/n{i}-n{j}"));
-            proxy.serve(
-                (i, j),
-                listener,
-                peer[j - 1],
-                rand::Rng::gen(&mut { stream }),
-            );
-        }
-    }
-
     let wall = std::time::Instant::now();
     let start_ms = unix_ms();
-    let recorder = Recorder::new();
-    let mut procs = Procs::default();
-    let mut histories = Vec::new();
-    let mut logs = Vec::new();
-    let binary = match scenario.system {
-        System::Chat => "chat-node",
-        _ => "election-node",
+    let common = Common {
+        bin_dir: &options.bin_dir,
+        dir: &dir,
+        key: &key,
+        start_ms,
+        seed,
     };
-    for i in 1..=n {
-        let history = dir.join(format!("n{i}.history.jsonl"));
-        let peers: Vec<String> = (1..=n)
-            .filter(|&j| j != i)
-            .map(|j| format!("{j}={}", link_addr[&(i, j)]))
-            .collect();
-        let mut args = vec![
-            format!("--id={i}"),
-            format!("--listen={}", peer[i - 1]),
-            format!("--peers={}", peers.join(",")),
-            format!("--data-dir={}", dir.join(format!("n{i}")).display()),
-            format!("--cluster-key-file={}", key.display()),
-            format!("--history={}", history.display()),
-            format!("--history-start={start_ms}"),
-            format!("--clock-control={}", clock_control(&dir, i).display()),
-        ];
-        if scenario.system == System::Chat {
-            args.push(format!("--client-listen={}", client[i - 1]));
-        }
-        args.extend(knob_flags(scenario, i));
-        let prefix = if scenario.system == System::Chat {
-            "chat"
-        } else {
-            "election"
-        };
-        logs.push(dir.join(format!("n{i}")).join(format!("{prefix}-{i}.log")));
-        procs.add(
-            &format!("n{i}"),
-            options.bin_dir.join(binary),
-            args,
-            dir.join(format!("n{i}.out")),
-        );
-        histories.push(history);
-    }
+    let layout = match scenario.system {
+        System::Kv => kv_layout(scenario, &proxy, &common).await?,
+        _ => line_layout(scenario, &proxy, &common).await?,
+    };
+    let ready = layout.ready.clone();
     let mut cluster = Cluster {
-        procs,
+        procs: layout.procs,
         proxy,
+        bytes: layout.bytes,
         servers: n,
-        histories,
-        logs,
+        names: layout.names,
+        endpoints: layout.endpoints,
+        gossip: scenario.gossip_membership(),
+        histories: layout.histories,
+        zero_ns: 0,
+        logs: layout.logs,
         dir: dir.clone(),
         skews: Default::default(),
         pending_disk: Vec::new(),
@@ -259,23 +239,29 @@ pub async fn run_real(options: &Options, scenario: &Scenario) -> Result<Finished
             early.push(skew(&mut cluster, fault, true));
         }
     }
-    for i in 1..=n {
-        cluster.procs.start(&format!("n{i}"))?;
+    // The registry first, then the servers, then the balancer (as the simulator adds them).
+    let order: Vec<String> = ["registry"]
+        .into_iter()
+        .map(String::from)
+        .chain((1..=n).map(|i| format!("n{i}")))
+        .chain(["lb".to_string()])
+        .filter(|name| cluster.procs.get_mut(name).is_some())
+        .collect();
+    for name in &order {
+        cluster.procs.start(name)?;
     }
     crate::interrupt::watch(&cluster.procs);
+    // Time zero once every process listens, as the simulator's nodes are up at 0 s (a
+    // client's first request must not race a node's start-up).
+    wait_listening(&ready).await;
+    let recorder = Recorder::new();
+    cluster.zero_ns = unix_ms().saturating_sub(start_ms) * 1_000_000;
     for applied in early {
         recorder.record("harness", What::Fault { fault: applied });
     }
 
-    let addresses = Addresses::new(
-        match scenario.system {
-            System::Chat => client.clone(),
-            _ => peer.clone(),
-        },
-        None,
-    );
     let mut clients = Vec::new();
-    if let (Some(workload), System::Chat) = (&scenario.workload, scenario.system) {
+    if let Some(workload) = &scenario.workload {
         let stop = workload
             .stop
             .as_ref()
@@ -285,16 +271,36 @@ pub async fn run_real(options: &Options, scenario: &Scenario) -> Result<Finished
             let name = format!("c{j}");
             let share =
                 simcore::workload::Share::of(workload, scenario.clients.get(name.as_str()), j);
-            clients.push(tokio::spawn(simcore::workload::chat::client(
-                j,
-                share,
-                addresses.clone(),
-                recorder.clone(),
-                rng,
-                stop,
-            )));
+            let addresses = layout
+                .clients
+                .get(j - 1)
+                .cloned()
+                .unwrap_or_else(|| layout.direct.clone());
+            match scenario.system {
+                System::Chat => clients.push(tokio::spawn(simcore::workload::chat::client(
+                    j,
+                    share,
+                    addresses,
+                    recorder.clone(),
+                    rng,
+                    stop,
+                ))),
+                System::Kv => clients.push(tokio::spawn(simcore::workload::kv::client(
+                    j,
+                    share,
+                    workload.clone(),
+                    addresses,
+                    simcore::kv_plan::keys(scenario),
+                    recorder.clone(),
+                    rng,
+                    stop,
+                    scenario.records_attempts(),
+                ))),
+                System::Election => {}
+            }
         }
     }
+    let addresses = layout.direct;
 
     let mut rounds = simcore::probe::rounds(scenario, &faults)
         .into_iter()
@@ -312,7 +318,11 @@ pub async fn run_real(options: &Options, scenario: &Scenario) -> Result<Finished
         }
         tokio::time::sleep_until(recorder.start() + fault.at.0).await;
         let mut rng = simcore::nemesis::fault_stream(seed, fault);
+        for (name, why) in cluster.procs.take_exits() {
+            recorder.record(&name, What::Error { message: why });
+        }
         let applied = apply(&mut cluster, fault, &mut rng);
+        cluster.note_down();
         crate::interrupt::watch(&cluster.procs);
         recorder.record("harness", What::Fault { fault: applied });
     }
@@ -328,13 +338,32 @@ pub async fn run_real(options: &Options, scenario: &Scenario) -> Result<Finished
     for task in probes {
         let _ = task.await;
     }
+    if scenario.system == System::Kv {
+        final_reads(scenario, &mut cluster, &recorder, &addresses, &key).await?;
+    }
+    // A node that exited on its own failed as the simulator's node whose entry point
+    // returned an error does: the history says so.
+    for (name, why) in cluster.procs.take_exits() {
+        recorder.record(&name, What::Error { message: why });
+    }
     cluster.procs.kill_all();
     crate::interrupt::watch(&cluster.procs);
 
+    if scenario.buggify {
+        partial.push(
+            "buggify: the simulator's own injected delays and failures have no real \
+             counterpart"
+                .to_string(),
+        );
+    }
     let ours = recorder.take();
     for entry in &ours {
         if let What::Fault { fault } = &entry.what {
-            if let Some(why) = &fault.skipped {
+            let why = fault.skipped.as_deref().or(fault
+                .effect
+                .as_deref()
+                .filter(|e| *e == crate::kv::GOSSIP_UNPROXIED));
+            if let Some(why) = why {
                 let node = fault.node.as_deref().unwrap_or("");
                 partial.push(format!(
                     "{} {node} at {}: {why}",
@@ -362,6 +391,206 @@ pub async fn run_real(options: &Options, scenario: &Scenario) -> Result<Finished
     })
 }
 
+/// What every process of the run is started with besides its own flags.
+#[derive(Clone, Copy)]
+pub struct Common<'a> {
+    /// The directory of the binaries.
+    pub bin_dir: &'a Path,
+    /// The run's scratch directory.
+    pub dir: &'a Path,
+    /// The cluster key file.
+    pub key: &'a Path,
+    /// The run's start, Unix ms (`--history-start`).
+    pub start_ms: u64,
+    /// The seed of the proxy's draws.
+    pub seed: u64,
+}
+
+/// A run's processes and addresses, before they start.
+struct Layout {
+    procs: Procs,
+    /// KV's byte-stream transport (none for the line proxy's election and chat).
+    bytes: Option<ByteProxy>,
+    names: BTreeMap<String, usize>,
+    endpoints: usize,
+    histories: Vec<PathBuf>,
+    logs: Vec<PathBuf>,
+    /// Each client's addresses (empty: the servers' own, `direct`).
+    clients: Vec<Addresses>,
+    /// The servers' client-facing addresses.
+    direct: Addresses,
+    /// Every address a process of the run listens on.
+    ready: Vec<SocketAddr>,
+}
+
+/// Longest wait for the processes to listen before the run starts anyway.
+const START_UP: Duration = Duration::from_secs(10);
+
+/// Waits until a connection to each of `addrs` is accepted (at most [`START_UP`]).
+async fn wait_listening(addrs: &[SocketAddr]) {
+    let deadline = tokio::time::Instant::now() + START_UP;
+    for &addr in addrs {
+        while tokio::time::Instant::now() < deadline {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// The control-file flags of server `n{index}`: its clock's error and its `slow` factor.
+fn control_flags(dir: &Path, index: usize) -> Vec<String> {
+    vec![
+        format!("--clock-control={}", clock_control(dir, index).display()),
+        format!("--slow-control={}", slow_control(dir, index).display()),
+    ]
+}
+
+/// Election and chat: servers whose peer links run through the line proxy.
+async fn line_layout(
+    scenario: &Scenario,
+    proxy: &Proxy,
+    common: &Common<'_>,
+) -> Result<Layout, String> {
+    let Common {
+        bin_dir,
+        dir,
+        key,
+        start_ms,
+        seed,
+    } = *common;
+    let n = scenario.server_count();
+    let ports = free_addrs(2 * n)?;
+    let (peer, client) = (ports[..n].to_vec(), ports[n..].to_vec());
+    let mut link_addr = BTreeMap::new();
+    for i in 1..=n {
+        for j in (1..=n).filter(|&j| j != i) {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| format!("proxy: {e}"))?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            link_addr.insert((i, j), addr);
+            let stream = simcore::workload::stream(seed, &format!("proxy/n{i}-n{j}"));
+            proxy.serve(
+                (i, j),
+                listener,
+                peer[j - 1],
+                rand::Rng::gen(&mut { stream }),
+            );
+        }
+    }
+    let mut procs = Procs::default();
+    let mut histories = Vec::new();
+    let mut logs = Vec::new();
+    let (binary, prefix) = match scenario.system {
+        System::Chat => ("chat-node", "chat"),
+        _ => ("election-node", "election"),
+    };
+    for i in 1..=n {
+        let history = dir.join(format!("n{i}.history.jsonl"));
+        let peers: Vec<String> = (1..=n)
+            .filter(|&j| j != i)
+            .map(|j| format!("{j}={}", link_addr[&(i, j)]))
+            .collect();
+        let mut args = vec![
+            format!("--id={i}"),
+            format!("--listen={}", peer[i - 1]),
+            format!("--peers={}", peers.join(",")),
+            format!("--data-dir={}", dir.join(format!("n{i}")).display()),
+            format!("--cluster-key-file={}", key.display()),
+            format!("--history={}", history.display()),
+            format!("--history-start={start_ms}"),
+        ];
+        args.extend(control_flags(dir, i));
+        if scenario.system == System::Chat {
+            args.push(format!("--client-listen={}", client[i - 1]));
+        }
+        args.extend(knob_flags(scenario, i));
+        logs.push(dir.join(format!("n{i}")).join(format!("{prefix}-{i}.log")));
+        procs.add(
+            &format!("n{i}"),
+            bin_dir.join(binary),
+            args,
+            dir.join(format!("n{i}.out")),
+        );
+        histories.push(history);
+    }
+    let direct = match scenario.system {
+        System::Chat => client,
+        _ => peer,
+    };
+    Ok(Layout {
+        procs,
+        bytes: None,
+        names: (1..=n).map(|i| (format!("n{i}"), i)).collect(),
+        endpoints: n,
+        histories,
+        logs,
+        clients: Vec::new(),
+        direct: Addresses::new(direct, None),
+        // Not waited for: a bare connect to a peer port is a refused peer in the node's
+        // history (it sends no hello); these nodes' clients retry until they are up.
+        ready: Vec::new(),
+    })
+}
+
+/// KV: the registry, the servers and the balancer, every link through the byte-stream
+/// proxy (see [`crate::kv`]).
+async fn kv_layout(
+    scenario: &Scenario,
+    proxy: &Proxy,
+    common: &Common<'_>,
+) -> Result<Layout, String> {
+    let n = scenario.server_count();
+    let ports = free_addrs(n + 2)?;
+    let bytes = ByteProxy::new(proxy.clone());
+    let dir = common.dir;
+    let built =
+        crate::kv::build(scenario, common, &bytes, &ports, |i| control_flags(dir, i)).await?;
+    let endpoints = crate::kv::Endpoints {
+        servers: n,
+        clients: scenario.client_count(),
+    };
+    Ok(Layout {
+        procs: built.procs,
+        bytes: Some(bytes),
+        names: built.names,
+        endpoints: endpoints.count(),
+        histories: built.histories,
+        // KV nodes keep their store in memory: no log for a `disk` fault to damage.
+        logs: Vec::new(),
+        clients: built.clients,
+        direct: built.direct,
+        ready: built.listening,
+    })
+}
+
+/// The harness's final reads, as the simulator's: each key's local copy on each of its
+/// replicas among the live servers, signed with the cluster key.
+async fn final_reads(
+    scenario: &Scenario,
+    cluster: &mut Cluster,
+    recorder: &Recorder,
+    addresses: &Addresses,
+    key: &Path,
+) -> Result<(), String> {
+    let live: Vec<usize> = cluster
+        .procs
+        .live()
+        .iter()
+        .filter_map(|name| name.strip_prefix('n')?.parse().ok())
+        .collect();
+    let reads = simcore::kv_plan::final_reads(scenario, &live);
+    let size = scenario
+        .workload
+        .as_ref()
+        .map_or(0, simcore::workload::kv::value_size);
+    let key = nodes::auth::key_file::load(Some(key))?;
+    simcore::workload::kv::final_reads(addresses, &reads, size, recorder, key).await;
+    Ok(())
+}
+
 /// The cluster key file every node of the run reads: a fresh random secret.
 fn write_key(dir: &Path) -> Result<PathBuf, String> {
     use std::io::Write;
@@ -380,8 +609,8 @@ fn write_key(dir: &Path) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// Starts one round of liveness probes (chat; the election has none) through the servers
-/// up at `start`.
+/// Starts one round of liveness probes (chat and kv; the election has none) through the
+/// servers up at `start`, straight to them (the simulator probes from outside the cluster).
 async fn start_probes(
     scenario: &Scenario,
     cluster: &mut Cluster,
@@ -390,7 +619,7 @@ async fn start_probes(
     start: Duration,
     within: Duration,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    if scenario.system != System::Chat {
+    if scenario.system == System::Election {
         return None;
     }
     tokio::time::sleep_until(recorder.start() + start).await;
@@ -406,7 +635,10 @@ async fn start_probes(
         addresses: addresses.clone(),
         deadline: recorder.start() + start + within,
     };
-    Some(tokio::spawn(simcore::probe::chat(round, recorder.clone())))
+    Some(match scenario.system {
+        System::Chat => tokio::spawn(simcore::probe::chat(round, recorder.clone())),
+        _ => tokio::spawn(simcore::probe::kv(round, recorder.clone())),
+    })
 }
 
 /// Resolves a `node` selector: `leader` from the live history, `random` among the live
@@ -493,8 +725,7 @@ fn apply(cluster: &mut Cluster, fault: &Fault, rng: &mut rand_chacha::ChaCha8Rng
             Ok(None)
         }
         Action::Isolate => cluster.index(&node).map(|i| {
-            let servers = cluster.servers;
-            let all: Vec<usize> = (1..=servers).collect();
+            let all: Vec<usize> = (1..=cluster.endpoints).collect();
             cluster.proxy.with(|net| net.isolate(&i, &all));
             None
         }),
@@ -558,14 +789,46 @@ fn apply(cluster: &mut Cluster, fault: &Fault, rng: &mut rand_chacha::ChaCha8Rng
             })
         }
         Action::Slow => {
-            Err("slow: the per-request work factor has no flag on a running kv node".into())
+            let factor = fault.factor.as_ref().map_or(1.0, |f| *f.get_ref());
+            applied.factor = Some(factor);
+            cluster
+                .index(&node)
+                .and_then(|i| slow(&cluster.dir, i, factor))
+                .map(|_| None)
         }
     };
+    let network = matches!(
+        action,
+        Action::Partition | Action::Isolate | Action::Clog | Action::Loss | Action::Latency
+    );
     match result {
+        Ok(None) if network && cluster.gossip => {
+            applied.effect = Some(crate::kv::GOSSIP_UNPROXIED.to_string())
+        }
         Ok(effect) => applied.effect = effect,
         Err(why) => applied.skipped = Some(why),
     }
     applied
+}
+
+/// The `slow` control file of server `n{index}` (see `--slow-control`).
+fn slow_control(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("n{index}.slow"))
+}
+
+/// A `slow` through the slowdown seam: the factor goes to the server's `--slow-control`
+/// file, which it rereads while it runs and reads again at every start (the simulator's
+/// factor survives restarts too).
+fn slow(dir: &Path, index: usize, factor: f64) -> Result<(), String> {
+    write_whole(&slow_control(dir, index), &format!("{factor}\n"))
+}
+
+/// Writes `text` to `path` whole, then renames: a running node never reads half a file.
+fn write_whole(path: &Path, text: &str) -> Result<(), String> {
+    let temporary = PathBuf::from(format!("{}.new", path.display()));
+    std::fs::write(&temporary, text)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// The one link a `loss`/`latency` fault names (`None`: every link).
@@ -617,13 +880,9 @@ fn skew(cluster: &mut Cluster, fault: &Fault, at_start: bool) -> AppliedFault {
             format!("--clock-drift={drift}"),
         ];
     }
-    // Written whole, then renamed: a running node never reads half a file.
     let control = clock_control(&cluster.dir, index);
-    let temporary = control.with_extension("clock.new");
-    let written = std::fs::write(&temporary, format!("{offset_ms} {drift}\n"))
-        .and_then(|()| std::fs::rename(&temporary, &control));
-    if let Err(e) = written {
-        applied.skipped = Some(format!("cannot write {}: {e}", control.display()));
+    if let Err(why) = write_whole(&control, &format!("{offset_ms} {drift}\n")) {
+        applied.skipped = Some(why);
     } else if at_start {
         applied.effect = Some("clock flags of the node's start".into());
     }
@@ -640,7 +899,10 @@ fn apply_pending_disk(cluster: &mut Cluster, index: usize) -> Option<String> {
     cluster.pending_disk = rest;
     let mut done = Vec::new();
     for (_, fault, draw) in mine {
-        let path = &cluster.logs[index - 1];
+        let Some(path) = cluster.logs.get(index - 1) else {
+            done.push("no durable log to damage (the node keeps its state in memory)".into());
+            continue;
+        };
         let mode = fault
             .mode
             .as_ref()

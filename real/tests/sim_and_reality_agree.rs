@@ -1,7 +1,8 @@
 //! `sim-real` on real processes gives the simulator's verdicts: the split brain's
-//! `total_order` violation (through the fault proxy's partition), and an isolated quorum
-//! leader that steps down (through `leader` resolved from the live history). Both run at
-//! once, which also shows that two runs on one machine do not collide.
+//! `total_order` violation (through the fault proxy's partition), an isolated quorum
+//! leader that steps down (through `leader` resolved from the live history), and a KV
+//! write quorum that a partition of HTTP links makes unreachable (through the byte-stream
+//! proxy). All run at once, which also shows that runs on one machine do not collide.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +26,12 @@ fn bin_dir() -> PathBuf {
             "chat-node",
             "--bin",
             "election-node",
+            "--bin",
+            "kv-node",
+            "--bin",
+            "registry",
+            "--bin",
+            "load-balancer",
         ])
         .status()
         .expect("cargo runs");
@@ -63,12 +70,18 @@ fn statuses(report: &serde_json::Value) -> Vec<(String, String)> {
 }
 
 #[test]
-fn split_brain_breaks_total_order_and_a_quorum_leader_steps_down_on_real_processes() {
+fn split_brain_breaks_total_order_a_quorum_leader_steps_down_and_a_kv_quorum_fails_across_a_cut_on_real_processes(
+) {
     let bin = bin_dir();
-    let (split, quorum) = std::thread::scope(|s| {
+    let (split, quorum, kv) = std::thread::scope(|s| {
         let split = s.spawn(|| real(&bin, "scenarios/teaching/split-brain.toml"));
         let quorum = s.spawn(|| real(&bin, "scenarios/election/leader-isolated-quorum.toml"));
-        (split.join().unwrap(), quorum.join().unwrap())
+        let kv = s.spawn(|| real(&bin, "scenarios/kv/partition-never-heals-quorum.toml"));
+        (
+            split.join().unwrap(),
+            quorum.join().unwrap(),
+            kv.join().unwrap(),
+        )
     });
     let (code, report) = split;
     assert_eq!(report["mode"], "real");
@@ -93,4 +106,21 @@ fn split_brain_breaks_total_order_and_a_quorum_leader_steps_down_on_real_process
         faults.contains("isolate n5"),
         "the leader, n5, is isolated: {faults}"
     );
+
+    // KV, as `sim run` judges it: writes that need three copies fail across the cut
+    // (availability and recovers violated, as expected), what is acknowledged is fast.
+    let (code, report) = kv;
+    assert_eq!(report["partial"], serde_json::json!([]), "{report}");
+    assert_eq!(report["outcome"], "violation", "{report}");
+    assert_eq!(
+        statuses(&report),
+        vec![
+            ("\"availability\"".into(), "\"violation\"".into()),
+            ("\"recovers\"".into(), "\"violation\"".into()),
+            ("\"latency\"".into(), "\"pass\"".into()),
+        ]
+    );
+    assert_eq!((code, &report["verdict"]), (Some(0), &"pass".into()));
+    let faults = report["happened"]["faults_applied"].to_string();
+    assert!(faults.contains("partition n1,n2 | n3,n4,n5"), "{faults}");
 }

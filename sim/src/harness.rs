@@ -275,6 +275,7 @@ where
                 slowdown: Slowdown::new(),
                 cluster_key: key.clone(),
                 wire: recorder.wire_tap(name),
+                routes: nodes::runtime::Routes::direct(),
             };
             let (node, recorder) = (entry(env), recorder.clone());
             async move {
@@ -333,6 +334,7 @@ fn start_server(
                 slowdown: slowdown.clone(),
                 cluster_key: key.clone(),
                 wire: recorder.wire_tap(&name),
+                routes: nodes::runtime::Routes::direct(),
             };
             let (recorder, name) = (recorder.clone(), name.clone());
             let node = server_entry(&scenario, index, env);

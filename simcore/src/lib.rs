@@ -13,6 +13,7 @@ pub mod check;
 pub mod damage;
 pub mod digest;
 pub mod history;
+pub mod kv_plan;
 pub mod linearizability;
 pub mod nemesis;
 pub mod network;

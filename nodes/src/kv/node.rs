@@ -789,6 +789,7 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         cluster_key,
         slowdown,
         wire,
+        routes,
         ..
     } = env;
     events.emit(NodeEvent::Started {
@@ -807,7 +808,9 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         cluster_key.clone(),
     ));
     let shared: Shared = Arc::new(Mutex::new(Node {
-        pool: Pool::signed(cluster_key.clone()).tapped(wire.clone()),
+        pool: Pool::signed(cluster_key.clone())
+            .tapped(wire.clone())
+            .routed(routes),
         versions: VersionSource::new(config.versioning, &config.id),
         config: config.clone(),
         clock,

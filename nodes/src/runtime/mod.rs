@@ -2,7 +2,7 @@
 //!
 //! Node code touches the outside only through these: [`transport`] (TCP on `tokio::net`,
 //! simulated under `--cfg madsim`), [`datagram`] (UDP, the same), the per-node [`clock`],
-//! the [`log`] over a [`storage`] backend, the [`events`] it emits (written as [`history`]
+//! the [`log`] over a [`storage`] backend, the [`routes`] it dials peers by, the [`events`] it emits (written as [`history`]
 //! lines in real mode), and the [`slowdown`] of its simulated
 //! work (the `slow` fault). Real binaries and the simulation
 //! harness build a [`NodeEnv`] differently; the protocol code that receives it is the same.
@@ -13,6 +13,7 @@ pub mod events;
 pub mod frame;
 pub mod history;
 pub mod log;
+pub mod routes;
 pub mod slowdown;
 pub mod storage;
 pub mod transport;
@@ -21,6 +22,7 @@ pub mod wire;
 pub use clock::Clock;
 pub use events::{BreakerState, EventSink, MemberState, NodeEvent, Role};
 pub use log::DurableLog;
+pub use routes::Routes;
 pub use slowdown::Slowdown;
 pub use storage::Storage;
 pub use wire::WireTap;
@@ -40,4 +42,6 @@ pub struct NodeEnv {
     pub cluster_key: crate::auth::ClusterKey,
     /// Which peer messages it sends and receives, for pictures (off in real mode).
     pub wire: WireTap,
+    /// Where it dials each peer address (direct, except behind `sim real`'s fault proxy).
+    pub routes: Routes,
 }

@@ -4,7 +4,8 @@
 //! `--load-factor`); the `slow` fault multiplies it, the degraded server that starts most
 //! cascading failures. Like the [`super::Clock`], the handle is shared: the harness keeps a
 //! clone of each server's and sets the factor when a `slow` fault says so, and it survives
-//! the node's restarts. In real mode nothing sets it and the factor stays 1.
+//! the node's restarts. In real mode the node rereads it from its `--slow-control` file,
+//! which the `sim real` runner writes for the same `slow` fault (factor 1 without one).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
