@@ -2,19 +2,22 @@
 //!
 //! Server `ni` is told that peer `nj` is at a loopback port of the proxy reserved for the
 //! link `ni → nj`; the proxy connects on to `nj`'s real peer port. The peer transport sends
-//! newline-delimited messages one way (the acceptor only sends its handshake challenge
-//! back), so the proxy acts per message line of `ni → nj`: dropped while the link is cut
+//! one way a hello line and then length-prefixed message frames (the acceptor only sends
+//! its handshake challenge back), so the proxy acts per unit — the hello, then each
+//! frame — of `ni → nj`: dropped while the link is cut
 //! (`partition`, `isolate`, `clog`), delayed by a draw from its `latency` range and, with
 //! the link's `loss` rate, by TCP's retransmission timeouts (in order, as TCP keeps it). The challenge line back is
 //! passed on as it is: a cut link still fails its handshake, since the hello is dropped.
 //! KV's peer traffic is HTTP, carried as byte streams instead (see [`crate::byte_proxy`]).
 
+use nodes::runtime::frame::HEADER_BYTES;
+use nodes::runtime::transport::MAX_FRAME_BYTES;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Linux's minimum TCP retransmission timeout.
@@ -105,20 +108,27 @@ impl Proxy {
         let back = tokio::spawn(async move {
             let _ = tokio::io::copy(&mut out_read, &mut in_write).await;
         });
-        let mut lines = BufReader::new(in_read);
-        let mut line = Vec::new();
+        let mut reader = BufReader::new(in_read);
+        let mut unit = Vec::new();
+        let mut hello = true;
         loop {
-            line.clear();
-            match lines.read_until(b'\n', &mut line).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+            unit.clear();
+            let next = if hello {
+                hello = false;
+                reader.read_until(b'\n', &mut unit).await.map(|n| n > 0)
+            } else {
+                read_frame(&mut reader, &mut unit).await
+            };
+            match next {
+                Ok(true) => {}
+                Ok(false) | Err(_) => break,
             }
             let fate = self.with(|n| fate(n, link, &mut rng));
             let Some(delay) = fate else { continue };
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            if out_write.write_all(&line).await.is_err() {
+            if out_write.write_all(&unit).await.is_err() {
                 break;
             }
         }
@@ -126,9 +136,58 @@ impl Proxy {
     }
 }
 
+/// Reads one message frame (its length prefix and body) into `unit`: `Ok(false)` at the
+/// end of the stream, an error for a frame over the transport's cap (the connection is
+/// then dropped, as the node itself would refuse it) or a stream cut short.
+async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    unit: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    let mut header = [0u8; HEADER_BYTES];
+    match reader.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    let length = u32::from_be_bytes(header) as usize;
+    if length > MAX_FRAME_BYTES {
+        return Err(std::io::Error::other("a frame over the transport's cap"));
+    }
+    unit.extend_from_slice(&header);
+    unit.resize(HEADER_BYTES + length, 0);
+    reader.read_exact(&mut unit[HEADER_BYTES..]).await?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hello line aside, the proxy decides per frame: it must cut the stream exactly
+    /// at frame bounds, and refuse a frame over the transport's cap.
+    #[tokio::test]
+    async fn frames_are_read_whole_one_at_a_time() {
+        let frame = |body: &[u8]| {
+            let mut f = (body.len() as u32).to_be_bytes().to_vec();
+            f.extend_from_slice(body);
+            f
+        };
+        let (a, b) = (frame(b"\nfirst\n"), frame(&[0u8; 300]));
+        let stream = [a.clone(), b.clone()].concat();
+        let mut reader = &stream[..];
+        let mut unit = Vec::new();
+        assert!(read_frame(&mut reader, &mut unit).await.expect("first"));
+        assert_eq!(unit, a);
+        unit.clear();
+        assert!(read_frame(&mut reader, &mut unit).await.expect("second"));
+        assert_eq!(unit, b);
+        unit.clear();
+        assert!(!read_frame(&mut reader, &mut unit).await.expect("end"));
+        let huge = ((MAX_FRAME_BYTES + 1) as u32).to_be_bytes();
+        assert!(read_frame(&mut &huge[..], &mut unit).await.is_err());
+        let short = [&frame(b"abcdef")[..7]].concat();
+        assert!(read_frame(&mut &short[..], &mut Vec::new()).await.is_err());
+    }
 
     #[test]
     fn the_network_models_cuts_loss_and_latency_decide_each_messages_fate() {

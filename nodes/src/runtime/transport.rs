@@ -59,7 +59,7 @@ const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 /// Silence from a peer after which the connection to it is re-established on next send.
 pub const STALE_AFTER: Duration = Duration::from_secs(2);
 /// Longest accepted message frame (its body, after the length).
-const MAX_FRAME_BYTES: usize = 16 << 20;
+pub const MAX_FRAME_BYTES: usize = 16 << 20;
 /// Frames up to this size are read into a buffer sized at once; longer ones as they come.
 const FRAME_READ_AT_ONCE: usize = 64 << 10;
 /// Longest accepted challenge or hello line.
