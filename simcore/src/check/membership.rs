@@ -304,6 +304,17 @@ mod tests {
     }
 
     /// n1 and n2 know each other; n2 crashes at 10 s.
+    /// [`crash_of_n2`], n1 declares n2 down, and n2 restarts and rejoins as generation 2.
+    fn n2_crashed_and_rejoined() -> Vec<Entry> {
+        let mut history = crash_of_n2();
+        history.push(member(16 * S, "n1", "n2", MemberState::Down, 1));
+        history.push(fault(20 * S, Action::Restart, "n2"));
+        history.push(started(20 * S, "n2"));
+        history.push(member(21 * S, "n2", "n1", MemberState::Alive, 1));
+        history.push(member(21 * S, "n1", "n2", MemberState::Alive, 2));
+        history
+    }
+
     fn crash_of_n2() -> Vec<Entry> {
         use MemberState::*;
         vec![
@@ -341,13 +352,8 @@ mod tests {
 
     #[test]
     fn it_must_stay_converged_and_counts_false_downs() {
-        let mut history = crash_of_n2();
-        history.push(member(16 * S, "n1", "n2", MemberState::Down, 1));
         // n2 restarts as a new generation and rejoins, then n1 falsely declares it down.
-        history.push(fault(20 * S, Action::Restart, "n2"));
-        history.push(started(20 * S, "n2"));
-        history.push(member(21 * S, "n2", "n1", MemberState::Alive, 1));
-        history.push(member(21 * S, "n1", "n2", MemberState::Alive, 2));
+        let mut history = n2_crashed_and_rejoined();
         let fine = membership_converged(&history, 60 * S, Duration::from_secs(5), None);
         assert_eq!(fine.status, super::super::Status::Pass, "{}", fine.detail);
         history.push(member(50 * S, "n1", "n2", MemberState::Down, 2));
@@ -370,12 +376,7 @@ mod tests {
 
     #[test]
     fn max_false_downs_bounds_the_false_downs_and_cites_them() {
-        let mut history = crash_of_n2();
-        history.push(member(16 * S, "n1", "n2", MemberState::Down, 1));
-        history.push(fault(20 * S, Action::Restart, "n2"));
-        history.push(started(20 * S, "n2"));
-        history.push(member(21 * S, "n2", "n1", MemberState::Alive, 1));
-        history.push(member(21 * S, "n1", "n2", MemberState::Alive, 2));
+        let mut history = n2_crashed_and_rejoined();
         // n1 takes the live, reachable n2 for down; n2 rejoins as its next generation.
         history.push(member(30 * S, "n1", "n2", MemberState::Down, 2));
         let false_down = history.len() - 1;
