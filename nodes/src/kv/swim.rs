@@ -250,6 +250,8 @@ struct State_ {
     sized_for: usize,
     /// When to pull a member's view next ([`view_pull`]).
     next_pull: Instant,
+    /// Pulls since the view last grew.
+    quiet_pulls: u32,
     /// Views this node may still send before the next sample tick refills one.
     answers_left: u32,
 }
@@ -310,9 +312,10 @@ pub async fn run(mut driver: Driver) -> io::Result<()> {
         next_pull: Instant::now()
             + driver.clock.true_duration(view_pull::next_pull(
                 driver.config.probe_period,
-                false,
+                u32::MAX,
                 jitter(),
             )),
+        quiet_pulls: u32::MAX,
         answers_left: view_pull::ANSWERS_BANKED,
     };
     // The join addresses are known as down placeholders: foca keeps announcing to down
@@ -386,10 +389,11 @@ pub async fn run(mut driver: Driver) -> io::Result<()> {
                 let now = Instant::now();
                 if now >= s.next_pull {
                     pull(&mut s);
+                    s.quiet_pulls = s.quiet_pulls.saturating_add(1);
                     s.next_pull = now
                         + driver.clock.true_duration(view_pull::next_pull(
                             driver.config.probe_period,
-                            false,
+                            s.quiet_pulls,
                             jitter(),
                         ));
                 }
@@ -577,10 +581,11 @@ fn publish(s: &mut State_, driver: &mut Driver) {
         let soon = Instant::now()
             + driver.clock.true_duration(view_pull::next_pull(
                 driver.config.probe_period,
-                true,
+                0,
                 jitter(),
             ));
         s.next_pull = s.next_pull.min(soon);
+        s.quiet_pulls = 0;
     }
     // foca's timings (transmissions, suspicion) depend on the cluster's size: follow it
     // within a factor of two.
@@ -697,5 +702,53 @@ mod tests {
         assert_eq!(b.num_members(), 1);
         let ids: Vec<&str> = a.iter_members().map(|m| m.id().id.as_str()).collect();
         assert_eq!(ids, ["n2"]);
+    }
+
+    /// A member gossip never told about is learned from a pulled view: n3 knows n1, n2
+    /// knows n1, and n2 takes n3 from n1's view (and leaves n1's own entry alone).
+    #[test]
+    fn a_pulled_view_teaches_the_members_gossip_missed() {
+        let key = ClusterKey::derived("gossip test");
+        let mut n1 = swim("n1", 5001);
+        let mut n2 = swim("n2", 5002);
+        let mut io1 = io(&key);
+        let mut io2 = io(&key);
+        let peer = |id: &str, port: u16| Peer {
+            id: id.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            generation: 1,
+        };
+        n1.apply_many(
+            [
+                Member::alive(peer("n2", 5002)),
+                Member::alive(peer("n3", 5003)),
+            ]
+            .into_iter(),
+            false,
+            &mut io1,
+        )
+        .expect("applied");
+        n2.apply_many(
+            [Member::alive(peer("n1", 5001))].into_iter(),
+            false,
+            &mut io2,
+        )
+        .expect("applied");
+        let parts: Vec<Vec<u8>> = view_pull::encode(n1.iter_membership_state())
+            .iter()
+            .map(|body| seal(&key, Kind::View, body))
+            .collect();
+        for part in &parts {
+            let (kind, body) = open(&key, part).expect("sealed");
+            assert_eq!(kind, Kind::View);
+            let members = view_pull::decode(body).expect("decodes");
+            let news = view_pull::unknown(n2.iter_membership_state(), n2.identity(), members);
+            assert_eq!(news, [Member::alive(peer("n3", 5003))], "only n3 is news");
+            n2.apply_many(news.into_iter(), true, &mut io2)
+                .expect("applied");
+        }
+        let mut ids: Vec<&str> = n2.iter_members().map(|m| m.id().id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["n1", "n3"]);
     }
 }

@@ -11,8 +11,9 @@
 //! SWIM: a pulled "suspect" or "down" about a known member would spread old suspicion
 //! faster than the member can refute it (on lossy links that tripled the false downs).
 //!
-//! When: soon after the view grows (a server forming its view, or rejoining, pulls every
-//! few periods until it stops learning members), else rarely. Answers are rationed per
+//! When: soon after the view grows (a server forming its view, or rejoining), then at
+//! doubling intervals while the view holds still (a pull's answer can be lost, or come
+//! from a member that knows no more), up to a slow steady pace. Answers are rationed per
 //! period, so a member that asks too often gets silence, not amplification.
 
 use super::swim::{Peer, MAX_PACKET};
@@ -43,22 +44,22 @@ impl Kind {
     }
 }
 
-/// Periods between pulls while the view holds still.
+/// Periods between pulls once the view has held still for long.
 pub const QUIET_PERIODS: u32 = 30;
-/// Periods before the next pull once the view grew.
+/// Periods before the first pull after the view grew; each pull without growth since
+/// doubles the wait, up to [`QUIET_PERIODS`].
 pub const GROWING_PERIODS: u32 = 3;
 /// Views a server may send in a burst; one more is allowed per sample tick (four a
 /// protocol period).
 pub const ANSWERS_BANKED: u32 = 4;
 
-/// The delay before the next pull: [`QUIET_PERIODS`] or [`GROWING_PERIODS`], plus up to
-/// one period of `jitter` (a fraction in 0..1) so that servers do not pull in step.
-pub fn next_pull(period: Duration, growing: bool, jitter: f64) -> Duration {
-    let periods = if growing {
-        GROWING_PERIODS
-    } else {
-        QUIET_PERIODS
-    };
+/// The delay before the next pull when `quiet` pulls went by since the view last grew:
+/// [`GROWING_PERIODS`] doubled `quiet` times, at most [`QUIET_PERIODS`], plus up to one
+/// period of `jitter` (a fraction in 0..1) so that servers do not pull in step.
+pub fn next_pull(period: Duration, quiet: u32, jitter: f64) -> Duration {
+    let periods = GROWING_PERIODS
+        .saturating_mul(1 << quiet.min(16))
+        .min(QUIET_PERIODS);
     period * periods + period.mul_f64(jitter.clamp(0.0, 1.0))
 }
 
@@ -212,10 +213,13 @@ mod tests {
     }
 
     #[test]
-    fn pulls_come_sooner_while_the_view_grows() {
+    fn pulls_slow_down_while_the_view_holds_still() {
         let period = Duration::from_secs(1);
-        assert_eq!(next_pull(period, true, 0.0), Duration::from_secs(3));
-        assert_eq!(next_pull(period, false, 0.5), Duration::from_millis(30_500));
-        assert_eq!(next_pull(period, false, 7.0), Duration::from_secs(31));
+        let waits: Vec<u64> = (0..6)
+            .map(|quiet| next_pull(period, quiet, 0.0).as_secs())
+            .collect();
+        assert_eq!(waits, [3, 6, 12, 24, 30, 30]);
+        assert_eq!(next_pull(period, 40, 0.5), Duration::from_millis(30_500));
+        assert_eq!(next_pull(period, 0, 7.0), Duration::from_secs(4));
     }
 }
