@@ -24,6 +24,8 @@ pub mod http;
 pub mod kv;
 pub mod lb;
 pub mod lines;
+#[cfg(test)]
+mod noise;
 pub mod pool;
 pub mod real;
 pub mod runtime;

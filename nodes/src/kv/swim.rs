@@ -662,14 +662,7 @@ mod tests {
         let mut io = io(&key);
         let mut garbage = 0x2545_f491_4f6c_dd1du64;
         for len in 0..400usize {
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    garbage ^= garbage << 13;
-                    garbage ^= garbage >> 7;
-                    garbage ^= garbage << 17;
-                    garbage as u8
-                })
-                .collect();
+            let bytes: Vec<u8> = crate::noise::bytes(&mut garbage, len);
             let _ = foca.handle_data(&bytes, &mut io);
         }
         assert_eq!(foca.num_members(), 0, "no member came out of noise");

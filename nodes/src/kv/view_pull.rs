@@ -179,14 +179,7 @@ mod tests {
         let mut garbage = 0x9e37_79b9_7f4a_7c15u64;
         let mut refused = 0;
         for len in 1..300usize {
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    garbage ^= garbage << 13;
-                    garbage ^= garbage >> 7;
-                    garbage ^= garbage << 17;
-                    garbage as u8
-                })
-                .collect();
+            let bytes: Vec<u8> = crate::noise::bytes(&mut garbage, len);
             refused += usize::from(decode(&bytes).is_err());
         }
         assert!(refused > 250, "only {refused} of 299 refused");
