@@ -214,3 +214,78 @@ impl Future for Timer {
         }
     }
 }
+
+#[cfg(all(test, madsim))]
+mod tests {
+    use super::*;
+
+    /// A timer set on a drifting clock fires when the local clock reads its deadline, is
+    /// done at once when set again to a deadline passed, and moves with a later deadline.
+    #[test]
+    fn a_timer_fires_at_its_local_deadline_and_follows_resets() {
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async {
+            let clock = Clock::new();
+            clock.set_skew(None, Some(0.1));
+            let start = Instant::now();
+            let mut timer = clock.timer();
+            timer.set(Duration::from_secs(10));
+            (&mut timer).await;
+            let waited = start.elapsed();
+            let expected = Duration::from_secs(10).div_f64(1.1);
+            assert!(
+                waited.abs_diff(expected) < Duration::from_micros(1),
+                "{waited:?}"
+            );
+            assert!(clock.now().abs_diff(Duration::from_secs(10)) < Duration::from_micros(1));
+            // Set again to where it is: done without waiting.
+            timer.set(Duration::from_secs(10));
+            (&mut timer).await;
+            assert_eq!(start.elapsed(), waited);
+            // A later deadline, and the drift gone: one more local second is one second.
+            clock.set_skew(None, Some(0.0));
+            let local = clock.now();
+            timer.set(local + Duration::from_secs(1));
+            let polled = tokio::time::timeout(Duration::from_millis(999), &mut timer).await;
+            assert!(polled.is_err(), "fired early");
+            (&mut timer).await;
+            assert!(
+                start.elapsed().abs_diff(waited + Duration::from_secs(1))
+                    < Duration::from_micros(1)
+            );
+        });
+    }
+
+    /// A timer polled again and again by a task woken for other reasons (a driver that
+    /// receives messages) still wakes that task at its deadline.
+    #[test]
+    fn a_timer_polled_between_messages_still_wakes_its_task() {
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async {
+            let clock = Clock::new();
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    let _ = tx.send(()).await;
+                }
+            });
+            let start = Instant::now();
+            let mut timer = clock.timer();
+            timer.set(Duration::from_secs(2));
+            let mut messages = 0;
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut timer => break,
+                    Some(()) = rx.recv() => messages += 1,
+                }
+            }
+            assert_eq!(messages, 50);
+            // (The simulator adds nanoseconds of its own per step.)
+            let waited = start.elapsed();
+            let off = waited.abs_diff(Duration::from_secs(2));
+            assert!(off < Duration::from_micros(1), "fired after {waited:?}");
+        });
+    }
+}
