@@ -5,6 +5,7 @@
 //! - [`version`]: versions, their sources (`lamport`, `node_counter`, `wall_clock`), the merge;
 //! - [`registry`]: the membership directory (seed 000's membership);
 //! - [`swim`]: gossip membership, SWIM through `foca`, no registry (seed 003's);
+//! - [`view_pull`]: pulling a member's whole view, the anti-entropy under SWIM;
 //! - [`node`]: the KV node's HTTP API, replication, gossip, graceful shutdown;
 //! - [`overload`]: seed 001's middleware (rate limit, backpressure, capacity, breakers);
 //! - [`discovery`]: the registry as a node sees it (`/discovery-status`);
@@ -19,6 +20,7 @@ pub mod registry;
 pub mod ring;
 pub mod swim;
 pub mod version;
+pub mod view_pull;
 
 pub use node::{run, KvConfig};
 pub use overload::OverloadConfig;

@@ -13,10 +13,14 @@
 //! was paused, or cut off) rejoins under a new *generation* of its identity, which wins
 //! over the old one (see [`Peer`]); a restarted node starts with a fresh generation.
 //!
-//! Every datagram carries an HMAC of its payload under the cluster key ([`crate::auth`]):
-//! one that does not prove the key, or that foca cannot decode, is refused and reported
-//! as [`NodeEvent::Refused`], never a panic.
+//! Under the gossip, now and then a server pulls one member's whole view and merges it
+//! ([`super::view_pull`]): the anti-entropy that catches the changes gossip missed.
+//!
+//! Every datagram carries an HMAC of its kind and payload under the cluster key
+//! ([`crate::auth`]): one that does not prove the key, or that does not decode, is refused
+//! and reported as [`NodeEvent::Refused`], never a panic.
 
+use super::view_pull::{self, Kind};
 use crate::auth::ClusterKey;
 use crate::runtime::datagram::Datagrams;
 use crate::runtime::{Clock, EventSink, MemberState, NodeEvent};
@@ -153,26 +157,30 @@ fn foca_config(config: &GossipConfig, cluster_size: usize) -> Config {
     foca
 }
 
-/// Verifies a datagram's MAC; returns its payload, or why it is refused.
-pub fn open<'d>(key: &ClusterKey, datagram: &'d [u8]) -> Result<&'d [u8], &'static str> {
-    if datagram.len() < MAC_BYTES {
+/// Verifies a datagram's MAC; returns its kind and payload, or why it is refused.
+pub fn open<'d>(key: &ClusterKey, datagram: &'d [u8]) -> Result<(Kind, &'d [u8]), &'static str> {
+    if datagram.len() < MAC_BYTES + 1 {
         return Err("shorter than its MAC");
     }
-    let (mac, payload) = datagram.split_at(MAC_BYTES);
-    if payload.len() > MAX_PACKET {
+    let (mac, signed) = datagram.split_at(MAC_BYTES);
+    if signed.len() > MAX_PACKET + 1 {
         return Err("longer than a gossip packet");
     }
-    if !key.verify_mac(PURPOSE, &[payload], mac) {
+    if !key.verify_mac(PURPOSE, &[signed], mac) {
         return Err("bad cluster MAC");
     }
-    Ok(payload)
+    let kind = Kind::of(signed[0]).ok_or("unknown datagram kind")?;
+    Ok((kind, &signed[1..]))
 }
 
-/// A payload with its MAC in front.
-pub fn seal(key: &ClusterKey, payload: &[u8]) -> Vec<u8> {
-    let mut datagram = Vec::with_capacity(MAC_BYTES + payload.len());
-    datagram.extend_from_slice(&key.mac(PURPOSE, &[payload]));
-    datagram.extend_from_slice(payload);
+/// A payload with its kind and its MAC in front.
+pub fn seal(key: &ClusterKey, kind: Kind, payload: &[u8]) -> Vec<u8> {
+    let mut signed = Vec::with_capacity(1 + payload.len());
+    signed.push(kind as u8);
+    signed.extend_from_slice(payload);
+    let mut datagram = Vec::with_capacity(MAC_BYTES + signed.len());
+    datagram.extend_from_slice(&key.mac(PURPOSE, &[&signed]));
+    datagram.extend_from_slice(&signed);
     datagram
 }
 
@@ -197,7 +205,8 @@ impl foca::Runtime<Peer> for Io {
     }
 
     fn send_to(&mut self, to: Peer, data: &[u8]) {
-        self.sends.push((to.addr, seal(&self.key, data)));
+        self.sends
+            .push((to.addr, seal(&self.key, Kind::Swim, data)));
     }
 
     fn submit_after(&mut self, event: foca::Timer<Peer>, after: Duration) {
@@ -239,6 +248,10 @@ struct State_ {
     next_timer: u64,
     last: View,
     sized_for: usize,
+    /// When to pull a member's view next ([`view_pull`]).
+    next_pull: Instant,
+    /// Views this node may still send before the next sample tick refills one.
+    answers_left: u32,
 }
 
 /// Runs SWIM until a leave request is answered (or the node stops).
@@ -249,7 +262,7 @@ pub async fn run(mut driver: Driver) -> io::Result<()> {
         let socket = socket.clone();
         async move {
             loop {
-                let mut buf = vec![0u8; MAC_BYTES + MAX_PACKET + 1];
+                let mut buf = vec![0u8; MAC_BYTES + MAX_PACKET + 2];
                 match socket.recv_from(&mut buf).await {
                     Ok((n, from)) => {
                         buf.truncate(n);
@@ -294,6 +307,13 @@ pub async fn run(mut driver: Driver) -> io::Result<()> {
         next_timer: 0,
         last: View::new(),
         sized_for: size,
+        next_pull: Instant::now()
+            + driver.clock.true_duration(view_pull::next_pull(
+                driver.config.probe_period,
+                false,
+                jitter(),
+            )),
+        answers_left: view_pull::ANSWERS_BANKED,
     };
     // The join addresses are known as down placeholders: foca keeps announcing to down
     // members, so a join target that is not up yet is found once it is.
@@ -343,16 +363,36 @@ pub async fn run(mut driver: Driver) -> io::Result<()> {
                 }
             }
             Wake::Datagram(datagram, from) => match open(&driver.key, &datagram) {
-                Ok(payload) => {
+                Ok((Kind::Swim, payload)) => {
                     if let Err(e) = s.foca.handle_data(payload, &mut s.io) {
                         refused(&driver.events, from, &format!("malformed: {e}"));
                     }
                 }
+                Ok((Kind::Ask, _)) => answer(&mut s, from),
+                Ok((Kind::View, body)) => match view_pull::decode(body) {
+                    Ok(members) => {
+                        let me = s.foca.identity();
+                        let news = view_pull::unknown(s.foca.iter_membership_state(), me, members);
+                        let _ = s.foca.apply_many(news.into_iter(), true, &mut s.io);
+                    }
+                    Err(reason) => refused(&driver.events, from, reason),
+                },
                 Err(reason) => refused(&driver.events, from, reason),
             },
             Wake::Sample => {
                 next_sample += driver.clock.true_duration(sample);
                 s.io.changed = true;
+                s.answers_left = (s.answers_left + 1).min(view_pull::ANSWERS_BANKED);
+                let now = Instant::now();
+                if now >= s.next_pull {
+                    pull(&mut s);
+                    s.next_pull = now
+                        + driver.clock.true_duration(view_pull::next_pull(
+                            driver.config.probe_period,
+                            false,
+                            jitter(),
+                        ));
+                }
                 // Alone (every member down or never found): announce to the join list
                 // once a period, as on start.
                 if s.foca.num_members() == 0 {
@@ -384,6 +424,36 @@ fn announce(s: &mut State_, join: &[SocketAddr]) {
             generation: 0,
         };
         let _ = s.foca.announce(target, &mut s.io);
+    }
+}
+
+/// A fraction in 0..1 from the runtime's generator (seeded in simulation).
+fn jitter() -> f64 {
+    madsim::rand::thread_rng().gen()
+}
+
+/// Asks one random active member for its view.
+fn pull(s: &mut State_) {
+    let members = s.foca.num_members();
+    if members == 0 {
+        return;
+    }
+    let pick = madsim::rand::thread_rng().gen_range(0..members);
+    if let Some(member) = s.foca.iter_members().nth(pick) {
+        let ask = seal(&s.io.key, Kind::Ask, &[]);
+        s.io.sends.push((member.id().addr, ask));
+    }
+}
+
+/// Sends this node's view to `to`, if the ration allows.
+fn answer(s: &mut State_, to: SocketAddr) {
+    if s.answers_left == 0 {
+        return;
+    }
+    s.answers_left -= 1;
+    for body in view_pull::encode(s.foca.iter_membership_state()) {
+        let part = seal(&s.io.key, Kind::View, &body);
+        s.io.sends.push((to, part));
     }
 }
 
@@ -502,6 +572,16 @@ fn publish(s: &mut State_, driver: &mut Driver) {
         }
     }
     (driver.on_change)(&view);
+    // A view that grew may be forming (or rejoining): pull another's soon.
+    if view.len() > s.last.len() {
+        let soon = Instant::now()
+            + driver.clock.true_duration(view_pull::next_pull(
+                driver.config.probe_period,
+                true,
+                jitter(),
+            ));
+        s.next_pull = s.next_pull.min(soon);
+    }
     // foca's timings (transmissions, suspicion) depend on the cluster's size: follow it
     // within a factor of two.
     let size = view.len();
@@ -548,8 +628,10 @@ mod tests {
     #[test]
     fn only_datagrams_that_prove_the_key_are_opened() {
         let key = ClusterKey::derived("gossip test");
-        let sealed = seal(&key, b"payload");
-        assert_eq!(open(&key, &sealed), Ok(&b"payload"[..]));
+        let sealed = seal(&key, Kind::Swim, b"payload");
+        assert_eq!(open(&key, &sealed), Ok((Kind::Swim, &b"payload"[..])));
+        let ask = seal(&key, Kind::Ask, b"");
+        assert_eq!(open(&key, &ask), Ok((Kind::Ask, &b""[..])));
         let other = ClusterKey::derived("another cluster");
         assert_eq!(open(&other, &sealed), Err("bad cluster MAC"));
         let mut flipped = sealed.clone();
@@ -557,8 +639,13 @@ mod tests {
         flipped[last] ^= 1;
         assert_eq!(open(&key, &flipped), Err("bad cluster MAC"));
         assert_eq!(open(&key, &sealed[..10]), Err("shorter than its MAC"));
-        let huge = seal(&key, &vec![0u8; MAX_PACKET + 1]);
+        let huge = seal(&key, Kind::View, &vec![0u8; MAX_PACKET + 1]);
         assert_eq!(open(&key, &huge), Err("longer than a gossip packet"));
+        let mut unknown = vec![9u8];
+        unknown.extend_from_slice(b"payload");
+        let mut forged = key.mac(PURPOSE, &[&unknown]).to_vec();
+        forged.extend_from_slice(&unknown);
+        assert_eq!(open(&key, &forged), Err("unknown datagram kind"));
     }
 
     /// Garbage that does prove the key (a buggy or hostile member) is an error from foca,
@@ -598,11 +685,11 @@ mod tests {
         a.announce(placeholder, &mut io_a).expect("announce");
         for _ in 0..4 {
             for (_, datagram) in io_a.sends.drain(..).collect::<Vec<_>>() {
-                let payload = open(&key, &datagram).expect("sealed");
+                let (_, payload) = open(&key, &datagram).expect("sealed");
                 b.handle_data(payload, &mut io_b).expect("valid");
             }
             for (_, datagram) in io_b.sends.drain(..).collect::<Vec<_>>() {
-                let payload = open(&key, &datagram).expect("sealed");
+                let (_, payload) = open(&key, &datagram).expect("sealed");
                 a.handle_data(payload, &mut io_a).expect("valid");
             }
         }
