@@ -101,11 +101,13 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
     };
     let mut next_request = 0u64;
     let mut actions = chat.start(clock.now());
+    // One timer for the whole loop, moved only when the deadline moves.
+    let mut timer = clock.timer();
     let shutdown = tokio::signal::ctrl_c();
     tokio::pin!(shutdown);
     loop {
         io.execute(actions)?;
-        let deadline = chat.next_deadline();
+        timer.set(chat.next_deadline());
         // `biased` keeps the simulation deterministic (see the election driver); timers
         // first, so a flood of messages cannot starve the election.
         actions = tokio::select! {
@@ -114,7 +116,7 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
                 io.events.emit(NodeEvent::Stopped { reason: "ctrl-c".into() });
                 return Ok(());
             }
-            _ = clock.sleep_until(deadline) => chat.on_tick(clock.now()),
+            _ = &mut timer => chat.on_tick(clock.now()),
             Some(wire) = inbox.recv() => chat.on_peer(clock.now(), wire),
             Some(event) = clients.recv() => match event {
                 ClientEvent::Send(submission, reply) => {

@@ -48,11 +48,13 @@ pub async fn run(config: ElectionNodeConfig, env: NodeEnv) -> io::Result<()> {
     .await?;
     let mut election = Election::new(config.election, persisted, clock.now());
     let mut commands = election.start(clock.now());
+    // One timer for the whole loop, moved only when the deadline moves.
+    let mut timer = clock.timer();
     let shutdown = tokio::signal::ctrl_c();
     tokio::pin!(shutdown);
     loop {
         execute(commands, &transport, &mut log, &events)?;
-        let deadline = election.next_deadline();
+        timer.set(election.next_deadline());
         // `biased`: tokio's unbiased select draws from a per-thread RNG seeded from a
         // process-wide counter, which would make two simulated runs in one process differ.
         commands = tokio::select! {
@@ -61,7 +63,7 @@ pub async fn run(config: ElectionNodeConfig, env: NodeEnv) -> io::Result<()> {
                 events.emit(NodeEvent::Stopped { reason: "ctrl-c".into() });
                 return Ok(());
             }
-            _ = clock.sleep_until(deadline) => election.on_tick(clock.now()),
+            _ = &mut timer => election.on_tick(clock.now()),
             Some(message) = inbox.recv() => election.on_message(clock.now(), message),
         };
     }

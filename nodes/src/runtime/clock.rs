@@ -7,9 +7,15 @@
 //! mode both are zero and this is the system clock; in simulation the harness keeps a clone
 //! of each node's clock and changes drift and offset as `skew` faults say.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
+
+/// Where a deadline too far to represent is put: years of true time away.
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 86_400);
 
 /// A node's clock: shared between the node and (in simulation) the harness.
 #[derive(Clone, Debug)]
@@ -93,10 +99,20 @@ impl Clock {
         local.div_f64(1.0 + drift)
     }
 
-    /// Sleeps until the local clock reads `deadline` (returns at once if it already does).
-    pub async fn sleep_until(&self, deadline: Duration) {
-        let remaining = deadline.saturating_sub(self.now());
-        tokio::time::sleep(self.true_duration(remaining)).await;
+    /// The true instant at which the local clock reads `deadline`, at the current drift
+    /// (a deadline already passed maps to an instant already passed).
+    pub fn true_instant(&self, deadline: Duration) -> Instant {
+        self.model().true_at(deadline)
+    }
+
+    /// A [`Timer`] on this clock, first due now.
+    pub fn timer(&self) -> Timer {
+        let now = Instant::now();
+        Timer {
+            clock: self.clone(),
+            sleep: Box::pin(tokio::time::sleep_until(now)),
+            armed: None,
+        }
     }
 
     /// Sleeps for `local` time as this node perceives it.
@@ -129,6 +145,147 @@ impl Clock {
 impl ClockModel {
     fn local_at(&self, now: Instant) -> Duration {
         let elapsed = now.saturating_duration_since(self.base_true);
+        if self.drift == 0.0 {
+            return self.base_local + elapsed; // exact, and no float work on the hot path
+        }
         self.base_local + elapsed.mul_f64(1.0 + self.drift)
+    }
+
+    fn true_at(&self, local: Duration) -> Instant {
+        let ahead = local.saturating_sub(self.base_local);
+        let ahead = if self.drift == 0.0 {
+            ahead
+        } else {
+            ahead.div_f64(1.0 + self.drift)
+        };
+        self.base_true
+            .checked_add(ahead)
+            .unwrap_or_else(|| self.base_true + FAR_FUTURE)
+    }
+}
+
+/// A node's timer on its local clock, kept across the iterations of a driver loop.
+///
+/// [`Timer::set`] moves it to a local deadline; polling it (`&mut timer` in a `select!`)
+/// completes once that deadline is reached, and again on every poll until it is set to a
+/// later one. It asks the runtime for a wake-up only when the deadline or the waiting task
+/// changes, not on every poll: a driver polls its timer once per message, and a fresh
+/// timer per message (or the simulator's sleep, which registers on every poll) cost more
+/// than the protocols it drove (issue 16).
+pub struct Timer {
+    clock: Clock,
+    sleep: Pin<Box<Sleep>>,
+    /// The task the runtime will wake at the current deadline, once asked.
+    armed: Option<Waker>,
+}
+
+impl Timer {
+    /// Makes the timer due when the local clock reads `deadline` (at the current drift).
+    pub fn set(&mut self, deadline: Duration) {
+        let at = self.clock.true_instant(deadline);
+        if self.sleep.deadline() != at {
+            self.sleep.as_mut().reset(at);
+            self.armed = None;
+        }
+    }
+}
+
+impl Future for Timer {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let waiting = this
+            .armed
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()));
+        if waiting && !this.sleep.is_elapsed() {
+            return Poll::Pending;
+        }
+        match this.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                this.armed = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => {
+                this.armed = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+#[cfg(all(test, madsim))]
+mod tests {
+    use super::*;
+
+    /// A timer set on a drifting clock fires when the local clock reads its deadline, is
+    /// done at once when set again to a deadline passed, and moves with a later deadline.
+    #[test]
+    fn a_timer_fires_at_its_local_deadline_and_follows_resets() {
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async {
+            let clock = Clock::new();
+            clock.set_skew(None, Some(0.1));
+            let start = Instant::now();
+            let mut timer = clock.timer();
+            timer.set(Duration::from_secs(10));
+            (&mut timer).await;
+            let waited = start.elapsed();
+            let expected = Duration::from_secs(10).div_f64(1.1);
+            assert!(
+                waited.abs_diff(expected) < Duration::from_micros(1),
+                "{waited:?}"
+            );
+            assert!(clock.now().abs_diff(Duration::from_secs(10)) < Duration::from_micros(1));
+            // Set again to where it is: done without waiting.
+            timer.set(Duration::from_secs(10));
+            (&mut timer).await;
+            assert_eq!(start.elapsed(), waited);
+            // A later deadline, and the drift gone: one more local second is one second.
+            clock.set_skew(None, Some(0.0));
+            let local = clock.now();
+            timer.set(local + Duration::from_secs(1));
+            let polled = tokio::time::timeout(Duration::from_millis(999), &mut timer).await;
+            assert!(polled.is_err(), "fired early");
+            (&mut timer).await;
+            assert!(
+                start.elapsed().abs_diff(waited + Duration::from_secs(1))
+                    < Duration::from_micros(1)
+            );
+        });
+    }
+
+    /// A timer polled again and again by a task woken for other reasons (a driver that
+    /// receives messages) still wakes that task at its deadline.
+    #[test]
+    fn a_timer_polled_between_messages_still_wakes_its_task() {
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async {
+            let clock = Clock::new();
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    let _ = tx.send(()).await;
+                }
+            });
+            let start = Instant::now();
+            let mut timer = clock.timer();
+            timer.set(Duration::from_secs(2));
+            let mut messages = 0;
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut timer => break,
+                    Some(()) = rx.recv() => messages += 1,
+                }
+            }
+            assert_eq!(messages, 50);
+            // (The simulator adds nanoseconds of its own per step.)
+            let waited = start.elapsed();
+            let off = waited.abs_diff(Duration::from_secs(2));
+            assert!(off < Duration::from_micros(1), "fired after {waited:?}");
+        });
     }
 }

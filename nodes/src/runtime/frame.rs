@@ -63,11 +63,25 @@ struct Incoming<M> {
 /// `None` only if the message cannot be encoded (a map with non-string keys, say).
 pub fn encode<M: Serialize>(n: u64, message: &M) -> Option<Vec<u8>> {
     let mut frame = Vec::with_capacity(64);
+    encode_into(n, message, &mut frame).then_some(frame)
+}
+
+/// [`encode`] into `frame` (cleared first), so a sender can reuse one buffer; `false`
+/// (and `frame` empty) if the message cannot be encoded.
+pub fn encode_into<M: Serialize>(n: u64, message: &M, frame: &mut Vec<u8>) -> bool {
+    frame.clear();
     frame.extend_from_slice(&[0; HEADER_BYTES]);
-    let mut frame = postcard::to_extend(&Outgoing { n, m: message }, frame).ok()?;
-    let length = u32::try_from(frame.len() - HEADER_BYTES).ok()?;
+    let encoded = postcard::to_extend(&Outgoing { n, m: message }, std::mem::take(frame));
+    let Ok(encoded) = encoded else {
+        return false;
+    };
+    *frame = encoded;
+    let Ok(length) = u32::try_from(frame.len() - HEADER_BYTES) else {
+        frame.clear();
+        return false;
+    };
     frame[..HEADER_BYTES].copy_from_slice(&length.to_be_bytes());
-    Some(frame)
+    true
 }
 
 /// The body length a frame header announces, refused if over `max`.

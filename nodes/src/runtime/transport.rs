@@ -1,16 +1,22 @@
 //! The transport seam: fire-and-forget messages between peers over `tokio::net` TCP.
 //!
 //! A connection opens with a handshake of two JSON lines; every message after it is one
-//! binary [`frame`] (a length, then the message in postcard). Each peer gets one outbound connection, owned by a
-//! writer task with a bounded queue; inbound connections are read by one task each and
-//! feed a single inbox. A connection opens with a handshake: the acceptor sends a fresh
-//! random challenge, the connecting side answers with a hello line naming itself and an
-//! HMAC of the challenge under the cluster key ([`crate::auth`]). A connection that does
-//! not prove the key is closed and reported as [`NodeEvent::Refused`] before any of its
-//! messages is read. The hello also tells the transport when it last heard from each peer: an outbound connection to a peer
-//! silent for [`STALE_AFTER`] is replaced on the next send. TCP (real or simulated) holds
-//! data for a cut link and retries with exponential backoff, so without this a healed
-//! partition would stay deaf for seconds. Delivery is best effort, like the network: a message to an
+//! binary [`frame`] (a length, then the message in postcard). Each peer gets one outbound
+//! connection. The sender writes a message on it directly, in its own task, when the
+//! connection is open and the socket takes the bytes at once; a per-peer connector task
+//! opens the connection, and finishes a write the socket would not take, while later
+//! messages queue behind it (bounded). Inbound connections are read in the receiving task
+//! itself, through its [`Inbox`]: no task hop per message on either side, which was most of
+//! what a message cost over the network under it (issue 16).
+//!
+//! The handshake: the acceptor sends a fresh random challenge, the connecting side answers
+//! with a hello line naming itself and an HMAC of the challenge under the cluster key
+//! ([`crate::auth`]). A connection that does not prove the key is closed and reported as
+//! [`NodeEvent::Refused`] before any of its messages is read. The hello also tells the
+//! transport when it last heard from each peer: an outbound connection to a peer silent for
+//! [`STALE_AFTER`] is replaced on the next send. TCP (real or simulated) holds data for a
+//! cut link and retries with exponential backoff, so without this a healed partition would
+//! stay deaf for seconds. Delivery is best effort, like the network: a message to an
 //! unreachable peer, or one that overflows the queue, is dropped, and protocols recover
 //! with their own timeouts and retries. The same code runs on real sockets and, compiled
 //! with `--cfg madsim`, on the simulated network.
@@ -20,17 +26,21 @@ use crate::lines::{read_line, Line};
 use crate::runtime::frame::{self, FrameError};
 use crate::runtime::wire::{MessageKind, Tapped, WireTap};
 use crate::runtime::{EventSink, NodeEvent};
+use futures_util::stream::{self, BoxStream, SelectAll, StreamExt};
 use rand::Rng;
 use serde::{de::DeserializeOwned, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::io::{AsyncBufRead, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 /// When each peer was last heard from (by id).
@@ -48,10 +58,11 @@ fn silent_since(last_heard: &LastHeard, peer: u64, since: Instant) -> bool {
     map.get(&peer).is_none_or(|t| *t < since)
 }
 
-/// Messages queued per peer before new ones are dropped.
+/// Messages queued per peer (while its connection opens, or behind a blocked write)
+/// before new ones are dropped.
 const QUEUE_PER_PEER: usize = 4096;
-/// Messages waiting in the inbox before readers wait.
-const INBOX: usize = 4096;
+/// Authenticated connections waiting to be read from before the acceptor waits.
+const JOINING: usize = 64;
 /// How long a connect may take before the message is dropped.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Pause before reconnecting to a peer that refused or reset.
@@ -76,11 +87,49 @@ struct Auth {
     events: EventSink,
 }
 
+/// One peer's outbound connection, shared by the sender and the peer's connector task.
+struct Link {
+    /// The open connection, while the connector task does not hold it.
+    stream: Option<TcpStream>,
+    /// The connector task is connecting, or finishing a write: new frames queue.
+    busy: bool,
+    /// Frames for the connector task, in order (an empty one: only a flush is owed).
+    queue: VecDeque<Vec<u8>>,
+    /// When the open connection was made.
+    connected_at: Instant,
+    /// Until then the peer counts as unreachable and messages to it are dropped.
+    retry_at: Option<Instant>,
+    /// The sender's frame buffer, reused from message to message.
+    scratch: Vec<u8>,
+}
+
+impl Link {
+    /// Gives up on the connection: what is queued is dropped, as a lossy network would.
+    fn broken(&mut self) {
+        self.stream = None;
+        self.queue.clear();
+        self.busy = false;
+        self.retry_at = Some(Instant::now() + RECONNECT_BACKOFF);
+    }
+}
+
+/// A peer's [`Link`] and the bell of its connector task.
+struct Peer {
+    link: Arc<Mutex<Link>>,
+    connector: Arc<Notify>,
+}
+
+fn lock(link: &Mutex<Link>) -> MutexGuard<'_, Link> {
+    // A poisoned link only means a panic elsewhere; the connection state is still valid.
+    link.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Sends messages of type `M` to peers by id.
 pub struct Transport<M> {
-    outboxes: BTreeMap<u64, mpsc::Sender<Vec<u8>>>,
+    peers: BTreeMap<u64, Peer>,
+    last_heard: LastHeard,
     /// Number of the next message sent (carried in its envelope, see [`WireTap`]).
-    next_id: std::sync::atomic::AtomicU64,
+    next_id: AtomicU64,
     wire: WireTap,
     _message: PhantomData<fn(M)>,
 }
@@ -96,88 +145,298 @@ impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M
         key: &ClusterKey,
         events: &EventSink,
         wire: &WireTap,
-    ) -> io::Result<(Self, mpsc::Receiver<M>)> {
+    ) -> io::Result<(Self, Inbox<M>)> {
         let listener = TcpListener::bind(listen).await?;
-        let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
+        let (joined_tx, joined) = mpsc::channel(JOINING);
         let last_heard = LastHeard::default();
         let auth = Auth {
             key: key.clone(),
             events: events.clone(),
         };
-        let tap = wire.clone();
-        tokio::spawn(accept_loop(
-            listener,
-            inbox_tx,
-            last_heard.clone(),
-            auth,
-            tap,
-        ));
-        let outboxes = peers
+        let reading = Reading {
+            last_heard: last_heard.clone(),
+            auth: auth.clone(),
+            wire: wire.clone(),
+        };
+        tokio::spawn(accept_loop(listener, joined_tx, auth));
+        let peers = peers
             .iter()
             .map(|(&id, &addr)| {
-                let (tx, rx) = mpsc::channel(QUEUE_PER_PEER);
-                let key = key.clone();
-                tokio::spawn(writer(me, id, addr, rx, last_heard.clone(), key));
-                (id, tx)
+                let link = Arc::new(Mutex::new(Link {
+                    stream: None,
+                    busy: false,
+                    queue: VecDeque::new(),
+                    connected_at: Instant::now(),
+                    retry_at: None,
+                    scratch: Vec::with_capacity(64),
+                }));
+                let connector = Arc::new(Notify::new());
+                let dial = Dial {
+                    me,
+                    addr,
+                    key: key.clone(),
+                };
+                tokio::spawn(connect_loop(dial, link.clone(), connector.clone()));
+                (id, Peer { link, connector })
             })
             .collect();
+        let inbox = Inbox {
+            joined,
+            acceptor_gone: false,
+            readers: SelectAll::new(),
+            reading,
+        };
         Ok((
             Transport {
-                outboxes,
-                next_id: std::sync::atomic::AtomicU64::new(1),
+                peers,
+                last_heard,
+                next_id: AtomicU64::new(1),
                 wire: wire.clone(),
                 _message: PhantomData,
             },
-            inbox_rx,
+            inbox,
         ))
     }
 
-    /// Queues `message` for `peer`; drops it if the peer is unknown or its queue is full.
+    /// Sends `message` to `peer`: written at once when its connection is open and takes
+    /// the bytes, else queued for the peer's connector task; dropped if the peer is
+    /// unknown, was just unreachable, or its queue is full.
     pub fn send(&self, peer: u64, message: &M) {
-        let Some(outbox) = self.outboxes.get(&peer) else {
+        let Some(Peer { link, connector }) = self.peers.get(&peer) else {
             return;
         };
-        let id = self
-            .next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Some(frame) = frame::encode(id, message) {
-            self.wire.tap(Tapped::Sent {
-                to: peer,
-                id,
-                kind: message.kind(),
-            });
-            let _ = outbox.try_send(frame);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut link = lock(link);
+        let mut frame = std::mem::take(&mut link.scratch);
+        if !frame::encode_into(id, message, &mut frame) {
+            link.scratch = frame;
+            return;
         }
+        self.wire.tap(Tapped::Sent {
+            to: peer,
+            id,
+            kind: message.kind(),
+        });
+        if link.busy {
+            if link.queue.len() < QUEUE_PER_PEER {
+                link.queue.push_back(frame.clone());
+            }
+            link.scratch = frame;
+            return;
+        }
+        let now = Instant::now();
+        if link.stream.is_some() && self.stale(&link, peer, now) {
+            link.stream = None;
+        }
+        let written = link.stream.as_mut().map(|stream| write_now(stream, &frame));
+        let owed = match written {
+            Some(Ok(rest)) => rest,
+            Some(Err(_)) => {
+                link.broken();
+                None
+            }
+            None if link.retry_at.is_some_and(|t| now < t) => None, // dropped
+            None => Some(frame.clone()),
+        };
+        link.scratch = frame;
+        if let Some(owed) = owed {
+            link.queue.push_back(owed);
+            link.busy = true;
+            drop(link);
+            connector.notify_one();
+        }
+    }
+
+    /// Whether the open connection to `peer` has been open a while without a word back:
+    /// it may be stuck behind a healed partition in TCP's retry backoff.
+    fn stale(&self, link: &Link, peer: u64, now: Instant) -> bool {
+        let old_connection = now.saturating_duration_since(link.connected_at) > STALE_AFTER;
+        old_connection
+            && now
+                .checked_sub(STALE_AFTER)
+                .is_some_and(|since| silent_since(&self.last_heard, peer, since))
     }
 
     /// The peers this transport knows, in id order.
     pub fn peers(&self) -> impl Iterator<Item = u64> + '_ {
-        self.outboxes.keys().copied()
+        self.peers.keys().copied()
     }
 }
 
-async fn accept_loop<M: DeserializeOwned + MessageKind + Send + 'static>(
-    listener: TcpListener,
-    inbox: mpsc::Sender<M>,
+/// Writes `frame` and flushes without waiting. `Ok(None)`: all of it went; `Ok(Some(rest))`:
+/// the socket would block, and `rest` (perhaps empty: only the flush) is owed.
+fn write_now(stream: &mut TcpStream, frame: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    // Nobody is woken when the socket has room again: the connector task that takes the
+    // owed bytes over waits for that itself.
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut written = 0;
+    while written < frame.len() {
+        match Pin::new(&mut *stream).poll_write(&mut cx, &frame[written..]) {
+            Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Poll::Ready(Ok(n)) => written += n,
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => return Ok(Some(frame[written..].to_vec())),
+        }
+    }
+    match Pin::new(stream).poll_flush(&mut cx) {
+        Poll::Ready(flushed) => flushed.map(|()| None),
+        Poll::Pending => Ok(Some(Vec::new())),
+    }
+}
+
+/// Where and as whom a connector task connects.
+struct Dial {
+    me: u64,
+    addr: SocketAddr,
+    key: ClusterKey,
+}
+
+/// A peer's connector task: each time a send leaves it work, opens the connection if
+/// there is none, writes what is queued, and hands the connection back to the sender.
+async fn connect_loop(dial: Dial, link: Arc<Mutex<Link>>, bell: Arc<Notify>) {
+    loop {
+        bell.notified().await;
+        drain(&dial, &link).await;
+    }
+}
+
+async fn drain(dial: &Dial, link: &Mutex<Link>) {
+    let open = lock(link).stream.take();
+    let mut stream = match open {
+        Some(stream) => stream,
+        None => match connect(dial).await {
+            Ok(stream) => {
+                let mut link = lock(link);
+                link.connected_at = Instant::now();
+                link.retry_at = None;
+                stream
+            }
+            Err(_) => return lock(link).broken(),
+        },
+    };
+    loop {
+        let next = {
+            let mut link = lock(link);
+            match link.queue.pop_front() {
+                Some(frame) => frame,
+                None => {
+                    link.stream = Some(stream);
+                    link.busy = false;
+                    return;
+                }
+            }
+        };
+        let sent = async {
+            stream.write_all(&next).await?;
+            stream.flush().await
+        };
+        if sent.await.is_err() {
+            return lock(link).broken();
+        }
+    }
+}
+
+/// Connects and says hello; each step bounded by [`CONNECT_TIMEOUT`].
+async fn connect(dial: &Dial) -> io::Result<TcpStream> {
+    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(dial.addr))
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    let _ = stream.set_nodelay(true);
+    tokio::time::timeout(CONNECT_TIMEOUT, send_hello(&mut stream, dial.me, &dial.key))
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    Ok(stream)
+}
+
+/// Messages from peers that proved the key, read from their connections by whoever
+/// awaits [`Inbox::recv`] (no reader task per connection).
+pub struct Inbox<M> {
+    /// Connections that passed the handshake, from the acceptor task.
+    joined: mpsc::Receiver<Joined>,
+    acceptor_gone: bool,
+    readers: SelectAll<BoxStream<'static, M>>,
+    reading: Reading,
+}
+
+/// What every inbound connection's reader shares.
+#[derive(Clone)]
+struct Reading {
     last_heard: LastHeard,
     auth: Auth,
     wire: WireTap,
-) {
+}
+
+/// An inbound connection after its handshake.
+struct Joined {
+    peer: u64,
+    from: SocketAddr,
+    frames: BufReader<TcpStream>,
+}
+
+impl<M: DeserializeOwned + MessageKind + Send + 'static> Inbox<M> {
+    /// The next message from any peer, in the order they are read; `None` once no
+    /// connection can bring one (the listener is gone and every connection ended).
+    pub async fn recv(&mut self) -> Option<M> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<M>> {
+        while !self.acceptor_gone {
+            match self.joined.poll_recv(cx) {
+                Poll::Ready(Some(joined)) => self.readers.push(self.reader(joined)),
+                Poll::Ready(None) => self.acceptor_gone = true,
+                Poll::Pending => break,
+            }
+        }
+        match self.readers.poll_next_unpin(cx) {
+            Poll::Ready(Some(message)) => Poll::Ready(Some(message)),
+            Poll::Ready(None) if self.acceptor_gone => Poll::Ready(None),
+            _ => Poll::Pending,
+        }
+    }
+
+    /// One connection's messages, until it ends or sends something that is not one.
+    fn reader(&self, joined: Joined) -> BoxStream<'static, M> {
+        let Joined { peer, from, frames } = joined;
+        let reading = self.reading.clone();
+        heard(&reading.last_heard, peer);
+        // Boxed, so each message moves a pointer rather than the connection's state.
+        let state = Box::new((frames, Vec::new(), reading));
+        stream::unfold(Some(state), move |state| async move {
+            let mut state = state?;
+            let (frames, body, reading) = &mut *state;
+            match read_frame::<M, _>(frames, body).await {
+                Ok(Some((n, message))) => {
+                    heard(&reading.last_heard, peer);
+                    reading.wire.tap(Tapped::Received {
+                        from: peer,
+                        id: n,
+                        kind: message.kind(),
+                    });
+                    Some((message, Some(state)))
+                }
+                Ok(None) => None,
+                Err(refusal) => {
+                    refused_message(&reading.auth, from, &refusal);
+                    None
+                }
+            }
+        })
+        .boxed()
+    }
+}
+
+async fn accept_loop(listener: TcpListener, joined: mpsc::Sender<Joined>, auth: Auth) {
     loop {
         match listener.accept().await {
             Ok((stream, from)) => {
-                let (inbox, last_heard, auth) = (inbox.clone(), last_heard.clone(), auth.clone());
-                let wire = wire.clone();
+                let (joined, auth) = (joined.clone(), auth.clone());
                 tokio::spawn(async move {
-                    let (read, mut write) = tokio::io::split(stream);
-                    let mut lines = BufReader::new(read);
-                    let handshake = accept_hello(&mut lines, &mut write, &auth.key);
+                    let mut frames = BufReader::new(stream);
+                    let handshake = accept_hello(&mut frames, &auth.key);
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
                         Ok(Ok(peer)) => {
-                            let ends = read_messages(lines, peer, inbox, last_heard, wire).await;
-                            if let Err(refusal) = ends {
-                                refused_message(&auth, from, &refusal);
-                            }
+                            let _ = joined.send(Joined { peer, from, frames }).await;
                         }
                         Ok(Err(reason)) => refused(&auth, from, reason),
                         Err(_) => refused(&auth, from, "no hello in time"),
@@ -226,11 +485,11 @@ fn hello_mac(key: &ClusterKey, challenge: &str, me: u64) -> String {
     )
 }
 
-/// The acceptor's half of the handshake: sends a challenge, returns the id of a peer whose
-/// hello proves the key, or why it is refused.
-async fn accept_hello<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin>(
-    lines: &mut R,
-    write: &mut W,
+/// The acceptor's half of the handshake on `stream` (buffered for reading, written through
+/// underneath): sends a challenge, returns the id of a peer whose hello proves the key, or
+/// why it is refused.
+async fn accept_hello<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut BufReader<S>,
     key: &ClusterKey,
 ) -> Result<u64, &'static str> {
     let challenge = crate::auth::hex(&madsim::rand::thread_rng().gen::<[u8; 16]>());
@@ -240,12 +499,13 @@ async fn accept_hello<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin>(
     .map_err(|_| "cannot encode a challenge")?;
     line.push(b'\n');
     let sent = async {
+        let write = stream.get_mut();
         write.write_all(&line).await?;
         write.flush().await
     };
     sent.await.map_err(|_| "connection lost")?;
     let mut line = Vec::new();
-    match read_line(lines, &mut line, MAX_HANDSHAKE_BYTES).await {
+    match read_line(stream, &mut line, MAX_HANDSHAKE_BYTES).await {
         Ok(Line::Read(_)) => {}
         Ok(Line::TooLong) => return Err("hello line too long"),
         Ok(Line::Eof) | Err(_) => return Err("closed before its hello"),
@@ -283,119 +543,38 @@ async fn send_hello(stream: &mut TcpStream, me: u64, key: &ClusterKey) -> io::Re
     stream.flush().await
 }
 
-/// Reads the message frames of an authenticated connection from `peer` into the inbox
-/// until the connection ends (`Ok`) or sends something that is not a message (`Err`: a
-/// frame over the cap, refused before it is buffered, or one that does not decode).
-async fn read_messages<M: DeserializeOwned + MessageKind, R: AsyncRead + Unpin>(
-    mut frames: BufReader<R>,
-    peer: u64,
-    inbox: mpsc::Sender<M>,
-    last_heard: LastHeard,
-    wire: WireTap,
-) -> Result<(), FrameError> {
-    heard(&last_heard, peer);
-    let mut body = Vec::new();
-    loop {
-        let mut header = [0; frame::HEADER_BYTES];
-        if frames.read_exact(&mut header).await.is_err() {
-            return Ok(());
-        }
-        let length = frame::body_length(header, MAX_FRAME_BYTES)?;
-        body.clear();
-        let complete = if length <= FRAME_READ_AT_ONCE {
-            body.resize(length, 0);
-            frames.read_exact(&mut body).await.is_ok()
-        } else {
-            // Grown as the bytes arrive: announcing a large frame costs nothing until sent.
-            let read = (&mut frames)
-                .take(length as u64)
-                .read_to_end(&mut body)
-                .await;
-            read.is_ok() && body.len() == length
-        };
-        if !complete {
-            return Ok(());
-        }
-        heard(&last_heard, peer);
-        let (n, m) = frame::decode::<M>(&body)?;
-        wire.tap(Tapped::Received {
-            from: peer,
-            id: n,
-            kind: m.kind(),
-        });
-        if inbox.send(m).await.is_err() {
-            return Ok(());
-        }
+/// Reads the next message frame of an authenticated connection into `body`: the sender's
+/// number and the message, `None` when the connection ends (cut short mid-frame too), or
+/// `Err` for something that is not a message (a frame over the cap, refused before it is
+/// buffered, or one that does not decode).
+async fn read_frame<M: DeserializeOwned, R: AsyncRead + Unpin>(
+    frames: &mut BufReader<R>,
+    body: &mut Vec<u8>,
+) -> Result<Option<(u64, M)>, FrameError> {
+    let mut header = [0; frame::HEADER_BYTES];
+    if frames.read_exact(&mut header).await.is_err() {
+        return Ok(None);
     }
-}
-
-async fn writer(
-    me: u64,
-    peer: u64,
-    addr: SocketAddr,
-    mut queue: mpsc::Receiver<Vec<u8>>,
-    last_heard: LastHeard,
-    key: ClusterKey,
-) {
-    let mut stream: Option<TcpStream> = None;
-    let mut connected_at = Instant::now();
-    let mut retry_at: Option<tokio::time::Instant> = None;
-    while let Some(frame) = queue.recv().await {
-        // Replace a connection that has been open a while without a word back from the
-        // peer: it may be stuck behind a healed partition in TCP's retry backoff.
-        let now = Instant::now();
-        let old_connection = now.saturating_duration_since(connected_at) > STALE_AFTER;
-        let silent = now
-            .checked_sub(STALE_AFTER)
-            .is_some_and(|since| silent_since(&last_heard, peer, since));
-        if stream.is_some() && old_connection && silent {
-            stream = None;
-        }
-        if stream.is_none() {
-            if retry_at.is_some_and(|t| tokio::time::Instant::now() < t) {
-                continue; // peer recently unreachable: drop, as a lossy network would
-            }
-            // Connecting and the handshake after it are each bounded by CONNECT_TIMEOUT.
-            let connect = async {
-                let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-                    .await
-                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-                let _ = s.set_nodelay(true);
-                tokio::time::timeout(CONNECT_TIMEOUT, send_hello(&mut s, me, &key))
-                    .await
-                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-                io::Result::Ok(s)
-            };
-            match connect.await {
-                Ok(s) => {
-                    stream = Some(s);
-                    connected_at = Instant::now();
-                    retry_at = None;
-                }
-                _ => {
-                    retry_at = Some(tokio::time::Instant::now() + RECONNECT_BACKOFF);
-                    continue;
-                }
-            }
-        }
-        if let Some(s) = stream.as_mut() {
-            let sent = async {
-                s.write_all(&frame).await?;
-                s.flush().await
-            };
-            if sent.await.is_err() {
-                stream = None;
-                retry_at = Some(tokio::time::Instant::now() + RECONNECT_BACKOFF);
-            }
-        }
+    let length = frame::body_length(header, MAX_FRAME_BYTES)?;
+    body.clear();
+    let complete = if length <= FRAME_READ_AT_ONCE {
+        body.resize(length, 0);
+        frames.read_exact(body).await.is_ok()
+    } else {
+        // Grown as the bytes arrive: announcing a large frame costs nothing until sent.
+        let read = (&mut *frames).take(length as u64).read_to_end(body).await;
+        read.is_ok() && body.len() == length
+    };
+    if !complete {
+        return Ok(None);
     }
+    frame::decode::<M>(body).map(Some)
 }
 
 #[cfg(all(test, madsim))]
 mod tests {
     use super::*;
     use crate::lines::testing::Flood;
-    use std::sync::atomic::Ordering;
 
     impl MessageKind for u64 {
         fn kind(&self) -> &'static str {
@@ -414,14 +593,16 @@ mod tests {
         let taken = flood.taken.clone();
         let runtime = madsim::runtime::Runtime::new();
         let (ended, delivered) = runtime.block_on(async move {
-            let (inbox, mut rx) = mpsc::channel::<u64>(16);
-            let wire = WireTap::off();
-            let ended =
-                read_messages(BufReader::new(flood), 2, inbox, LastHeard::default(), wire).await;
+            let mut frames = BufReader::new(flood);
+            let mut body = Vec::new();
             let mut delivered = Vec::new();
-            while let Ok(m) = rx.try_recv() {
-                delivered.push(m);
-            }
+            let ended = loop {
+                match read_frame::<u64, _>(&mut frames, &mut body).await {
+                    Ok(Some((_, m))) => delivered.push(m),
+                    Ok(None) => break Ok(()),
+                    Err(refusal) => break Err(refusal),
+                }
+            };
             (ended, delivered)
         });
         (ended, delivered, taken.load(Ordering::Relaxed))
@@ -458,6 +639,95 @@ mod tests {
         let whole = frame::encode(1, &41u64).expect("encodes");
         let (ended, delivered, _) = read_all(&whole[..whole.len() - 1], 0);
         assert_eq!((ended, delivered), (Ok(()), vec![]));
+    }
+
+    /// Messages sent while the connection opens queue behind it, those sent once it is
+    /// open are written by the sender itself: the peer gets every one, in order, and a
+    /// peer that comes back after a crash is heard again on a new connection.
+    #[test]
+    fn messages_arrive_in_order_across_connect_and_reconnect() {
+        use madsim::runtime::Handle;
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async move {
+            let handle = Handle::current();
+            let addr = |last: u8| SocketAddr::from(([10, 0, 0, last], 7000));
+            let key = ClusterKey::derived("k");
+            let (got_tx, mut got) = mpsc::channel::<u64>(1024);
+            let receiver = {
+                let key = key.clone();
+                handle
+                    .create_node()
+                    .ip(addr(1).ip())
+                    .init(move || {
+                        let (key, got_tx) = (key.clone(), got_tx.clone());
+                        async move {
+                            let events = EventSink::new(|_| {});
+                            let (_t, mut inbox) = Transport::<u64>::start(
+                                1,
+                                addr(1),
+                                &none(),
+                                &key,
+                                &events,
+                                &WireTap::off(),
+                            )
+                            .await
+                            .expect("listen");
+                            while let Some(m) = inbox.recv().await {
+                                let _ = got_tx.send(m).await;
+                            }
+                        }
+                    })
+                    .build()
+            };
+            let sender = handle.create_node().ip(addr(2).ip()).build();
+            sender.spawn(async move {
+                let peers = BTreeMap::from([(1, addr(1))]);
+                let events = EventSink::new(|_| {});
+                let (t, _inbox) =
+                    Transport::<u64>::start(2, addr(2), &peers, &key, &events, &WireTap::off())
+                        .await
+                        .expect("listen");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                // Queued while connecting, then written directly.
+                for m in 0..100 {
+                    t.send(1, &m);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                for m in 100..200 {
+                    t.send(1, &m);
+                }
+                // After the receiver's crash and restart: the old connection is dead; a
+                // send finds it broken, the next ones after the backoff reconnect.
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                for m in 200..300 {
+                    t.send(1, &m);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            });
+            async fn collect(got: &mut mpsc::Receiver<u64>, window: Duration) -> Vec<u64> {
+                let until = tokio::time::sleep(window);
+                tokio::pin!(until);
+                let mut heard = Vec::new();
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = &mut until => return heard,
+                        Some(m) = got.recv() => heard.push(m),
+                    }
+                }
+            }
+            let heard = collect(&mut got, Duration::from_secs(2)).await;
+            assert_eq!(heard, (0..200).collect::<Vec<_>>());
+            handle.kill(receiver.id());
+            handle.restart(receiver.id());
+            let after = collect(&mut got, Duration::from_secs(6)).await;
+            assert!(
+                after.len() > 50 && after.windows(2).all(|w| w[0] < w[1]),
+                "after the restart: {after:?}"
+            );
+            assert_eq!(after.last(), Some(&299));
+        });
     }
 
     /// Two nodes with one key talk; a third with another key, and a raw connection that
