@@ -173,14 +173,8 @@ mod tests {
         // Noise never panics.
         let mut state = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..2000 {
-            let noise: Vec<u8> = (0..(state % 40) as usize)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state as u8
-                })
-                .collect();
+            let len = (state % 40) as usize;
+            let noise = crate::noise::bytes(&mut state, len);
             let _ = decode::<Wire>(&noise);
         }
         let refused = body_length((u32::MAX).to_be_bytes(), 1 << 20).expect_err("too long");
