@@ -211,18 +211,27 @@ impl Node {
     /// Whether the ring names `id` among the replicas of `key`.
     fn is_replica(&self, key: &str, id: &str) -> bool {
         self.ring()
-            .replicas(key, self.config.replication_factor)
-            .iter()
-            .any(|r| r == id)
+            .replicas_of(key, self.config.replication_factor)
+            .contains(&id)
+    }
+
+    /// Whether the ring names both `a` and `b` among the replicas of `key` (anti-entropy's
+    /// filter: one walk of the ring, not two).
+    fn replicates_both(&self, key: &str, a: &str, b: &str) -> bool {
+        let replicas = self.ring().replicas_of(key, self.config.replication_factor);
+        replicas.contains(&a) && replicas.contains(&b)
     }
 
     /// Other replicas of `key` and their addresses.
     fn other_replicas(&self, key: &str) -> Vec<(String, String)> {
         self.ring()
-            .replicas(key, self.config.replication_factor)
+            .replicas_of(key, self.config.replication_factor)
             .into_iter()
             .filter(|id| *id != self.config.id)
-            .filter_map(|id| self.members.get(&id).map(|a| (id.clone(), a.clone())))
+            .filter_map(|id| {
+                let (id, address) = self.members.get_key_value(id)?;
+                Some((id.clone(), address.clone()))
+            })
             .collect()
     }
 }
@@ -422,7 +431,7 @@ async fn gossip(State(shared): State<Shared>, body: Bytes) -> Result<Json<Digest
     }
     let node = lock(&shared);
     let me = node.config.id.as_str();
-    let both = |key: &str| node.is_replica(key, me) && node.is_replica(key, &page.from);
+    let both = |key: &str| node.replicates_both(key, me, &page.from);
     Ok(Json(anti_entropy::reply(&node.store, me, &page, &both)))
 }
 
@@ -749,7 +758,7 @@ async fn reconcile(shared: &Shared, peer: &str, addr: SocketAddr, timeout: Durat
         let page = {
             let node = lock(shared);
             let me = node.config.id.as_str();
-            let both = |key: &str| node.is_replica(key, me) && node.is_replica(key, peer);
+            let both = |key: &str| node.replicates_both(key, me, peer);
             anti_entropy::page(&node.store, me, after.as_deref(), &both)
         };
         let call = pool.call::<_, DigestReply>(addr, Method::POST, "/gossip", Some(&page), timeout);
