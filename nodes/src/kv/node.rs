@@ -24,7 +24,7 @@ use super::anti_entropy::{self, DigestPage, DigestReply};
 use super::discovery::Discovery;
 use super::overload::breaker::Breakers;
 use super::overload::{self, Overload, OverloadConfig};
-use super::registry::{Member, NodeId, Nodes};
+use super::registry::{Beat, Member, NodeId, Nodes};
 use super::ring::Ring;
 use super::swim::{self, GossipConfig, MemberInfo, View};
 use super::version::{wins, Version, VersionSource, Versioning, MAX_COUNTER};
@@ -553,8 +553,9 @@ fn start_gossip(
     leave_tx
 }
 
-/// Registers, then heartbeats and refreshes membership; keeps the last view when the
-/// registry is unreachable.
+/// Registers, then heartbeats and refreshes membership: from the heartbeat's answer, or
+/// from `GET /nodes` after a registration (or when the answer lists none); keeps the last
+/// view when the registry is unreachable.
 async fn membership(shared: Shared, registry: SocketAddr) {
     let (me, address, every, clock, pool) = {
         let node = lock(&shared);
@@ -573,6 +574,8 @@ async fn membership(shared: Shared, registry: SocketAddr) {
     let mut registered = false;
     loop {
         let timeout = lock(&shared).peer_timeout();
+        // The live nodes, when the heartbeat's answer listed them.
+        let mut listed: Option<Vec<Member>> = None;
         if !registered {
             let answer = pool
                 .call::<_, serde_json::Value>(
@@ -592,17 +595,14 @@ async fn membership(shared: Shared, registry: SocketAddr) {
         } else {
             let beat = NodeId { id: me.clone() };
             let answer = pool
-                .call::<_, serde_json::Value>(
-                    registry,
-                    Method::POST,
-                    "/heartbeat",
-                    Some(&beat),
-                    timeout,
-                )
+                .call::<_, Beat>(registry, Method::POST, "/heartbeat", Some(&beat), timeout)
                 .await;
             let forgotten = matches!(answer, Err(CallError::Status(404, _)));
             match answer {
-                Ok(_) => lock(&shared).discovery.heartbeat(&clock),
+                Ok(beat) => {
+                    listed = beat.nodes;
+                    lock(&shared).discovery.heartbeat(&clock)
+                }
                 Err(e) => lock(&shared)
                     .discovery
                     .failed(format!("heartbeat: {e}"), forgotten),
@@ -612,12 +612,17 @@ async fn membership(shared: Shared, registry: SocketAddr) {
                 continue;
             }
         }
-        if let Ok(nodes) = pool
-            .call::<(), Nodes>(registry, Method::GET, "/nodes", None, timeout)
-            .await
-        {
+        let nodes = match listed {
+            Some(nodes) => Some(nodes),
+            None => pool
+                .call::<(), Nodes>(registry, Method::GET, "/nodes", None, timeout)
+                .await
+                .ok()
+                .map(|n| n.nodes),
+        };
+        if let Some(nodes) = nodes {
             let mut members: BTreeMap<String, String> =
-                nodes.nodes.into_iter().map(|m| (m.id, m.address)).collect();
+                nodes.into_iter().map(|m| (m.id, m.address)).collect();
             members.insert(me.clone(), address.clone());
             lock(&shared).set_members(members);
         }
