@@ -21,7 +21,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tower_layer::Layer;
 
 /// HTTP requests served by this process, for benchmarks only (never read by node logic,
 /// so it cannot affect a simulated run).
@@ -107,15 +106,7 @@ pub struct PeerAddr(pub SocketAddr);
 /// served and when it is answered.
 pub async fn serve(listener: TcpListener, router: Router, wire: WireTap) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    // Layered once: `Router::layer` rewraps every route, too costly per connection.
-    let mut counted = router
-        .layer(axum::middleware::map_response(json_errors))
-        .layer(axum::middleware::from_fn(count_request));
-    if wire.is_on() {
-        counted = counted.layer(axum::middleware::from_fn(move |request, next| {
-            tap_served(wire.clone(), request, next)
-        }));
-    }
+    let router = TowerToHyperService::new(router);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -128,10 +119,11 @@ pub async fn serve(listener: TcpListener, router: Router, wire: WireTap) {
             drop(stream); // over the cap: refused, the accept queue keeps draining
             continue;
         };
-        let service = TowerToHyperService::new(Layer::layer(
-            &axum::Extension(PeerAddr(peer)),
-            counted.clone(),
-        ));
+        let service = Served {
+            router: router.clone(),
+            peer,
+            wire: wire.clone(),
+        };
         tokio::spawn(async move {
             let io = TokioIo::new(NoEmptyFlush::new(stream));
             let _ = hyper::server::conn::http1::Builder::new()
@@ -141,6 +133,52 @@ pub async fn serve(listener: TcpListener, router: Router, wire: WireTap) {
                 .await;
             drop(slot);
         });
+    }
+}
+
+/// One connection's service: what every request gets before and after the router (its
+/// count, the caller's [`PeerAddr`], JSON errors, the wire tap), done here once per
+/// request rather than as router layers, which axum would run around every route, each
+/// layer cloning the boxed route and boxing its future.
+#[derive(Clone)]
+struct Served {
+    router: TowerToHyperService<Router>,
+    peer: SocketAddr,
+    wire: WireTap,
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Served {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn call(&self, mut request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        REQUESTS_SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        request.extensions_mut().insert(PeerAddr(self.peer));
+        // A request numbered by a tapped caller is reported when served and answered.
+        let tapped = self
+            .wire
+            .is_on()
+            .then(|| call_number(request.headers()))
+            .flatten()
+            .map(|id| (self.wire.clone(), id));
+        let answer = self.router.call(request);
+        let from = self.peer;
+        Box::pin(async move {
+            if let Some((wire, id)) = &tapped {
+                wire.tap(Tapped::Served { from, id: *id });
+            }
+            let response = match answer.await {
+                Ok(response) => json_errors(response).await,
+                Err(never) => match never {},
+            };
+            if let Some((wire, id)) = tapped {
+                let status = response.status().as_u16();
+                wire.tap(Tapped::Replied { from, id, status });
+            }
+            Ok(response)
+        })
     }
 }
 
@@ -282,34 +320,10 @@ async fn json_errors(response: axum::response::Response) -> axum::response::Resp
     axum::response::Response::from_parts(parts, axum::body::Body::from(body))
 }
 
-async fn count_request(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    REQUESTS_SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    next.run(request).await
-}
-
-/// Reports a numbered request to `wire` when it is served and when it is answered.
-async fn tap_served(
-    wire: WireTap,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let Some(&PeerAddr(from)) = request.extensions().get::<PeerAddr>() else {
-        return next.run(request).await;
-    };
-    let id = request
-        .headers()
+/// The call number a tapped caller put in [`CALL_HEADER`], if any.
+fn call_number(headers: &hyper::HeaderMap) -> Option<u64> {
+    headers
         .get(CALL_HEADER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let Some(id) = id else {
-        return next.run(request).await;
-    };
-    wire.tap(Tapped::Served { from, id });
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    wire.tap(Tapped::Replied { from, id, status });
-    response
+        .and_then(|v| v.parse::<u64>().ok())
 }

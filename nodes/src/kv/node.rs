@@ -24,7 +24,7 @@ use super::anti_entropy::{self, DigestPage, DigestReply};
 use super::discovery::Discovery;
 use super::overload::breaker::Breakers;
 use super::overload::{self, Overload, OverloadConfig};
-use super::registry::{Member, NodeId, Nodes};
+use super::registry::{Beat, Member, NodeId, Nodes};
 use super::ring::Ring;
 use super::swim::{self, GossipConfig, MemberInfo, View};
 use super::version::{wins, Version, VersionSource, Versioning, MAX_COUNTER};
@@ -211,18 +211,27 @@ impl Node {
     /// Whether the ring names `id` among the replicas of `key`.
     fn is_replica(&self, key: &str, id: &str) -> bool {
         self.ring()
-            .replicas(key, self.config.replication_factor)
-            .iter()
-            .any(|r| r == id)
+            .replicas_of(key, self.config.replication_factor)
+            .contains(&id)
+    }
+
+    /// Whether the ring names both `a` and `b` among the replicas of `key` (anti-entropy's
+    /// filter: one walk of the ring, not two).
+    fn replicates_both(&self, key: &str, a: &str, b: &str) -> bool {
+        let replicas = self.ring().replicas_of(key, self.config.replication_factor);
+        replicas.contains(&a) && replicas.contains(&b)
     }
 
     /// Other replicas of `key` and their addresses.
     fn other_replicas(&self, key: &str) -> Vec<(String, String)> {
         self.ring()
-            .replicas(key, self.config.replication_factor)
+            .replicas_of(key, self.config.replication_factor)
             .into_iter()
             .filter(|id| *id != self.config.id)
-            .filter_map(|id| self.members.get(&id).map(|a| (id.clone(), a.clone())))
+            .filter_map(|id| {
+                let (id, address) = self.members.get_key_value(id)?;
+                Some((id.clone(), address.clone()))
+            })
             .collect()
     }
 }
@@ -422,7 +431,7 @@ async fn gossip(State(shared): State<Shared>, body: Bytes) -> Result<Json<Digest
     }
     let node = lock(&shared);
     let me = node.config.id.as_str();
-    let both = |key: &str| node.is_replica(key, me) && node.is_replica(key, &page.from);
+    let both = |key: &str| node.replicates_both(key, me, &page.from);
     Ok(Json(anti_entropy::reply(&node.store, me, &page, &both)))
 }
 
@@ -544,8 +553,9 @@ fn start_gossip(
     leave_tx
 }
 
-/// Registers, then heartbeats and refreshes membership; keeps the last view when the
-/// registry is unreachable.
+/// Registers, then heartbeats and refreshes membership: from the heartbeat's answer, or
+/// from `GET /nodes` after a registration (or when the answer lists none); keeps the last
+/// view when the registry is unreachable.
 async fn membership(shared: Shared, registry: SocketAddr) {
     let (me, address, every, clock, pool) = {
         let node = lock(&shared);
@@ -564,6 +574,8 @@ async fn membership(shared: Shared, registry: SocketAddr) {
     let mut registered = false;
     loop {
         let timeout = lock(&shared).peer_timeout();
+        // The live nodes, when the heartbeat's answer listed them.
+        let mut listed: Option<Vec<Member>> = None;
         if !registered {
             let answer = pool
                 .call::<_, serde_json::Value>(
@@ -583,17 +595,14 @@ async fn membership(shared: Shared, registry: SocketAddr) {
         } else {
             let beat = NodeId { id: me.clone() };
             let answer = pool
-                .call::<_, serde_json::Value>(
-                    registry,
-                    Method::POST,
-                    "/heartbeat",
-                    Some(&beat),
-                    timeout,
-                )
+                .call::<_, Beat>(registry, Method::POST, "/heartbeat", Some(&beat), timeout)
                 .await;
             let forgotten = matches!(answer, Err(CallError::Status(404, _)));
             match answer {
-                Ok(_) => lock(&shared).discovery.heartbeat(&clock),
+                Ok(beat) => {
+                    listed = beat.nodes;
+                    lock(&shared).discovery.heartbeat(&clock)
+                }
                 Err(e) => lock(&shared)
                     .discovery
                     .failed(format!("heartbeat: {e}"), forgotten),
@@ -603,12 +612,17 @@ async fn membership(shared: Shared, registry: SocketAddr) {
                 continue;
             }
         }
-        if let Ok(nodes) = pool
-            .call::<(), Nodes>(registry, Method::GET, "/nodes", None, timeout)
-            .await
-        {
+        let nodes = match listed {
+            Some(nodes) => Some(nodes),
+            None => pool
+                .call::<(), Nodes>(registry, Method::GET, "/nodes", None, timeout)
+                .await
+                .ok()
+                .map(|n| n.nodes),
+        };
+        if let Some(nodes) = nodes {
             let mut members: BTreeMap<String, String> =
-                nodes.nodes.into_iter().map(|m| (m.id, m.address)).collect();
+                nodes.into_iter().map(|m| (m.id, m.address)).collect();
             members.insert(me.clone(), address.clone());
             lock(&shared).set_members(members);
         }
@@ -749,7 +763,7 @@ async fn reconcile(shared: &Shared, peer: &str, addr: SocketAddr, timeout: Durat
         let page = {
             let node = lock(shared);
             let me = node.config.id.as_str();
-            let both = |key: &str| node.is_replica(key, me) && node.is_replica(key, peer);
+            let both = |key: &str| node.replicates_both(key, me, peer);
             anti_entropy::page(&node.store, me, after.as_deref(), &both)
         };
         let call = pool.call::<_, DigestReply>(addr, Method::POST, "/gossip", Some(&page), timeout);

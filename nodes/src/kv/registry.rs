@@ -2,9 +2,10 @@
 //! seconds, deregister on shutdown; a node silent for a TTL is dropped. It is only a
 //! directory: nodes keep serving, with their last known membership, when it is down.
 //!
-//! Routes: `POST /register {"id","address"}`, `POST /heartbeat {"id"}`,
-//! `POST /deregister {"id"}` (these three only from callers holding the cluster key, see
-//! [`crate::auth`]), `GET /nodes`, `GET /health`.
+//! Routes: `POST /register {"id","address"}`, `POST /heartbeat {"id"}` (answers
+//! `{"ok": true, "nodes": [...]}`, the live nodes as `GET /nodes` lists them, so a beat
+//! also refreshes the caller's membership), `POST /deregister {"id"}` (these three only
+//! from callers holding the cluster key, see [`crate::auth`]), `GET /nodes`, `GET /health`.
 
 use crate::auth::{self, http::Guard};
 use crate::http::{error, json_body, serve};
@@ -43,6 +44,17 @@ pub struct NodeId {
 pub struct Nodes {
     /// Live nodes, by id.
     pub nodes: Vec<Member>,
+}
+
+/// `POST /heartbeat` answer.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Beat {
+    /// The beat was taken.
+    pub ok: bool,
+    /// The live nodes after it, as `GET /nodes` lists them (absent from a registry that
+    /// does not send them: the caller asks `GET /nodes` then).
+    #[serde(default)]
+    pub nodes: Option<Vec<Member>>,
 }
 
 /// Registry settings.
@@ -135,7 +147,11 @@ async fn heartbeat(State(shared): State<Shared>, body: Bytes) -> Reply {
     match registry.members.get_mut(&node.id) {
         Some((_, seen)) => {
             *seen = now;
-            (StatusCode::OK, Json(serde_json::json!({ "ok": true })))
+            let beat = Beat {
+                ok: true,
+                nodes: Some(registry.list().nodes),
+            };
+            (StatusCode::OK, Json(serde_json::json!(beat)))
         }
         None => error(StatusCode::NOT_FOUND, "unknown node: register first"),
     }
@@ -223,4 +239,68 @@ pub async fn run(config: RegistryConfig, env: NodeEnv) -> io::Result<()> {
         reason: "ctrl-c".into(),
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(value: serde_json::Value) -> Bytes {
+        Bytes::from(value.to_string())
+    }
+
+    /// A beat answers with the live nodes, as `GET /nodes` lists them: the node takes its
+    /// membership from it instead of asking again.
+    #[test]
+    fn a_heartbeat_answers_with_the_live_nodes() {
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async {
+            let shared: Shared = Arc::new(Mutex::new(Registry {
+                clock: Clock::new(),
+                ttl: Duration::from_secs(6),
+                members: BTreeMap::new(),
+                events: crate::runtime::EventSink::new(|_| {}),
+            }));
+            for (id, address) in [("n1", "10.0.0.1:8000"), ("n2", "10.0.0.2:8000")] {
+                let member = serde_json::json!({ "id": id, "address": address });
+                let (status, _) = register(State(shared.clone()), body(member)).await;
+                assert_eq!(status, StatusCode::OK);
+            }
+            let beat =
+                |id: &str| heartbeat(State(shared.clone()), body(serde_json::json!({ "id": id })));
+            let (status, Json(answer)) = beat("n1").await;
+            assert_eq!(status, StatusCode::OK);
+            let answer: Beat = serde_json::from_value(answer).expect("a beat's answer");
+            let listed = nodes(State(shared.clone())).await.0.nodes;
+            assert!(answer.ok);
+            assert_eq!(answer.nodes.as_ref(), Some(&listed));
+            assert_eq!(listed.len(), 2);
+            // n2 falls silent past the TTL: n1's next beat no longer lists it.
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            let _ = beat("n1").await;
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            let (_, Json(answer)) = beat("n1").await;
+            let answer: Beat = serde_json::from_value(answer).expect("a beat's answer");
+            let ids: Vec<String> = answer
+                .nodes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| m.id)
+                .collect();
+            assert_eq!(ids, ["n1"]);
+            let (status, _) = beat("n9").await;
+            assert_eq!(
+                status,
+                StatusCode::NOT_FOUND,
+                "an unknown node must register first"
+            );
+        });
+    }
+
+    /// An answer without `nodes` (a registry that does not list them) still reads as a beat.
+    #[test]
+    fn a_beat_without_nodes_reads_as_none() {
+        let beat: Beat = serde_json::from_str(r#"{"ok": true}"#).expect("the older answer");
+        assert!(beat.ok && beat.nodes.is_none());
+    }
 }

@@ -9,11 +9,14 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-/// The ring for one membership view.
+/// The ring for one membership view: its points sorted, each naming a member by index
+/// (a sorted array is cheaper to build and to walk than a tree; every KV request reads
+/// the ring, and every membership change rebuilds it).
 #[derive(Clone, Debug, Default)]
 pub struct Ring {
-    points: BTreeMap<u64, Arc<str>>,
-    members: usize,
+    /// (point, index into `names`), sorted by point, one entry per point.
+    points: Vec<(u64, u32)>,
+    names: Vec<Arc<str>>,
 }
 
 /// A stable 64-bit hash (the first 8 bytes of SHA-256).
@@ -47,33 +50,55 @@ fn points_of(member: &str, virtual_nodes: u32) -> Arc<Vec<u64>> {
 }
 
 impl Ring {
-    /// Places every member at `virtual_nodes` points.
+    /// Places every member at `virtual_nodes` points. Should two members hash to the
+    /// same point, the one listed later holds it.
     pub fn new<'a>(members: impl IntoIterator<Item = &'a str>, virtual_nodes: u32) -> Ring {
         let mut ring = Ring::default();
         for member in members {
-            ring.members += 1;
-            let name: Arc<str> = member.into();
-            for &point in points_of(member, virtual_nodes.max(1)).iter() {
-                ring.points.insert(point, name.clone());
+            let index = ring.names.len() as u32;
+            ring.names.push(member.into());
+            let points = points_of(member, virtual_nodes.max(1));
+            ring.points
+                .extend(points.iter().map(|&point| (point, index)));
+        }
+        // Stable: equal points keep their insertion order, and the last of them wins.
+        ring.points.sort_by_key(|&(point, _)| point);
+        let mut kept: Vec<(u64, u32)> = Vec::with_capacity(ring.points.len());
+        for entry in ring.points.drain(..) {
+            match kept.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => kept.push(entry),
             }
         }
+        ring.points = kept;
         ring
     }
 
     /// The first `count` distinct members clockwise from the key's hash.
     pub fn replicas(&self, key: &str, count: usize) -> Vec<String> {
-        let want = count.min(self.members);
-        let mut found: Vec<String> = Vec::with_capacity(want);
-        let start = hash(key);
-        for (_, member) in self.points.range(start..).chain(self.points.range(..start)) {
+        self.replicas_of(key, count)
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// [`Ring::replicas`], borrowed from the ring.
+    pub fn replicas_of(&self, key: &str, count: usize) -> Vec<&str> {
+        let want = count.min(self.names.len());
+        let mut found: Vec<u32> = Vec::with_capacity(want);
+        let at = hash(key);
+        let start = self.points.partition_point(|&(point, _)| point < at);
+        let (behind, ahead) = self.points.split_at(start);
+        for &(_, member) in ahead.iter().chain(behind) {
             if found.len() == want {
                 break;
             }
-            if !found.iter().any(|f| **f == **member) {
-                found.push(member.to_string());
+            let name = &self.names[member as usize];
+            if !found.iter().any(|&f| self.names[f as usize] == *name) {
+                found.push(member);
             }
         }
-        found
+        found.iter().map(|&i| &*self.names[i as usize]).collect()
     }
 }
 
@@ -96,6 +121,31 @@ mod tests {
             4,
             "never more than the members"
         );
+    }
+
+    #[test]
+    fn replicas_are_the_clockwise_walk_of_the_points() {
+        // The walk done the plain way: every point in a tree, from the key's hash round.
+        let members = ["n1", "n2", "n3", "n4", "n5"];
+        let ring = Ring::new(members, 150);
+        let mut tree: BTreeMap<u64, &str> = BTreeMap::new();
+        for member in members {
+            for i in 0..150 {
+                tree.insert(hash(&format!("{member}#{i}")), member);
+            }
+        }
+        for k in 0..500 {
+            let key = format!("key-{k}");
+            let start = hash(&key);
+            let mut walk: Vec<&str> = Vec::new();
+            for (_, member) in tree.range(start..).chain(tree.range(..start)) {
+                if walk.len() < 3 && !walk.contains(member) {
+                    walk.push(member);
+                }
+            }
+            assert_eq!(ring.replicas_of(&key, 3), walk, "key {key}");
+        }
+        assert!(Ring::new([], 150).replicas("k", 3).is_empty());
     }
 
     #[test]
