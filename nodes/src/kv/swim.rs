@@ -252,8 +252,8 @@ struct State_ {
     next_pull: Instant,
     /// Pulls since the view last grew.
     quiet_pulls: u32,
-    /// Views this node may still send before the next sample tick refills one.
-    answers_left: u32,
+    /// Views this node may still send; each sample tick refills one.
+    answers: view_pull::AnswerRation,
 }
 
 /// Runs SWIM until a leave request is answered (or the node stops).
@@ -316,7 +316,7 @@ pub async fn run(mut driver: Driver) -> io::Result<()> {
                 jitter(),
             )),
         quiet_pulls: u32::MAX,
-        answers_left: view_pull::ANSWERS_BANKED,
+        answers: view_pull::AnswerRation::default(),
     };
     // The join addresses are known as down placeholders: foca keeps announcing to down
     // members, so a join target that is not up yet is found once it is.
@@ -385,7 +385,7 @@ pub async fn run(mut driver: Driver) -> io::Result<()> {
             Wake::Sample => {
                 next_sample += driver.clock.true_duration(sample);
                 s.io.changed = true;
-                s.answers_left = (s.answers_left + 1).min(view_pull::ANSWERS_BANKED);
+                s.answers.refill();
                 let now = Instant::now();
                 if now >= s.next_pull {
                     pull(&mut s);
@@ -451,10 +451,9 @@ fn pull(s: &mut State_) {
 
 /// Sends this node's view to `to`, if the ration allows.
 fn answer(s: &mut State_, to: SocketAddr) {
-    if s.answers_left == 0 {
+    if !s.answers.take() {
         return;
     }
-    s.answers_left -= 1;
     for body in view_pull::encode(s.foca.iter_membership_state()) {
         let part = seal(&s.io.key, Kind::View, &body);
         s.io.sends.push((to, part));

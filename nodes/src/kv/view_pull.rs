@@ -53,6 +53,36 @@ pub const GROWING_PERIODS: u32 = 3;
 /// protocol period).
 pub const ANSWERS_BANKED: u32 = 4;
 
+/// How many views a server may still send: a whole view is some twenty datagrams at 1,000
+/// members, so asks beyond the ration (a member asking in a loop) go unanswered rather
+/// than multiplying the traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnswerRation {
+    left: u32,
+}
+
+impl Default for AnswerRation {
+    fn default() -> Self {
+        AnswerRation {
+            left: ANSWERS_BANKED,
+        }
+    }
+}
+
+impl AnswerRation {
+    /// Takes one answer from the ration: `false` when none is left.
+    pub fn take(&mut self) -> bool {
+        let some = self.left > 0;
+        self.left = self.left.saturating_sub(1);
+        some
+    }
+
+    /// One more answer allowed (a sample tick), up to [`ANSWERS_BANKED`].
+    pub fn refill(&mut self) {
+        self.left = (self.left + 1).min(ANSWERS_BANKED);
+    }
+}
+
 /// The delay before the next pull when `quiet` pulls went by since the view last grew:
 /// [`GROWING_PERIODS`] doubled `quiet` times, at most [`QUIET_PERIODS`], plus up to one
 /// period of `jitter` (a fraction in 0..1) so that servers do not pull in step.
@@ -126,6 +156,23 @@ pub fn unknown<'k>(
 mod tests {
     use super::*;
     use std::net::SocketAddr;
+
+    /// A burst of asks gets the banked answers and no more; each tick allows one more, and
+    /// quiet ticks bank no more than the burst.
+    #[test]
+    fn asks_beyond_the_ration_go_unanswered() {
+        let mut ration = AnswerRation::default();
+        let answered = (0..10).filter(|_| ration.take()).count();
+        assert_eq!(answered, ANSWERS_BANKED as usize);
+        ration.refill();
+        assert!(ration.take());
+        assert!(!ration.take());
+        for _ in 0..100 {
+            ration.refill();
+        }
+        let answered = (0..10).filter(|_| ration.take()).count();
+        assert_eq!(answered, ANSWERS_BANKED as usize);
+    }
 
     fn peer(i: u32) -> Peer {
         Peer {
