@@ -101,8 +101,9 @@ pub struct EnvArgs {
     /// `--load-factor` wait four times as long), reread every 50 ms like `--clock-control`.
     #[arg(long, value_name = "FILE")]
     pub slow_control: Option<std::path::PathBuf>,
-    /// Dial VIA to reach the peer address PEER (comma separated or repeated): `sim real`
-    /// puts its fault proxy on every peer link this way.
+    /// Dial VIA to reach the peer address PEER, and send its gossip datagrams there
+    /// (comma separated or repeated): `sim real` puts its fault proxy on every peer link
+    /// this way.
     #[arg(long, value_name = "PEER=VIA", value_delimiter = ',', value_parser = crate::runtime::routes::parse_route)]
     pub route: Vec<(std::net::SocketAddr, std::net::SocketAddr)>,
 }

@@ -1,5 +1,7 @@
 //! The fault proxy's byte-stream transport, for KV's peer traffic (HTTP: replication,
-//! anti-entropy, registry calls, replica reads, the balancer's forwarding, the clients).
+//! anti-entropy, registry calls, replica reads, the balancer's forwarding, the clients);
+//! a gossip cluster's UDP goes through a relay on each server link's port
+//! ([`crate::datagram_proxy`]).
 //!
 //! Each directed link `a → b` has a listener; `a` dials it to reach `b` (the node's
 //! `--route`, the balancer's backends, the clients' addresses) and every connection is
@@ -93,6 +95,19 @@ impl ByteProxy {
                 .gate(link, addr, first, placeholder, target, seed),
         );
         Ok(addr)
+    }
+
+    /// Relays `link`'s gossip datagrams on `via`, the port [`ByteProxy::serve`] gave the
+    /// link, between the two servers' gossip addresses `ends` (see
+    /// [`crate::datagram_proxy`]); `seed` seeds its draws.
+    pub async fn relay_datagrams(
+        &self,
+        link: Link,
+        via: SocketAddr,
+        ends: (SocketAddr, SocketAddr),
+        seed: u64,
+    ) -> Result<(), String> {
+        crate::datagram_proxy::relay(self.proxy.clone(), link, via, ends, seed).await
     }
 
     /// Listens for `link` while it is open, not at all while it refuses (a connect is

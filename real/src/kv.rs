@@ -7,8 +7,8 @@
 //! address of their link. The probes and the final reads, which the simulator runs from
 //! nodes outside the cluster, go straight to the servers.
 //!
-//! Gossip membership (SWIM) is UDP, which the proxy does not carry: its network faults
-//! cut the HTTP links only, and the runner says so (see [`GOSSIP_UNPROXIED`]).
+//! With gossip membership each server link also relays SWIM's UDP, on the same port
+//! ([`crate::datagram_proxy`]), so a network fault cuts gossip as it cuts HTTP.
 
 use crate::byte_proxy::ByteProxy;
 use crate::procs::Procs;
@@ -20,10 +20,6 @@ use simcore::scenario::Scenario;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-
-/// Why a network fault of a gossip scenario is only partly applied.
-pub const GOSSIP_UNPROXIED: &str =
-    "applied to HTTP only: SWIM's UDP gossip does not go through the fault proxy";
 
 /// Every endpoint of the run by proxy index: servers `1..=n`, then the registry, the
 /// balancer and the clients (the proxy's links are pairs of these).
@@ -138,6 +134,13 @@ pub async fn build(
         let mut routes = Vec::new();
         for j in (1..=n).filter(|&j| j != i) {
             let via = link(proxy, (i, j), server(j), seed).await?;
+            if gossip {
+                let stream = simcore::workload::stream(seed, &format!("proxy-udp/{i}-{j}"));
+                let draws = rand::Rng::gen(&mut { stream });
+                proxy
+                    .relay_datagrams((i, j), via, (server(i), server(j)), draws)
+                    .await?;
+            }
             routes.push(format!("{}={via}", server(j)));
         }
         if !gossip {

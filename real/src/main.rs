@@ -10,6 +10,7 @@
 //! Exit codes as `sim run`: 0 the verdict is pass, 1 fail, 2 usage or scenario error.
 
 mod byte_proxy;
+mod datagram_proxy;
 mod disk_file;
 mod interrupt;
 mod kv;

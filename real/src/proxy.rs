@@ -39,11 +39,7 @@ pub(crate) fn fate(network: &Network, link: Link, rng: &mut ChaCha8Rng) -> Optio
     if network.is_cut(&from, &to) {
         return None;
     }
-    let mut delay = match network.latency(&from, &to) {
-        Some([low, high]) if high > low => rng.gen_range(low..high),
-        Some([low, _]) => low,
-        None => Duration::ZERO,
-    };
+    let mut delay = latency(network, link, rng);
     // A lost packet of a TCP stream is sent again after the retransmission timeout,
     // doubling each time: on a TCP link, loss shows up as delay (as in the simulator).
     let loss = network.loss(&from, &to);
@@ -56,6 +52,33 @@ pub(crate) fn fate(network: &Network, link: Link, rng: &mut ChaCha8Rng) -> Optio
         timeout *= 2;
     }
     Some(delay)
+}
+
+/// What happens to one datagram on `link`: `None` lost (a cut link, or a draw under the
+/// link's loss rate: UDP sends nothing again), else its delay.
+pub(crate) fn datagram_fate(
+    network: &Network,
+    link: Link,
+    rng: &mut ChaCha8Rng,
+) -> Option<Duration> {
+    let (from, to) = link;
+    if network.is_cut(&from, &to) {
+        return None;
+    }
+    let loss = network.loss(&from, &to);
+    if loss > 0.0 && rng.gen_bool(loss.clamp(0.0, 1.0)) {
+        return None;
+    }
+    Some(latency(network, link, rng))
+}
+
+/// A draw from `link`'s latency range (none: no delay).
+fn latency(network: &Network, (from, to): Link, rng: &mut ChaCha8Rng) -> Duration {
+    match network.latency(&from, &to) {
+        Some([low, high]) if high > low => rng.gen_range(low..high),
+        Some([low, _]) => low,
+        None => Duration::ZERO,
+    }
 }
 
 /// The proxy's shared state: the network, and the real peer address of each server.
@@ -215,5 +238,33 @@ mod tests {
         net.isolate(&3, &[1, 2, 3]);
         assert_eq!(fate(&net, (2, 3), &mut rng), None);
         assert_eq!(fate(&net, (3, 1), &mut rng), None);
+    }
+
+    /// A datagram is lost where a stream chunk would be held or sent again: on a cut link,
+    /// and at the link's loss rate; otherwise it is delayed like a chunk.
+    #[test]
+    fn a_datagram_is_lost_on_a_cut_link_and_at_the_loss_rate() {
+        let mut net = Network::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        assert_eq!(datagram_fate(&net, (1, 2), &mut rng), Some(Duration::ZERO));
+        net.partition(&[vec![1], vec![2]]);
+        assert_eq!(datagram_fate(&net, (1, 2), &mut rng), None);
+        assert_eq!(datagram_fate(&net, (2, 1), &mut rng), None);
+        net.heal();
+        net.set_loss(Some((1, 2)), 1.0);
+        assert_eq!(datagram_fate(&net, (1, 2), &mut rng), None);
+        assert_eq!(datagram_fate(&net, (2, 1), &mut rng), Some(Duration::ZERO));
+        net.set_loss(Some((1, 2)), 0.3);
+        let lost = (0..10_000)
+            .filter(|_| datagram_fate(&net, (1, 2), &mut rng).is_none())
+            .count();
+        assert!(
+            (2_700..3_300).contains(&lost),
+            "{lost} of 10000 lost at 30 %"
+        );
+        let range = [Duration::from_millis(5), Duration::from_millis(9)];
+        net.set_latency(Some((2, 1)), range);
+        let delay = datagram_fate(&net, (2, 1), &mut rng).unwrap();
+        assert!(delay >= range[0] && delay < range[1], "{delay:?}");
     }
 }

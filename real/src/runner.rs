@@ -123,8 +123,6 @@ struct Cluster {
     names: BTreeMap<String, usize>,
     /// Every endpoint of the proxy's links (an isolated node is cut from all of them).
     endpoints: usize,
-    /// Gossip membership: SWIM's UDP is not proxied, network faults cut HTTP only.
-    gossip: bool,
     histories: Vec<PathBuf>,
     /// How long after the nodes' `--history-start` the run's time zero came (once every
     /// node listened): taken off their lines' times.
@@ -221,7 +219,6 @@ pub async fn run_real(options: &Options, scenario: &Scenario) -> Result<Finished
         servers: n,
         names: layout.names,
         endpoints: layout.endpoints,
-        gossip: scenario.gossip_membership(),
         histories: layout.histories,
         zero_ns: 0,
         logs: layout.logs,
@@ -359,11 +356,7 @@ pub async fn run_real(options: &Options, scenario: &Scenario) -> Result<Finished
     let ours = recorder.take();
     for entry in &ours {
         if let What::Fault { fault } = &entry.what {
-            let why = fault.skipped.as_deref().or(fault
-                .effect
-                .as_deref()
-                .filter(|e| *e == crate::kv::GOSSIP_UNPROXIED));
-            if let Some(why) = why {
+            if let Some(why) = fault.skipped.as_deref() {
                 let node = fault.node.as_deref().unwrap_or("");
                 partial.push(format!(
                     "{} {node} at {}: {why}",
@@ -797,14 +790,7 @@ fn apply(cluster: &mut Cluster, fault: &Fault, rng: &mut rand_chacha::ChaCha8Rng
                 .map(|_| None)
         }
     };
-    let network = matches!(
-        action,
-        Action::Partition | Action::Isolate | Action::Clog | Action::Loss | Action::Latency
-    );
     match result {
-        Ok(None) if network && cluster.gossip => {
-            applied.effect = Some(crate::kv::GOSSIP_UNPROXIED.to_string())
-        }
         Ok(effect) => applied.effect = effect,
         Err(why) => applied.skipped = Some(why),
     }

@@ -1,8 +1,10 @@
 //! `sim-real` on real processes gives the simulator's verdicts: the split brain's
 //! `total_order` violation (through the fault proxy's partition), an isolated quorum
-//! leader that steps down (through `leader` resolved from the live history), and a KV
+//! leader that steps down (through `leader` resolved from the live history), a KV
 //! write quorum that a partition of HTTP links makes unreachable (through the byte-stream
-//! proxy). All run at once, which also shows that runs on one machine do not collide.
+//! proxy), and gossip membership split in two by a partition (through the proxy's
+//! datagram relay). All run at once, which also shows that runs on one machine do not
+//! collide.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -70,17 +72,19 @@ fn statuses(report: &serde_json::Value) -> Vec<(String, String)> {
 }
 
 #[test]
-fn split_brain_breaks_total_order_a_quorum_leader_steps_down_and_a_kv_quorum_fails_across_a_cut_on_real_processes(
+fn split_brain_breaks_total_order_a_quorum_leader_steps_down_a_kv_quorum_fails_and_gossip_splits_across_a_cut_on_real_processes(
 ) {
     let bin = bin_dir();
-    let (split, quorum, kv) = std::thread::scope(|s| {
+    let (split, quorum, kv, gossip) = std::thread::scope(|s| {
         let split = s.spawn(|| real(&bin, "scenarios/teaching/split-brain.toml"));
         let quorum = s.spawn(|| real(&bin, "scenarios/election/leader-isolated-quorum.toml"));
         let kv = s.spawn(|| real(&bin, "scenarios/kv/partition-never-heals-quorum.toml"));
+        let gossip = s.spawn(|| real(&bin, "scenarios/kv/gossip-partition-never-heals.toml"));
         (
             split.join().unwrap(),
             quorum.join().unwrap(),
             kv.join().unwrap(),
+            gossip.join().unwrap(),
         )
     });
     let (code, report) = split;
@@ -123,4 +127,17 @@ fn split_brain_breaks_total_order_a_quorum_leader_steps_down_and_a_kv_quorum_fai
     assert_eq!((code, &report["verdict"]), (Some(0), &"pass".into()));
     let faults = report["happened"]["faults_applied"].to_string();
     assert!(faults.contains("partition n1,n2 | n3,n4,n5"), "{faults}");
+
+    // Gossip, as `sim run` judges it: SWIM's datagrams are cut with the HTTP links, so
+    // each side declares the other down and keeps a view of its own to the end.
+    let (code, report) = gossip;
+    assert_eq!(report["partial"], serde_json::json!([]), "{report}");
+    assert_eq!(report["outcome"], "violation", "{report}");
+    assert_eq!(
+        statuses(&report),
+        vec![("\"membership_converged\"".into(), "\"violation\"".into())]
+    );
+    assert_eq!((code, &report["verdict"]), (Some(0), &"pass".into()));
+    let detail = report["checks"][0]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("live servers are 5: missing"), "{detail}");
 }

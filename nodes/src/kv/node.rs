@@ -31,7 +31,7 @@ use super::version::{wins, Version, VersionSource, Versioning, MAX_COUNTER};
 use crate::auth::{self, http::Guard};
 use crate::http::{error, json_body, serve, CallError};
 use crate::pool::Pool;
-use crate::runtime::{Clock, EventSink, NodeEnv, NodeEvent};
+use crate::runtime::{Clock, EventSink, NodeEnv, NodeEvent, Routes};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{Method, StatusCode};
@@ -520,6 +520,7 @@ fn start_gossip(
     shared: &Shared,
     config: GossipConfig,
     key: crate::auth::ClusterKey,
+    routes: Routes,
 ) -> mpsc::Sender<swim::LeaveRequest> {
     let (leave_tx, leave) = mpsc::channel(1);
     let node = lock(shared);
@@ -541,6 +542,7 @@ fn start_gossip(
         on_change,
         leave,
         bytes_sent: node.gossip_bytes.clone(),
+        routes,
     };
     let events = node.events.clone();
     tokio::spawn(async move {
@@ -821,6 +823,7 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         events.clone(),
         cluster_key.clone(),
     ));
+    let gossip_routes = routes.clone();
     let shared: Shared = Arc::new(Mutex::new(Node {
         pool: Pool::signed(cluster_key.clone())
             .tapped(wire.clone())
@@ -840,7 +843,7 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
     let leave_gossip = config
         .gossip
         .clone()
-        .map(|g| start_gossip(&shared, g, cluster_key.clone()));
+        .map(|g| start_gossip(&shared, g, cluster_key.clone(), gossip_routes));
     // Node-to-node routes: only callers that sign with the cluster key get through.
     let guard = Guard {
         key: cluster_key,

@@ -23,7 +23,7 @@
 use super::view_pull::{self, Kind};
 use crate::auth::ClusterKey;
 use crate::runtime::datagram::Datagrams;
-use crate::runtime::{Clock, EventSink, MemberState, NodeEvent};
+use crate::runtime::{Clock, EventSink, MemberState, NodeEvent, Routes};
 use foca::{Config, Foca, Identity, Member, Notification, PeriodicParams, PostcardCodec, State};
 use rand::Rng;
 use rand_foca::rngs::SmallRng;
@@ -237,6 +237,9 @@ pub struct Driver {
     pub leave: mpsc::Receiver<LeaveRequest>,
     /// Gossip bytes sent so far (datagrams with their MACs), for `GET /members`.
     pub bytes_sent: Arc<AtomicU64>,
+    /// Where a datagram for a member's address is sent (the fault proxy's relay of the
+    /// link in a `sim real` run; the address itself otherwise).
+    pub routes: Routes,
 }
 
 type Swim = Foca<Peer, PostcardCodec, SmallRng, foca::NoCustomBroadcast>;
@@ -480,7 +483,7 @@ async fn flush(s: &mut State_, socket: &Datagrams, driver: &mut Driver) {
         let bytes = datagram.len() as u64;
         driver.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
         BYTES_SENT.fetch_add(bytes, Ordering::Relaxed);
-        let _ = socket.send_to(to, &datagram).await;
+        let _ = socket.send_to(driver.routes.dial(to), &datagram).await;
     }
     if std::mem::take(&mut s.io.changed) {
         publish(s, driver);

@@ -4,8 +4,9 @@
 //! each node is started with the fault proxy's port of every link it has (`--route
 //! PEER=VIA`), so the harness cuts, delays and loses traffic per directed link from
 //! outside the node. The node's logic keeps using the peers' own addresses (the ones the
-//! registry or gossip hands out); only the connect goes elsewhere. In a simulation the
-//! routes are empty: the simulated network applies the faults itself.
+//! registry or gossip hands out); only the connect goes elsewhere, and so does a gossip
+//! datagram (the proxy relays UDP on the same port). In a simulation the routes are
+//! empty: the simulated network applies the faults itself.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
