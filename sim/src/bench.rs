@@ -541,21 +541,29 @@ fn raw_udp_mesh(seed: u64) -> u64 {
     })
 }
 
-/// One row of the gossip scale measurement (`sim bench --gossip`).
+/// One row of the gossip scale measurement (`sim bench --gossip`): the medians over its
+/// seeds (one unlucky server moves a seed's "down everywhere", which is a maximum over
+/// servers; the median over seeds does not follow it).
 #[derive(Clone, Debug)]
 pub struct GossipScale {
     /// Servers.
     pub servers: usize,
+    /// Seeds run (`1..=seeds`).
+    pub seeds: u64,
     /// Simulated seconds from the crash until every live server held the crashed one
-    /// down (`None`: not within the run).
+    /// down, median over seeds (`None`: half the seeds or more not within the run).
     pub converged_s: Option<f64>,
-    /// Simulated seconds from the crash to the first suspicion of it.
+    /// The fastest and slowest seed's, among those that converged.
+    pub converged_range: Option<(f64, f64)>,
+    /// Seeds in which some live server never held the crashed one down.
+    pub not_converged: u64,
+    /// Simulated seconds from the crash to the first suspicion of it (median).
     pub first_suspect_s: Option<f64>,
-    /// Gossip bytes (datagrams with MACs) per server per simulated second.
+    /// Gossip bytes (datagrams with MACs) per server per simulated second (median).
     pub bytes_per_node_s: f64,
-    /// Simulated seconds per wall second.
+    /// Simulated seconds per wall second, over all the seeds.
     pub sim_per_wall: f64,
-    /// Peak resident memory of this process after the run (`VmHWM`).
+    /// Peak resident memory of this process after the runs (`VmHWM`).
     pub peak_memory: String,
 }
 
@@ -573,69 +581,116 @@ fn gossip_bench_scenario(servers: usize) -> String {
     )
 }
 
+/// One seed of one size: what the crash did to the view, and the gossip sent.
+struct GossipSample {
+    converged_s: Option<f64>,
+    first_suspect_s: Option<f64>,
+    bytes_per_node_s: f64,
+}
+
 /// Membership convergence after one crash, gossip traffic, speed and memory for each
-/// cluster size (seed 003 claims O(log N) dissemination).
-pub fn gossip_scale(sizes: &[usize]) -> Result<Vec<GossipScale>, String> {
-    use crate::history::What;
-    use nodes::runtime::{MemberState, NodeEvent};
+/// cluster size over seeds `1..=seeds` (seed 003 claims O(log N) dissemination).
+pub fn gossip_scale(sizes: &[usize], seeds: u64) -> Result<Vec<GossipScale>, String> {
+    if seeds == 0 {
+        return Err("--gossip-seeds must be at least 1".into());
+    }
     let mut rows = Vec::new();
     for &servers in sizes {
         let text = gossip_bench_scenario(servers);
         let scenario = scenario::parse("bench-gossip", &text).map_err(|e| e.to_string())?;
-        let before = nodes::kv::swim::bytes_sent();
         let started = Instant::now();
-        let output = crate::harness::simulate(&scenario, 1).map_err(|e| e.to_string())?;
-        let wall = started.elapsed().as_secs_f64();
-        let bytes = nodes::kv::swim::bytes_sent() - before;
-        let crashed = format!("n{servers}");
-        let crash_at = output
-            .history
-            .iter()
-            .find(|e| matches!(&e.what, What::Fault { .. }))
-            .map_or(0, |e| e.t);
-        let mut down_at: std::collections::BTreeMap<&str, u64> = Default::default();
-        let mut first_suspect = None;
-        for entry in output.history.iter().filter(|e| e.t >= crash_at) {
-            if let What::Event {
-                data: NodeEvent::Member { member, state, .. },
-            } = &entry.what
-            {
-                if *member != crashed || entry.node == crashed {
-                    continue;
-                }
-                if *state != MemberState::Alive && first_suspect.is_none() {
-                    first_suspect = Some(entry.t);
-                }
-                if *state == MemberState::Down {
-                    down_at.entry(entry.node.as_str()).or_insert(entry.t);
-                }
-            }
+        let mut samples = Vec::new();
+        for seed in 1..=seeds {
+            samples.push(gossip_sample(&scenario, servers, seed)?);
         }
-        let secs = |t: u64| (t - crash_at) as f64 / 1e9;
-        let converged_s = (down_at.len() == servers - 1)
-            .then(|| secs(down_at.values().copied().max().unwrap_or(0)));
+        let wall = started.elapsed().as_secs_f64();
+        let mut converged: Vec<f64> = samples.iter().filter_map(|s| s.converged_s).collect();
+        converged.sort_by(f64::total_cmp);
+        let not_converged = seeds - converged.len() as u64;
+        // A seed that did not converge counts as slower than every one that did; the
+        // middle as [`median`] takes it.
+        let middle = seeds as usize / 2;
+        let converged_s = converged.get(middle).copied();
+        let converged_range = converged
+            .first()
+            .zip(converged.last())
+            .map(|(a, b)| (*a, *b));
+        let mut suspects: Vec<f64> = samples.iter().filter_map(|s| s.first_suspect_s).collect();
+        let mut bytes: Vec<f64> = samples.iter().map(|s| s.bytes_per_node_s).collect();
         rows.push(GossipScale {
             servers,
+            seeds,
             converged_s,
-            first_suspect_s: first_suspect.map(secs),
-            bytes_per_node_s: bytes as f64 / servers as f64 / 60.0,
-            sim_per_wall: 60.0 / wall,
+            converged_range,
+            not_converged,
+            first_suspect_s: (!suspects.is_empty()).then(|| median(&mut suspects)),
+            bytes_per_node_s: median(&mut bytes),
+            sim_per_wall: 60.0 * seeds as f64 / wall,
             peak_memory: peak_memory(),
         });
     }
     Ok(rows)
 }
 
-/// The table of [`gossip_scale`], one line per size.
+/// Runs `scenario` (`servers` with gossip, the last crashed at 30 s) at `seed`.
+fn gossip_sample(scenario: &Scenario, servers: usize, seed: u64) -> Result<GossipSample, String> {
+    use crate::history::What;
+    use nodes::runtime::{MemberState, NodeEvent};
+    let before = nodes::kv::swim::bytes_sent();
+    let output = crate::harness::simulate(scenario, seed).map_err(|e| e.to_string())?;
+    let bytes = nodes::kv::swim::bytes_sent() - before;
+    let crashed = format!("n{servers}");
+    let crash_at = output
+        .history
+        .iter()
+        .find(|e| matches!(&e.what, What::Fault { .. }))
+        .map_or(0, |e| e.t);
+    let mut down_at: std::collections::BTreeMap<&str, u64> = Default::default();
+    let mut first_suspect = None;
+    for entry in output.history.iter().filter(|e| e.t >= crash_at) {
+        if let What::Event {
+            data: NodeEvent::Member { member, state, .. },
+        } = &entry.what
+        {
+            if *member != crashed || entry.node == crashed {
+                continue;
+            }
+            if *state != MemberState::Alive && first_suspect.is_none() {
+                first_suspect = Some(entry.t);
+            }
+            if *state == MemberState::Down {
+                down_at.entry(entry.node.as_str()).or_insert(entry.t);
+            }
+        }
+    }
+    let secs = |t: u64| (t - crash_at) as f64 / 1e9;
+    Ok(GossipSample {
+        converged_s: (down_at.len() == servers - 1)
+            .then(|| secs(down_at.values().copied().max().unwrap_or(0))),
+        first_suspect_s: first_suspect.map(secs),
+        bytes_per_node_s: bytes as f64 / servers as f64 / 60.0,
+    })
+}
+
+/// The table of [`gossip_scale`], one line per size (medians over seeds; with more than
+/// one seed, the range of "down everywhere" and how many seeds never got there).
 pub fn gossip_table(rows: &[GossipScale]) -> String {
     let period = nodes::kv::swim::DEFAULT_PROBE_PERIOD.as_secs_f64();
     let mut out = String::from(
-        "servers | crash -> first suspect | crash -> down everywhere | protocol periods | gossip bytes/server/s | sim/wall | peak RSS\n",
+        "servers | seeds | crash -> first suspect | crash -> down everywhere | protocol periods | gossip bytes/server/s | sim/wall | peak RSS\n",
     );
     for r in rows {
-        let conv = r
+        let mut conv = r
             .converged_s
             .map_or("not within 30 s".to_string(), |s| format!("{s:.2} s"));
+        if r.seeds > 1 {
+            if let Some((low, high)) = r.converged_range {
+                let _ = write!(conv, " ({low:.2}-{high:.2})");
+            }
+            if r.not_converged > 0 {
+                let _ = write!(conv, ", {} never", r.not_converged);
+            }
+        }
         let periods = r
             .converged_s
             .map_or("-".to_string(), |s| format!("{:.1}", s / period));
@@ -644,8 +699,8 @@ pub fn gossip_table(rows: &[GossipScale]) -> String {
             .map_or("-".to_string(), |s| format!("{s:.2} s"));
         let _ = writeln!(
             out,
-            "{:>7} | {suspect:>22} | {conv:>24} | {periods:>16} | {:>21.0} | {:>7.1}x | {}",
-            r.servers, r.bytes_per_node_s, r.sim_per_wall, r.peak_memory
+            "{:>7} | {:>5} | {suspect:>22} | {conv:>24} | {periods:>16} | {:>21.0} | {:>7.1}x | {}",
+            r.servers, r.seeds, r.bytes_per_node_s, r.sim_per_wall, r.peak_memory
         );
     }
     out
@@ -781,7 +836,7 @@ mod gossip_tests {
     /// time plus dissemination, and the plot has both series.
     #[test]
     fn gossip_scale_measures_a_crash_on_ten_servers() {
-        let rows = gossip_scale(&[10]).expect("runs");
+        let rows = gossip_scale(&[10], 1).expect("runs");
         let row = &rows[0];
         let converged = row.converged_s.expect("down everywhere within the run");
         let suspected = row.first_suspect_s.expect("suspected");
@@ -790,6 +845,21 @@ mod gossip_tests {
         assert!(row.bytes_per_node_s > 10.0, "{row:?}");
         let svg = gossip_svg(&rows);
         assert_eq!(svg.matches("<polyline").count(), 2);
-        assert!(gossip_table(&rows).contains("     10 |"));
+        assert!(gossip_table(&rows).contains("     10 |     1 |"));
+    }
+
+    /// Over three seeds the row is their median, inside the range it prints, and no seed
+    /// is left out; zero seeds is an error, not an empty row.
+    #[test]
+    fn gossip_scale_takes_the_median_over_seeds() {
+        let rows = gossip_scale(&[10], 3).expect("runs");
+        let row = &rows[0];
+        let (low, high) = row.converged_range.expect("converged");
+        let median = row.converged_s.expect("converged");
+        assert!(low <= median && median <= high, "{row:?}");
+        assert_eq!(row.not_converged, 0, "{row:?}");
+        let table = gossip_table(&rows);
+        assert!(table.contains(&format!("({low:.2}-{high:.2})")), "{table}");
+        assert!(gossip_scale(&[10], 0).is_err());
     }
 }

@@ -167,6 +167,10 @@ enum Command {
         /// Cluster sizes for `--gossip`, comma-separated.
         #[arg(long, value_delimiter = ',', default_values_t = sim::bench::GOSSIP_SIZES)]
         gossip_sizes: Vec<usize>,
+        /// Seeds per size for `--gossip` (1..=N): the row gives the medians, and the
+        /// range of "down everywhere".
+        #[arg(long, default_value_t = 1)]
+        gossip_seeds: u64,
         /// With `--gossip`: also write the plot of convergence time against size here.
         #[arg(long)]
         svg: Option<PathBuf>,
@@ -279,9 +283,10 @@ fn main() -> ExitCode {
         Command::Bench {
             gossip: true,
             gossip_sizes,
+            gossip_seeds,
             svg,
             ..
-        } => cli::bench::bench_gossip(&gossip_sizes, svg.as_deref()),
+        } => cli::bench::bench_gossip(&gossip_sizes, gossip_seeds, svg.as_deref()),
         Command::Bench {
             seeds,
             scale,

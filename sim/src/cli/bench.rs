@@ -37,9 +37,10 @@ pub fn bench_fuzz(seeds: u64, scale_only: bool, scale_sizes: &[String]) -> ExitC
     }
 }
 
-/// Gossip membership at each size; the plot goes to `svg` when given.
-pub fn bench_gossip(sizes: &[usize], svg: Option<&Path>) -> ExitCode {
-    match sim::bench::gossip_scale(sizes) {
+/// Gossip membership at each size over seeds `1..=seeds`; the plot goes to `svg` when
+/// given.
+pub fn bench_gossip(sizes: &[usize], seeds: u64, svg: Option<&Path>) -> ExitCode {
+    match sim::bench::gossip_scale(sizes, seeds) {
         Ok(rows) => {
             say_raw!("{}", sim::bench::gossip_table(&rows));
             if let Some(path) = svg {
