@@ -1004,3 +1004,45 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast path serves a read only when the router would read the same key and flag
+    /// from it; anything it might decode or refuse differently is left to the router.
+    #[test]
+    fn the_fast_path_takes_only_reads_the_router_would_read_the_same() {
+        assert_eq!(plain_read("/data/k1", None), Some(("k1", false)));
+        assert_eq!(
+            plain_read("/data/k1", Some("local=true")),
+            Some(("k1", true))
+        );
+        assert_eq!(plain_read("/data/user:1", None), Some(("user:1", false)));
+        assert_eq!(plain_read("/data/user%3A1", None), None, "percent-encoded");
+        assert_eq!(plain_read("/data/k1", Some("local=false")), None);
+        assert_eq!(plain_read("/data/k1", Some("local=true&x=1")), None);
+        assert_eq!(plain_read("/data/", None), None, "no key");
+        assert_eq!(plain_read("/data/a/b", None), None, "two segments");
+        assert_eq!(plain_read("/health", None), None);
+    }
+
+    /// A write is taken only with a declared length within the limit (so the body limit's
+    /// 413 stays the router's).
+    #[test]
+    fn the_fast_path_takes_only_writes_of_a_declared_length_within_the_limit() {
+        let with = |length: Option<&str>| {
+            let mut headers = hyper::HeaderMap::new();
+            if let Some(length) = length {
+                let value = hyper::header::HeaderValue::from_str(length).expect("a header");
+                headers.insert(hyper::header::CONTENT_LENGTH, value);
+            }
+            length_within(&headers, MAX_BODY_BYTES)
+        };
+        assert!(with(Some("27")));
+        assert!(with(Some(&MAX_BODY_BYTES.to_string())));
+        assert!(!with(Some(&(MAX_BODY_BYTES + 1).to_string())));
+        assert!(!with(None), "chunked: no length declared");
+        assert!(!with(Some("lots")));
+    }
+}
