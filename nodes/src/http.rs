@@ -7,13 +7,16 @@
 //! two idle peers would ping-pong empty flushes forever. Turning an empty flush into a
 //! no-op is harmless on real sockets.
 
+use crate::deadline::Alarm;
 use crate::runtime::wire::{Tapped, WireTap, CALL_HEADER};
 use axum::Router;
+use futures_util::future::{Either, FutureExt};
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -105,8 +108,58 @@ pub struct PeerAddr(pub SocketAddr);
 /// by a tapped caller (see [`crate::runtime::wire`]) is reported to `wire` when it is
 /// served and when it is answered.
 pub async fn serve(listener: TcpListener, router: Router, wire: WireTap) {
+    serve_routes(listener, Routes::new(router), wire).await
+}
+
+/// A boxed response future, what a [`Routes::fast`] path answers with.
+pub type Answering = Pin<Box<dyn Future<Output = axum::response::Response> + Send>>;
+
+/// The request a fast path did not take, handed back for the router (boxed: it is large,
+/// and rare).
+pub type NotMine = Box<hyper::Request<hyper::body::Incoming>>;
+
+/// A fast path: answers the requests it knows, hands back the rest.
+type FastPath =
+    dyn Fn(hyper::Request<hyper::body::Incoming>) -> Result<Answering, NotMine> + Send + Sync;
+
+/// What a server answers with: a router, and optionally a fast path tried first.
+///
+/// A node's hot routes (replication, anti-entropy, client reads and writes: nearly every
+/// request of a KV run) matched by hand on method and path skip axum's routing and
+/// middleware layers, each of which boxed and moved the request's future again (issue
+/// 16). Anything else, or anything unusual on those routes, goes to the router, so the
+/// answers (errors included) stay the router's.
+#[derive(Clone)]
+pub struct Routes {
+    router: TowerToHyperService<Router>,
+    fast: Option<std::sync::Arc<FastPath>>,
+}
+
+impl Routes {
+    /// Everything through `router`.
+    pub fn new(router: Router) -> Self {
+        Routes {
+            router: TowerToHyperService::new(router),
+            fast: None,
+        }
+    }
+
+    /// The same, with `fast` tried first on every request.
+    pub fn with_fast_path(
+        mut self,
+        fast: impl Fn(hyper::Request<hyper::body::Incoming>) -> Result<Answering, NotMine>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        self.fast = Some(std::sync::Arc::new(fast));
+        self
+    }
+}
+
+/// [`serve`] with a fast path (see [`Routes`]).
+pub async fn serve_routes(listener: TcpListener, routes: Routes, wire: WireTap) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let router = TowerToHyperService::new(router);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -120,7 +173,7 @@ pub async fn serve(listener: TcpListener, router: Router, wire: WireTap) {
             continue;
         };
         let service = Served {
-            router: router.clone(),
+            routes: routes.clone(),
             peer,
             wire: wire.clone(),
         };
@@ -142,7 +195,7 @@ pub async fn serve(listener: TcpListener, router: Router, wire: WireTap) {
 /// layer cloning the boxed route and boxing its future.
 #[derive(Clone)]
 struct Served {
-    router: TowerToHyperService<Router>,
+    routes: Routes,
     peer: SocketAddr,
     wire: WireTap,
 }
@@ -150,8 +203,7 @@ struct Served {
 impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Served {
     type Response = axum::response::Response;
     type Error = std::convert::Infallible;
-    type Future =
-        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
     fn call(&self, mut request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         REQUESTS_SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -163,7 +215,13 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Served {
             .then(|| call_number(request.headers()))
             .flatten()
             .map(|id| (self.wire.clone(), id));
-        let answer = self.router.call(request);
+        let answer = match &self.routes.fast {
+            None => Either::Right(self.routes.router.call(request)),
+            Some(fast) => match fast(request) {
+                Ok(answer) => Either::Left(answer.map(Ok)),
+                Err(request) => Either::Right(self.routes.router.call(*request)),
+            },
+        };
         let from = self.peer;
         Box::pin(async move {
             if let Some((wire, id)) = &tapped {
@@ -189,7 +247,7 @@ struct TokioTimer;
 
 impl hyper::rt::Timer for TokioTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(TokioSleep(Box::pin(tokio::time::sleep(duration))))
+        Box::pin(TokioSleep(Alarm::after(duration)))
     }
 
     fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
@@ -197,12 +255,14 @@ impl hyper::rt::Timer for TokioTimer {
     }
 }
 
-struct TokioSleep(Pin<Box<tokio::time::Sleep>>);
+/// hyper polls its header timeout on every read of a request's head: an [`Alarm`] asks
+/// the simulator for one wake-up, not one per poll, and none once hyper drops it.
+struct TokioSleep(Alarm);
 
-impl std::future::Future for TokioSleep {
+impl Future for TokioSleep {
     type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.as_mut().poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().0.poll_due(cx)
     }
 }
 

@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod deadline;
 pub mod duration;
 pub mod election;
 pub mod http;

@@ -14,13 +14,14 @@
 //! numbers it in a header so the server's tap can pair it; untapped, it sends no header.
 
 use crate::auth::ClusterKey;
+use crate::deadline::within;
 use crate::http::{CallError, NoEmptyFlush};
 use crate::runtime::wire::{route_kind, CallEnd, Tapped, WireTap, CALL_HEADER};
 use crate::runtime::Routes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderMap, HeaderValue};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
@@ -174,19 +175,19 @@ impl Pool {
         // the request was never sent), and so is the exchange after it.
         if let Some(sender) = self.take(addr) {
             let reused = self.exchange(addr, sender, request, call);
-            match tokio::time::timeout(timeout, reused).await {
+            match within(timeout, reused).await {
                 Ok(Err(Retry::Fresh)) => {}
                 Ok(Err(Retry::No(e))) => return Err(e),
                 Ok(Ok(answer)) => return Ok(answer),
                 Err(_) => return Err(no_answer_within(timeout)),
             }
         }
-        let sender = match tokio::time::timeout(timeout, connect(self.routes.dial(addr))).await {
+        let sender = match within(timeout, connect(self.routes.dial(addr))).await {
             Ok(sender) => sender?,
             Err(_) => return Err(CallError::Unreachable("connect timed out".into())),
         };
         let fresh = self.exchange(addr, sender, request, call);
-        match tokio::time::timeout(timeout, fresh).await {
+        match within(timeout, fresh).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(Retry::Fresh)) => Err(CallError::NoAnswer("the connection closed".into())),
             Ok(Err(Retry::No(e))) => Err(e),
@@ -206,25 +207,8 @@ impl Pool {
         if sender.ready().await.is_err() {
             return Err(Retry::Fresh);
         }
-        let mut request = Request::builder()
-            .method(outgoing.method.clone())
-            .uri(outgoing.path)
-            .header("host", host(addr))
-            .header("content-type", outgoing.content_type.clone());
-        if let Some(key) = &self.key {
-            let mac = crate::auth::http::sign(
-                key,
-                outgoing.method.as_str(),
-                outgoing.path,
-                &outgoing.body,
-            );
-            request = request.header(crate::auth::http::HEADER, mac);
-        }
-        if let Some(id) = call {
-            request = request.header(CALL_HEADER, id);
-        }
-        let request = request
-            .body(Full::new(outgoing.body.clone()))
+        let request = self
+            .request(addr, outgoing, call)
             .map_err(|e| Retry::No(CallError::Unreachable(e.to_string())))?;
         let response = match sender.send_request(request).await {
             Ok(response) => response,
@@ -243,6 +227,38 @@ impl Pool {
             headers: parts.headers,
             body,
         })
+    }
+}
+
+impl Pool {
+    /// The HTTP request for `outgoing` to `addr`: its headers set in place (the
+    /// request builder re-parsed each name and moved its parts along at every step).
+    fn request(
+        &self,
+        addr: SocketAddr,
+        outgoing: &Outgoing<'_>,
+        call: Option<u64>,
+    ) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
+        let mut request = Request::new(Full::new(outgoing.body.clone()));
+        *request.method_mut() = outgoing.method.clone();
+        *request.uri_mut() = hyper::Uri::try_from(outgoing.path)?;
+        let headers = request.headers_mut();
+        headers.insert(HOST, HeaderValue::try_from(host(addr))?);
+        headers.insert(CONTENT_TYPE, outgoing.content_type.clone());
+        if let Some(key) = &self.key {
+            let mac = crate::auth::http::sign(
+                key,
+                outgoing.method.as_str(),
+                outgoing.path,
+                &outgoing.body,
+            );
+            let name = HeaderName::from_static(crate::auth::http::HEADER);
+            headers.insert(name, HeaderValue::try_from(mac)?);
+        }
+        if let Some(id) = call {
+            headers.insert(HeaderName::from_static(CALL_HEADER), HeaderValue::from(id));
+        }
+        Ok(request)
     }
 }
 

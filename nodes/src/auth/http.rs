@@ -41,17 +41,33 @@ pub struct Guard {
 /// passes a request whose MAC verifies, refuses any other with 401.
 pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
-    let peer = parts
-        .extensions
-        .get::<PeerAddr>()
-        .map_or_else(|| "unknown".to_string(), |p| p.0.to_string());
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
+    match verified(&guard, &parts, body).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(refused) => refused,
+    }
+}
+
+/// What [`guard`] checks, for a caller that routes by hand: the body of a request whose
+/// MAC verifies, or the answer refusing it (401, or 413 for a body over the limit).
+pub async fn verified(
+    guard: &Guard,
+    parts: &axum::http::request::Parts,
+    body: axum::body::Body,
+) -> Result<axum::body::Bytes, Response> {
     let refuse = |reason: &str| {
+        let peer = parts
+            .extensions
+            .get::<PeerAddr>()
+            .map_or_else(|| "unknown".to_string(), |p| p.0.to_string());
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path(), |p| p.as_str());
         guard.events.emit(NodeEvent::Refused {
-            peer: peer.clone(),
+            peer,
             what: format!("{} {path}", parts.method),
             reason: reason.to_string(),
         });
@@ -62,15 +78,38 @@ pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> 
         .into_response()
     };
     let Some(mac) = parts.headers.get(HEADER).and_then(|v| v.to_str().ok()) else {
-        return refuse("no cluster MAC");
+        return Err(refuse("no cluster MAC"));
     };
-    let mac = mac.to_string();
     let Ok(bytes) = axum::body::to_bytes(body, guard.max_body).await else {
-        return error(StatusCode::PAYLOAD_TOO_LARGE, "body over the limit").into_response();
+        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "body over the limit").into_response());
     };
-    if !verify(&guard.key, parts.method.as_str(), &path, &bytes, &mac) {
-        return refuse("bad cluster MAC");
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path(), |p| p.as_str());
+    if !verify(&guard.key, parts.method.as_str(), path, &bytes, mac) {
+        return Err(refuse("bad cluster MAC"));
     }
-    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-        .await
+    Ok(bytes)
+}
+
+/// A fast path's internal route (see [`crate::http::Routes`]): [`guard`]'s check, then
+/// `handler` on the verified body; what the router would do with the route layered.
+pub fn guarded<F, A>(
+    guard: &Guard,
+    request: hyper::Request<hyper::body::Incoming>,
+    handler: F,
+) -> crate::http::Answering
+where
+    F: FnOnce(axum::body::Bytes) -> A + Send + 'static,
+    A: std::future::Future<Output = Response> + Send,
+{
+    let guard = guard.clone();
+    Box::pin(async move {
+        let (parts, body) = request.into_parts();
+        match verified(&guard, &parts, axum::body::Body::new(body)).await {
+            Ok(body) => handler(body).await,
+            Err(refused) => refused,
+        }
+    })
 }

@@ -29,14 +29,18 @@ use super::ring::Ring;
 use super::swim::{self, GossipConfig, MemberInfo, View};
 use super::version::{wins, Version, VersionSource, Versioning, MAX_COUNTER};
 use crate::auth::{self, http::Guard};
-use crate::http::{error, json_body, serve, CallError};
+use crate::http::{
+    error, json_body, serve_routes, Answering, CallError, NotMine, PeerAddr, Routes,
+};
 use crate::pool::Pool;
-use crate::runtime::{Clock, EventSink, NodeEnv, NodeEvent, Routes};
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use crate::runtime::{Clock, EventSink, NodeEnv, NodeEvent};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, State};
 use axum::http::{Method, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::future::Either;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -520,7 +524,7 @@ fn start_gossip(
     shared: &Shared,
     config: GossipConfig,
     key: crate::auth::ClusterKey,
-    routes: Routes,
+    routes: crate::runtime::Routes,
 ) -> mpsc::Sender<swim::LeaveRequest> {
     let (leave_tx, leave) = mpsc::channel(1);
     let node = lock(shared);
@@ -797,6 +801,93 @@ async fn reconcile(shared: &Shared, peer: &str, addr: SocketAddr, timeout: Durat
     }
 }
 
+/// The routes nearly every request of a run takes (replication, anti-entropy, client
+/// writes and reads), answered without axum's router and layers (see
+/// [`crate::http::Routes`]), with the same stages in the same order: seed 001's
+/// middleware ([`overload::admit`]), the cluster key's check on internal routes
+/// ([`auth::http::guarded`]), then the handler. Whatever the router might answer
+/// differently is handed back to it: other methods and paths, a body without a length or
+/// over its limit, a key that is percent-encoded, a query other than `local=true`.
+fn fast_path(
+    shared: Shared,
+    overload: Arc<Overload>,
+    guard: Guard,
+) -> impl Fn(hyper::Request<hyper::body::Incoming>) -> Result<Answering, NotMine> + Send + Sync {
+    move |request| {
+        // Internal routes are exempt from the middleware (`Route::Internal`).
+        let state = State(shared.clone());
+        match (request.method(), request.uri().path()) {
+            (&Method::POST, "/replicate") => {
+                return Ok(auth::http::guarded(&guard, request, |body| async move {
+                    replicate(state, body).await.into_response()
+                }))
+            }
+            (&Method::POST, "/gossip") => {
+                return Ok(auth::http::guarded(&guard, request, |body| async move {
+                    gossip(state, body).await.into_response()
+                }))
+            }
+            (&Method::POST, "/gossip/items") => {
+                return Ok(auth::http::guarded(&guard, request, |body| async move {
+                    gossip_items(state, body).await.into_response()
+                }))
+            }
+            _ => {}
+        }
+        // A client's read (its key and `local`), or `None` for its write.
+        let read = match (request.method(), request.uri().path()) {
+            (&Method::POST, "/data") if length_within(request.headers(), MAX_BODY_BYTES) => None,
+            (&Method::GET, path) => match plain_read(path, request.uri().query()) {
+                Some((key, local)) => Some((key.to_string(), local)),
+                None => return Err(Box::new(request)),
+            },
+            _ => return Err(Box::new(request)),
+        };
+        let class = overload.route_of(request.method(), request.uri(), request.headers());
+        let client = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+        let overload = overload.clone();
+        let work = match read {
+            Some((key, local)) => {
+                let (key, options) = (Path(key), Query(ReadOptions { local }));
+                Either::Left(async move { get_data(state, key, options).await.into_response() })
+            }
+            None => Either::Right(async move {
+                match Bytes::from_request(request.map(Body::new), &()).await {
+                    Ok(body) => put(state, body).await.into_response(),
+                    Err(rejected) => rejected.into_response(),
+                }
+            }),
+        };
+        Ok(Box::pin(async move {
+            overload::admit(&overload, class, client, work).await
+        }))
+    }
+}
+
+/// Whether the request says how long its body is, and that is at most `limit`.
+fn length_within(headers: &hyper::HeaderMap, limit: usize) -> bool {
+    headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|length| length <= limit)
+}
+
+/// The key and `local` flag of `GET /data/{key}` when the path and query read as they
+/// are (no percent-encoding, no other parameters): what the fast path serves.
+fn plain_read<'a>(path: &'a str, query: Option<&str>) -> Option<(&'a str, bool)> {
+    let key = path.strip_prefix("/data/")?;
+    if key.is_empty() || key.contains(['/', '%']) {
+        return None;
+    }
+    let local = match query {
+        None => false,
+        Some("local=true") => true,
+        Some(_) => return None,
+    };
+    Some((key, local))
+}
+
 /// Runs one KV node until ctrl-c, then deregisters and stops gossiping.
 pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
     let NodeEnv {
@@ -850,6 +941,7 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         events: events.clone(),
         max_body: INTERNAL_BODY_BYTES,
     };
+    let fast = fast_path(shared.clone(), overload.clone(), guard.clone());
     let internal = Router::new()
         .route("/replicate", post(replicate))
         .route("/gossip", post(gossip))
@@ -876,7 +968,8 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
             overload::guard,
         ));
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    let server = tokio::spawn(serve(listener, router, wire));
+    let routes = Routes::new(router).with_fast_path(fast);
+    let server = tokio::spawn(serve_routes(listener, routes, wire));
     let gossiper = tokio::spawn(anti_entropy(shared.clone()));
     let member = registry.map(|r| tokio::spawn(membership(shared.clone(), r)));
     let _ = tokio::signal::ctrl_c().await;
@@ -913,4 +1006,46 @@ pub async fn run(config: KvConfig, env: NodeEnv) -> io::Result<()> {
         reason: "ctrl-c".into(),
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast path serves a read only when the router would read the same key and flag
+    /// from it; anything it might decode or refuse differently is left to the router.
+    #[test]
+    fn the_fast_path_takes_only_reads_the_router_would_read_the_same() {
+        assert_eq!(plain_read("/data/k1", None), Some(("k1", false)));
+        assert_eq!(
+            plain_read("/data/k1", Some("local=true")),
+            Some(("k1", true))
+        );
+        assert_eq!(plain_read("/data/user:1", None), Some(("user:1", false)));
+        assert_eq!(plain_read("/data/user%3A1", None), None, "percent-encoded");
+        assert_eq!(plain_read("/data/k1", Some("local=false")), None);
+        assert_eq!(plain_read("/data/k1", Some("local=true&x=1")), None);
+        assert_eq!(plain_read("/data/", None), None, "no key");
+        assert_eq!(plain_read("/data/a/b", None), None, "two segments");
+        assert_eq!(plain_read("/health", None), None);
+    }
+
+    /// A write is taken only with a declared length within the limit (so the body limit's
+    /// 413 stays the router's).
+    #[test]
+    fn the_fast_path_takes_only_writes_of_a_declared_length_within_the_limit() {
+        let with = |length: Option<&str>| {
+            let mut headers = hyper::HeaderMap::new();
+            if let Some(length) = length {
+                let value = hyper::header::HeaderValue::from_str(length).expect("a header");
+                headers.insert(hyper::header::CONTENT_LENGTH, value);
+            }
+            length_within(&headers, MAX_BODY_BYTES)
+        };
+        assert!(with(Some("27")));
+        assert!(with(Some(&MAX_BODY_BYTES.to_string())));
+        assert!(!with(Some(&(MAX_BODY_BYTES + 1).to_string())));
+        assert!(!with(None), "chunked: no length declared");
+        assert!(!with(Some("lots")));
+    }
 }

@@ -8,12 +8,13 @@
 //! from callers holding the cluster key, see [`crate::auth`]), `GET /nodes`, `GET /health`.
 
 use crate::auth::{self, http::Guard};
-use crate::http::{error, json_body, serve};
+use crate::http::{error, json_body, serve_routes, Routes};
 use crate::kv::node::MAX_BODY_BYTES;
 use crate::runtime::{Clock, NodeEnv, NodeEvent};
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -204,6 +205,26 @@ pub async fn run(config: RegistryConfig, env: NodeEnv) -> io::Result<()> {
         events: events.clone(),
         max_body: MAX_BODY_BYTES,
     };
+    // The beats and registrations (a node's every few seconds) skip the router.
+    let fast = {
+        let (guard, shared) = (guard.clone(), shared.clone());
+        move |request: hyper::Request<hyper::body::Incoming>| {
+            let state = State(shared.clone());
+            match (request.method(), request.uri().path()) {
+                (&Method::POST, "/heartbeat") => {
+                    Ok(auth::http::guarded(&guard, request, |b| async move {
+                        heartbeat(state, b).await.into_response()
+                    }))
+                }
+                (&Method::POST, "/register") => {
+                    Ok(auth::http::guarded(&guard, request, |b| async move {
+                        register(state, b).await.into_response()
+                    }))
+                }
+                _ => Err(Box::new(request)),
+            }
+        }
+    };
     let router = Router::new()
         .route("/register", post(register))
         .route("/heartbeat", post(heartbeat))
@@ -220,7 +241,8 @@ pub async fn run(config: RegistryConfig, env: NodeEnv) -> io::Result<()> {
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    let server = tokio::spawn(serve(listener, router, wire));
+    let routes = Routes::new(router).with_fast_path(fast);
+    let server = tokio::spawn(serve_routes(listener, routes, wire));
     let expiry = {
         let shared = shared.clone();
         let clock = lock(&shared).clock.clone();

@@ -127,7 +127,7 @@ impl RetryPolicy {
         if !self.whole_attempt {
             return call.await;
         }
-        match tokio::time::timeout(self.timeout, call).await {
+        match nodes::deadline::within(self.timeout, call).await {
             Ok(answer) => answer,
             Err(_) => timed_out(self.timeout),
         }

@@ -23,7 +23,7 @@ use crate::auth::{self, ClusterKey};
 use crate::http::PeerAddr;
 use crate::runtime::{Clock, EventSink, Slowdown};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -32,6 +32,7 @@ use backpressure::Backpressure;
 use breaker::{BreakerConfig, Breakers};
 use capacity::Capacity;
 use rate_limit::RateLimit;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -152,16 +153,19 @@ impl Overload {
     /// The class `request` gets: a forwarded read counts as one only if a peer signed it
     /// (a bodiless GET, so its MAC is checked without reading anything).
     fn route(&self, request: &Request) -> Route {
-        match Route::of(request.uri()) {
+        self.route_of(request.method(), request.uri(), request.headers())
+    }
+
+    /// [`Overload::route`] from a request's method, URI and headers.
+    pub fn route_of(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Route {
+        match Route::of(uri) {
             Route::Forwarded => {
-                let path = request.uri().path_and_query().map_or("", |p| p.as_str());
-                let signed = request
-                    .headers()
+                let path = uri.path_and_query().map_or("", |p| p.as_str());
+                let signed = headers
                     .get(auth::http::HEADER)
                     .and_then(|mac| mac.to_str().ok())
                     .is_some_and(|mac| {
-                        let method = request.method().as_str();
-                        auth::http::verify(&self.key, method, path, b"", mac)
+                        auth::http::verify(&self.key, method.as_str(), path, b"", mac)
                     });
                 if signed {
                     Route::Internal
@@ -226,24 +230,33 @@ impl Drop for InFlight {
 }
 
 /// The middleware: rate limit, then backpressure, then capacity (see the module doc).
-///
-/// With capacity modelled, the request runs in a task of its own: like the seed's
-/// threaded server, the node finishes (and keeps its slot and its place in flight for)
-/// work whose client has already hung up; it does not notice the disconnect.
 pub async fn guard(
     State(overload): State<Arc<Overload>>,
     request: Request,
     next: Next,
 ) -> Response {
     let route = overload.route(&request);
+    let client = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+    admit(&overload, route, client, next.run(request)).await
+}
+
+/// What [`guard`] does for a request of class `route` from `client` (its address, if
+/// known), whose answer `work` computes: runs it, or answers 429 without running it.
+///
+/// With capacity modelled, the request runs in a task of its own: like the seed's
+/// threaded server, the node finishes (and keeps its slot and its place in flight for)
+/// work whose client has already hung up; it does not notice the disconnect.
+pub async fn admit(
+    overload: &Arc<Overload>,
+    route: Route,
+    client: Option<IpAddr>,
+    work: impl Future<Output = Response> + Send + 'static,
+) -> Response {
     if route == Route::Internal {
-        return next.run(request).await;
+        return work.await;
     }
     if let Some(limit) = &overload.rate_limit {
-        let client = request
-            .extensions()
-            .get::<PeerAddr>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.ip());
+        let client = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         if let Err(wait) = limit.check(client) {
             let per_second = limit.per_second();
             return too_many(
@@ -253,7 +266,7 @@ pub async fn guard(
         }
     }
     if route == Route::Status {
-        return next.run(request).await;
+        return work.await;
     }
     let place = match &overload.backpressure {
         None => None,
@@ -270,12 +283,12 @@ pub async fn guard(
     overload.in_flight.fetch_add(1, Ordering::Relaxed);
     let counted = InFlight(overload.clone());
     if overload.capacity.is_unlimited() {
-        let answer = next.run(request).await;
+        let answer = work.await;
         drop((place, counted));
         return answer;
     }
     let work = tokio::spawn(async move {
-        let answer = counted.0.capacity.serve(next.run(request)).await;
+        let answer = counted.0.capacity.serve(work).await;
         drop((place, counted));
         answer
     });
