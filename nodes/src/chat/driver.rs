@@ -6,6 +6,7 @@ use super::state::{Action, Chat, ChatConfig};
 use super::store::{self, Record};
 use crate::lines::{read_line, Line};
 use crate::runtime::transport::Transport;
+use crate::runtime::woken::OnWake;
 use crate::runtime::{DurableLog, EventSink, NodeEnv, NodeEvent};
 use std::collections::BTreeMap;
 use std::io;
@@ -103,8 +104,8 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
     let mut actions = chat.start(clock.now());
     // One timer for the whole loop, moved only when the deadline moves.
     let mut timer = clock.timer();
-    let shutdown = tokio::signal::ctrl_c();
-    tokio::pin!(shutdown);
+    // Polled only once its signal fires, not on every message (see `woken`).
+    let mut shutdown = OnWake::new(tokio::signal::ctrl_c());
     loop {
         io.execute(actions)?;
         timer.set(chat.next_deadline());

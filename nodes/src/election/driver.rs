@@ -9,6 +9,7 @@ use super::config::ElectionConfig;
 use super::message::Message;
 use super::state::{Command, Election, Persisted};
 use crate::runtime::transport::Transport;
+use crate::runtime::woken::OnWake;
 use crate::runtime::{DurableLog, EventSink, NodeEnv, NodeEvent};
 use std::collections::BTreeMap;
 use std::io;
@@ -50,8 +51,8 @@ pub async fn run(config: ElectionNodeConfig, env: NodeEnv) -> io::Result<()> {
     let mut commands = election.start(clock.now());
     // One timer for the whole loop, moved only when the deadline moves.
     let mut timer = clock.timer();
-    let shutdown = tokio::signal::ctrl_c();
-    tokio::pin!(shutdown);
+    // Polled only once its signal fires, not on every message (see `woken`).
+    let mut shutdown = OnWake::new(tokio::signal::ctrl_c());
     loop {
         execute(commands, &transport, &mut log, &events)?;
         timer.set(election.next_deadline());

@@ -8,6 +8,9 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, ReadBuf};
 
 /// Bytes of a frame's length prefix.
 pub const HEADER_BYTES: usize = 4;
@@ -103,6 +106,120 @@ pub fn decode<M: DeserializeOwned>(body: &[u8]) -> Result<(u64, M), FrameError> 
     Ok((n, m))
 }
 
+/// Bytes a read buffer starts with (a connection of small messages needs no more).
+pub const READ_START: usize = 1024;
+/// A read buffer that a read fills is doubled up to this, so a busy connection takes more
+/// per read; one grown past it for a long frame is given back once it is empty.
+const KEEP_BUFFER: usize = 64 << 10;
+
+/// The frames of one byte stream, read straight into a buffer of its own: every complete
+/// frame in it is taken without another read, a partial one waits for more bytes.
+///
+/// A frame over `max` is refused from its header, before its body is buffered; a longer
+/// frame under the cap grows the buffer as its bytes arrive (at most doubling it), so
+/// announcing a large frame costs nothing until it is sent.
+pub struct Reader<S> {
+    stream: S,
+    max: usize,
+    /// `buf[start..end]` is read and not yet taken; the rest is room.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl<S: AsyncRead + Unpin> Reader<S> {
+    /// Frames of at most `max` bytes from `stream`, after `early`: bytes already read from
+    /// it (past a handshake, say).
+    pub fn new(stream: S, early: Vec<u8>, max: usize) -> Self {
+        let end = early.len();
+        let mut buf = early;
+        buf.resize(end.max(READ_START), 0);
+        Reader {
+            stream,
+            max,
+            buf,
+            start: 0,
+            end,
+        }
+    }
+
+    /// The next frame as the sender's number and the message; `None` when the stream ends
+    /// (cut short mid-frame too) or fails; `Err` for a frame that is not a message.
+    pub fn poll_frame<M: DeserializeOwned>(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<(u64, M), FrameError>>> {
+        loop {
+            let have = self.end - self.start;
+            let need = if have < HEADER_BYTES {
+                HEADER_BYTES
+            } else {
+                let mut header = [0; HEADER_BYTES];
+                header.copy_from_slice(&self.buf[self.start..self.start + HEADER_BYTES]);
+                let whole = match body_length(header, self.max) {
+                    Ok(length) => HEADER_BYTES + length,
+                    Err(refused) => return Poll::Ready(Some(Err(refused))),
+                };
+                if have >= whole {
+                    let body = &self.buf[self.start + HEADER_BYTES..self.start + whole];
+                    let decoded = decode::<M>(body);
+                    self.taken(whole);
+                    return Poll::Ready(Some(decoded));
+                }
+                whole
+            };
+            match self.fill(cx, need) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(None),
+                Poll::Ready(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Marks `n` bytes from `start` taken; an empty buffer starts over (and is shrunk back
+    /// after a long frame).
+    fn taken(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > KEEP_BUFFER {
+                self.buf = vec![0; KEEP_BUFFER];
+            }
+        }
+    }
+
+    /// Reads once into the room after `end`, making room for a frame of `need` bytes from
+    /// `start` first: the partial frame moved to the front, or the buffer grown.
+    fn fill(&mut self, cx: &mut Context<'_>, need: usize) -> Poll<std::io::Result<usize>> {
+        if self.start > 0 && self.start + need > self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            // Full of one partial frame longer than the buffer.
+            let grown = need.min(self.buf.len() * 2);
+            self.buf.resize(grown, 0);
+        }
+        let mut room = ReadBuf::new(&mut self.buf[self.end..]);
+        match Pin::new(&mut self.stream).poll_read(cx, &mut room) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => {
+                let n = room.filled().len();
+                let filled = n == room.capacity();
+                self.end += n;
+                if filled && self.buf.len() < KEEP_BUFFER {
+                    // More may be waiting: take more next time.
+                    self.buf.resize(self.buf.len() * 2, 0);
+                }
+                Poll::Ready(Ok(n))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +298,92 @@ mod tests {
         assert_eq!(
             refused.to_string(),
             "a peer message of 4294967295 bytes, over the 1048576-byte cap"
+        );
+    }
+
+    /// A stream that hands out `bytes` in pieces of 1, 2, 3 ... 7 bytes, pending (and
+    /// waking at once) before every other piece.
+    struct Trickle {
+        bytes: Vec<u8>,
+        at: usize,
+        turn: usize,
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let this = &mut *self;
+            this.turn += 1;
+            if this.turn.is_multiple_of(2) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let piece = (this.turn / 2 % 7 + 1).min(buf.remaining());
+            let end = (this.at + piece).min(this.bytes.len());
+            buf.put_slice(&this.bytes[this.at..end]);
+            this.at = end;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Frames cut at every byte boundary by the stream, one longer than the reader's
+    /// buffer among them, all come back whole and in order; the long one's buffer is given
+    /// back after it; the stream's end mid-frame ends the reader quietly.
+    #[test]
+    fn frames_split_anyhow_by_the_stream_come_back_whole() {
+        let long = Wire::Chat(Chat::Deliver {
+            from: 1,
+            term: 2,
+            entries: (0..3000)
+                .map(|seq| Entry {
+                    seq,
+                    term: 2,
+                    id: format!("c1-{seq}"),
+                    text: "some text".repeat(10),
+                })
+                .collect(),
+        });
+        let short = Wire::Election(Message::Election { from: 3, term: 9 });
+        let mut bytes = Vec::new();
+        for n in 0..40 {
+            let message = if n == 20 { &long } else { &short };
+            bytes.extend(encode(n, message).expect("encodes"));
+        }
+        assert!(bytes.len() > 4 * KEEP_BUFFER, "{} bytes", bytes.len());
+        let whole = bytes.len();
+        bytes.extend_from_slice(&encode(99, &short).expect("encodes")[..5]);
+        let stream = Trickle {
+            bytes,
+            at: 0,
+            turn: 0,
+        };
+        let mut reader = Reader::new(stream, Vec::new(), 1 << 20);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut got = Vec::new();
+        let mut largest = 0;
+        for _ in 0..10_000_000 {
+            let next = reader.poll_frame::<Wire>(&mut cx);
+            largest = largest.max(reader.buf.len());
+            match next {
+                Poll::Pending => continue,
+                Poll::Ready(Some(frame)) => got.push(frame.expect("a message")),
+                Poll::Ready(None) => break,
+            }
+        }
+        assert_eq!(reader.stream.at, whole + 5, "read to the end");
+        assert_eq!(got.len(), 40);
+        for (n, (number, message)) in got.iter().enumerate() {
+            assert_eq!(*number, n as u64);
+            assert_eq!(message, if n == 20 { &long } else { &short });
+        }
+        assert!(largest > KEEP_BUFFER, "grown for the long frame: {largest}");
+        assert!(
+            reader.buf.len() <= KEEP_BUFFER,
+            "given back: {}",
+            reader.buf.len()
         );
     }
 }

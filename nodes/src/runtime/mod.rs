@@ -18,6 +18,7 @@ pub mod slowdown;
 pub mod storage;
 pub mod transport;
 pub mod wire;
+pub mod woken;
 
 pub use clock::Clock;
 pub use events::{BreakerState, EventSink, MemberState, NodeEvent, Role};

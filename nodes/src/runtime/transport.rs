@@ -25,8 +25,8 @@ use crate::auth::ClusterKey;
 use crate::lines::{read_line, Line};
 use crate::runtime::frame::{self, FrameError};
 use crate::runtime::wire::{MessageKind, Tapped, WireTap};
+use crate::runtime::woken::{TaskWake, WakeFlag};
 use crate::runtime::{EventSink, NodeEvent};
-use futures_util::stream::{self, BoxStream, SelectAll, StreamExt};
 use rand::Rng;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -38,24 +38,42 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-/// When each peer was last heard from (by id).
-type LastHeard = Arc<Mutex<BTreeMap<u64, Instant>>>;
-
-fn heard(last_heard: &LastHeard, peer: u64) {
-    last_heard
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(peer, Instant::now());
+/// When each peer this transport sends to was last heard from, as nanoseconds after
+/// `base` plus one (0: never): written per message received, without a lock.
+struct LastHeard {
+    base: Instant,
+    peers: BTreeMap<u64, AtomicU64>,
 }
 
-fn silent_since(last_heard: &LastHeard, peer: u64, since: Instant) -> bool {
-    let map = last_heard.lock().unwrap_or_else(|e| e.into_inner());
-    map.get(&peer).is_none_or(|t| *t < since)
+impl LastHeard {
+    fn new(peers: impl Iterator<Item = u64>) -> Self {
+        LastHeard {
+            base: Instant::now(),
+            peers: peers.map(|id| (id, AtomicU64::new(0))).collect(),
+        }
+    }
+
+    /// Notes a word from `peer` now (nothing to note for a peer never sent to).
+    fn heard(&self, peer: u64) {
+        if let Some(at) = self.peers.get(&peer) {
+            let since = Instant::now().saturating_duration_since(self.base);
+            at.store(since.as_nanos() as u64 + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether `peer` has not been heard from since `since`.
+    fn silent_since(&self, peer: u64, since: Instant) -> bool {
+        let at = self
+            .peers
+            .get(&peer)
+            .map_or(0, |at| at.load(Ordering::Relaxed));
+        at == 0 || self.base + Duration::from_nanos(at - 1) < since
+    }
 }
 
 /// Messages queued per peer (while its connection opens, or behind a blocked write)
@@ -71,8 +89,6 @@ const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
 pub const STALE_AFTER: Duration = Duration::from_secs(2);
 /// Longest accepted message frame (its body, after the length).
 pub const MAX_FRAME_BYTES: usize = 16 << 20;
-/// Frames up to this size are read into a buffer sized at once; longer ones as they come.
-const FRAME_READ_AT_ONCE: usize = 64 << 10;
 /// Longest accepted challenge or hello line.
 const MAX_HANDSHAKE_BYTES: usize = 512;
 /// How long an accepted connection may take to answer the challenge.
@@ -127,7 +143,7 @@ fn lock(link: &Mutex<Link>) -> MutexGuard<'_, Link> {
 /// Sends messages of type `M` to peers by id.
 pub struct Transport<M> {
     peers: BTreeMap<u64, Peer>,
-    last_heard: LastHeard,
+    last_heard: Arc<LastHeard>,
     /// Number of the next message sent (carried in its envelope, see [`WireTap`]).
     next_id: AtomicU64,
     wire: WireTap,
@@ -148,7 +164,7 @@ impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M
     ) -> io::Result<(Self, Inbox<M>)> {
         let listener = TcpListener::bind(listen).await?;
         let (joined_tx, joined) = mpsc::channel(JOINING);
-        let last_heard = LastHeard::default();
+        let last_heard = Arc::new(LastHeard::new(peers.keys().copied()));
         let auth = Auth {
             key: key.clone(),
             events: events.clone(),
@@ -180,11 +196,16 @@ impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M
                 (id, Peer { link, connector })
             })
             .collect();
+        let wake = TaskWake::new();
         let inbox = Inbox {
             joined,
             acceptor_gone: false,
-            readers: SelectAll::new(),
+            connections: Vec::new(),
+            turn: 0,
+            joining: wake.flag(),
+            wake,
             reading,
+            _message: PhantomData,
         };
         Ok((
             Transport {
@@ -254,7 +275,7 @@ impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M
         old_connection
             && now
                 .checked_sub(STALE_AFTER)
-                .is_some_and(|since| silent_since(&self.last_heard, peer, since))
+                .is_some_and(|since| self.last_heard.silent_since(peer, since))
     }
 
     /// The peers this transport knows, in id order.
@@ -350,27 +371,52 @@ async fn connect(dial: &Dial) -> io::Result<TcpStream> {
 
 /// Messages from peers that proved the key, read from their connections by whoever
 /// awaits [`Inbox::recv`] (no reader task per connection).
+///
+/// The connections are polled in turn, one message at a time, from the one after the last
+/// that gave a message: a peer that floods cannot starve the others (nor the driver's other
+/// branches, which it polls between messages). Only connections that woke since their last
+/// read are read, and only when one of them (or the acceptor) woke the inbox, not on every
+/// wake of the task ([`WakeFlag`]).
 pub struct Inbox<M> {
     /// Connections that passed the handshake, from the acceptor task.
     joined: mpsc::Receiver<Joined>,
     acceptor_gone: bool,
-    readers: SelectAll<BoxStream<'static, M>>,
+    connections: Vec<Connection>,
+    /// Which connection is read first next time.
+    turn: usize,
+    /// Set when something woke the inbox: a connection or the acceptor.
+    wake: TaskWake,
+    joining: WakeFlag,
     reading: Reading,
+    _message: PhantomData<fn() -> M>,
 }
 
 /// What every inbound connection's reader shares.
-#[derive(Clone)]
 struct Reading {
-    last_heard: LastHeard,
+    last_heard: Arc<LastHeard>,
     auth: Auth,
     wire: WireTap,
 }
 
-/// An inbound connection after its handshake.
+/// An inbound connection after its handshake, as the acceptor hands it over.
 struct Joined {
     peer: u64,
     from: SocketAddr,
-    frames: BufReader<TcpStream>,
+    stream: TcpStream,
+    /// Bytes read past the hello.
+    early: Vec<u8>,
+}
+
+/// An inbound connection being read.
+struct Connection {
+    peer: u64,
+    from: SocketAddr,
+    frames: frame::Reader<TcpStream>,
+    /// Set when its stream wakes: only such connections are read (a pending read of a
+    /// simulated stream costs about what a message does).
+    wake: WakeFlag,
+    /// Ended, or cut off for a frame that is not a message: dropped after this poll.
+    ended: bool,
 }
 
 impl<M: DeserializeOwned + MessageKind + Send + 'static> Inbox<M> {
@@ -381,49 +427,89 @@ impl<M: DeserializeOwned + MessageKind + Send + 'static> Inbox<M> {
     }
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<M>> {
-        while !self.acceptor_gone {
-            match self.joined.poll_recv(cx) {
-                Poll::Ready(Some(joined)) => self.readers.push(self.reader(joined)),
-                Poll::Ready(None) => self.acceptor_gone = true,
+        let Inbox {
+            joined,
+            acceptor_gone,
+            connections,
+            turn,
+            wake,
+            joining,
+            reading,
+            ..
+        } = self;
+        if !wake.woken(cx) {
+            return Poll::Pending;
+        }
+        while !*acceptor_gone {
+            match joining.poll_with(|cx| joined.poll_recv(cx)) {
+                Poll::Ready(Some(Joined {
+                    peer,
+                    from,
+                    stream,
+                    early,
+                })) => {
+                    reading.last_heard.heard(peer);
+                    connections.push(Connection {
+                        peer,
+                        from,
+                        frames: frame::Reader::new(stream, early, MAX_FRAME_BYTES),
+                        wake: wake.flag(),
+                        ended: false,
+                    });
+                }
+                Poll::Ready(None) => *acceptor_gone = true,
                 Poll::Pending => break,
             }
         }
-        match self.readers.poll_next_unpin(cx) {
-            Poll::Ready(Some(message)) => Poll::Ready(Some(message)),
-            Poll::Ready(None) if self.acceptor_gone => Poll::Ready(None),
-            _ => Poll::Pending,
+        let message = next_message::<M>(connections, turn, reading);
+        if connections.iter().any(|c| c.ended) {
+            // Dropped at once, so the peer's writes fail as they would have.
+            connections.retain(|c| !c.ended);
+            if *turn >= connections.len() {
+                *turn = 0;
+            }
+        }
+        match message {
+            Some(message) => Poll::Ready(Some(message)),
+            None if *acceptor_gone && connections.is_empty() => Poll::Ready(None),
+            None => Poll::Pending,
         }
     }
+}
 
-    /// One connection's messages, until it ends or sends something that is not one.
-    fn reader(&self, joined: Joined) -> BoxStream<'static, M> {
-        let Joined { peer, from, frames } = joined;
-        let reading = self.reading.clone();
-        heard(&reading.last_heard, peer);
-        // Boxed, so each message moves a pointer rather than the connection's state.
-        let state = Box::new((frames, Vec::new(), reading));
-        stream::unfold(Some(state), move |state| async move {
-            let mut state = state?;
-            let (frames, body, reading) = &mut *state;
-            match read_frame::<M, _>(frames, body).await {
-                Ok(Some((n, message))) => {
-                    heard(&reading.last_heard, peer);
-                    reading.wire.tap(Tapped::Received {
-                        from: peer,
-                        id: n,
-                        kind: message.kind(),
-                    });
-                    Some((message, Some(state)))
-                }
-                Ok(None) => None,
-                Err(refusal) => {
-                    refused_message(&reading.auth, from, &refusal);
-                    None
-                }
+/// The next message of the first connection that has one, starting at `turn` (moved past
+/// it); connections that end or send something else are marked ended.
+fn next_message<M: DeserializeOwned + MessageKind>(
+    connections: &mut [Connection],
+    turn: &mut usize,
+    reading: &Reading,
+) -> Option<M> {
+    let count = connections.len();
+    for k in 0..count {
+        let i = (*turn + k) % count;
+        let Connection { frames, wake, .. } = &mut connections[i];
+        let next = wake.poll_with(|cx| frames.poll_frame::<M>(cx));
+        let connection = &mut connections[i];
+        match next {
+            Poll::Ready(Some(Ok((n, message)))) => {
+                reading.last_heard.heard(connection.peer);
+                reading.wire.tap(Tapped::Received {
+                    from: connection.peer,
+                    id: n,
+                    kind: message.kind(),
+                });
+                *turn = (i + 1) % count;
+                return Some(message);
             }
-        })
-        .boxed()
+            Poll::Ready(Some(Err(refusal))) => {
+                refused_message(&reading.auth, connection.from, &refusal);
+                connection.ended = true;
+            }
+            Poll::Ready(None) => connection.ended = true,
+            Poll::Pending => {}
+        }
     }
+    None
 }
 
 async fn accept_loop(listener: TcpListener, joined: mpsc::Sender<Joined>, auth: Auth) {
@@ -432,11 +518,20 @@ async fn accept_loop(listener: TcpListener, joined: mpsc::Sender<Joined>, auth: 
             Ok((stream, from)) => {
                 let (joined, auth) = (joined.clone(), auth.clone());
                 tokio::spawn(async move {
-                    let mut frames = BufReader::new(stream);
+                    // Sized for the handshake: the frames after it have a reader of their own.
+                    let mut frames = BufReader::with_capacity(MAX_HANDSHAKE_BYTES, stream);
                     let handshake = accept_hello(&mut frames, &auth.key);
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
                         Ok(Ok(peer)) => {
-                            let _ = joined.send(Joined { peer, from, frames }).await;
+                            let early = frames.buffer().to_vec();
+                            let stream = frames.into_inner();
+                            let joined_now = Joined {
+                                peer,
+                                from,
+                                stream,
+                                early,
+                            };
+                            let _ = joined.send(joined_now).await;
                         }
                         Ok(Err(reason)) => refused(&auth, from, reason),
                         Err(_) => refused(&auth, from, "no hello in time"),
@@ -526,7 +621,7 @@ async fn accept_hello<S: AsyncRead + AsyncWrite + Unpin>(
 async fn send_hello(stream: &mut TcpStream, me: u64, key: &ClusterKey) -> io::Result<()> {
     let mut line = Vec::new();
     let challenge = {
-        let mut lines = BufReader::new(&mut *stream);
+        let mut lines = BufReader::with_capacity(MAX_HANDSHAKE_BYTES, &mut *stream);
         match read_line(&mut lines, &mut line, MAX_HANDSHAKE_BYTES).await? {
             Line::Read(_) => serde_json::from_slice::<Challenge>(&line)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
@@ -541,34 +636,6 @@ async fn send_hello(stream: &mut TcpStream, me: u64, key: &ClusterKey) -> io::Re
     line.push(b'\n');
     stream.write_all(&line).await?;
     stream.flush().await
-}
-
-/// Reads the next message frame of an authenticated connection into `body`: the sender's
-/// number and the message, `None` when the connection ends (cut short mid-frame too), or
-/// `Err` for something that is not a message (a frame over the cap, refused before it is
-/// buffered, or one that does not decode).
-async fn read_frame<M: DeserializeOwned, R: AsyncRead + Unpin>(
-    frames: &mut BufReader<R>,
-    body: &mut Vec<u8>,
-) -> Result<Option<(u64, M)>, FrameError> {
-    let mut header = [0; frame::HEADER_BYTES];
-    if frames.read_exact(&mut header).await.is_err() {
-        return Ok(None);
-    }
-    let length = frame::body_length(header, MAX_FRAME_BYTES)?;
-    body.clear();
-    let complete = if length <= FRAME_READ_AT_ONCE {
-        body.resize(length, 0);
-        frames.read_exact(body).await.is_ok()
-    } else {
-        // Grown as the bytes arrive: announcing a large frame costs nothing until sent.
-        let read = (&mut *frames).take(length as u64).read_to_end(body).await;
-        read.is_ok() && body.len() == length
-    };
-    if !complete {
-        return Ok(None);
-    }
-    frame::decode::<M>(body).map(Some)
 }
 
 #[cfg(all(test, madsim))]
@@ -586,6 +653,19 @@ mod tests {
         BTreeMap::new()
     }
 
+    /// A transport of numbers as node `me`, its refusals and wire taps dropped.
+    async fn numbers(
+        me: u64,
+        listen: SocketAddr,
+        peers: &BTreeMap<u64, SocketAddr>,
+        key: &ClusterKey,
+    ) -> (Transport<u64>, Inbox<u64>) {
+        let events = EventSink::new(|_| {});
+        Transport::<u64>::start(me, listen, peers, key, &events, &WireTap::off())
+            .await
+            .expect("listen")
+    }
+
     /// Reads `stream` as a peer connection after the handshake: what ended it, the
     /// messages it delivered and the bytes it took.
     fn read_all(prefix: &[u8], flood: usize) -> (Result<(), FrameError>, Vec<u64>, usize) {
@@ -593,14 +673,14 @@ mod tests {
         let taken = flood.taken.clone();
         let runtime = madsim::runtime::Runtime::new();
         let (ended, delivered) = runtime.block_on(async move {
-            let mut frames = BufReader::new(flood);
-            let mut body = Vec::new();
+            let mut frames = frame::Reader::new(flood, Vec::new(), MAX_FRAME_BYTES);
             let mut delivered = Vec::new();
             let ended = loop {
-                match read_frame::<u64, _>(&mut frames, &mut body).await {
-                    Ok(Some((_, m))) => delivered.push(m),
-                    Ok(None) => break Ok(()),
-                    Err(refusal) => break Err(refusal),
+                let next = std::future::poll_fn(|cx| frames.poll_frame::<u64>(cx)).await;
+                match next {
+                    Some(Ok((_, m))) => delivered.push(m),
+                    None => break Ok(()),
+                    Some(Err(refusal)) => break Err(refusal),
                 }
             };
             (ended, delivered)
@@ -641,6 +721,68 @@ mod tests {
         assert_eq!((ended, delivered), (Ok(()), vec![]));
     }
 
+    /// Peer 2 floods a thousand messages, peer 3 sends one at the same moment, and the
+    /// receiver reads only after all of them are waiting: connections are read in turn, so
+    /// peer 3's message comes within the first few, not after the flood; nothing is lost.
+    #[test]
+    fn a_flooding_peer_does_not_starve_a_quiet_one() {
+        use madsim::runtime::Handle;
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async move {
+            let handle = Handle::current();
+            let addr = |last: u8| SocketAddr::from(([10, 0, 0, last], 7000));
+            let key = ClusterKey::derived("k");
+            let (got_tx, mut got) = mpsc::channel::<Vec<u64>>(1);
+            let receiver = handle.create_node().ip(addr(1).ip()).build();
+            {
+                let key = key.clone();
+                receiver.spawn(async move {
+                    let (_t, mut inbox) = numbers(1, addr(1), &none(), &key).await;
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    let mut heard = Vec::new();
+                    // The flood, the quiet one, and each peer's first (connecting) send.
+                    let mut connecting = 0;
+                    while heard.len() + connecting < 1003 {
+                        let m = inbox.recv().await.expect("a message");
+                        if m == u64::MAX {
+                            connecting += 1;
+                        } else {
+                            heard.push(m);
+                        }
+                    }
+                    let _ = got_tx.send(heard).await;
+                });
+            }
+            for (last, messages) in [(2u8, 0..1000u64), (3, 5000..5001)] {
+                let key = key.clone();
+                let node = handle.create_node().ip(addr(last).ip()).build();
+                node.spawn(async move {
+                    let peers = BTreeMap::from([(1, addr(1))]);
+                    let (t, _inbox) = numbers(last.into(), addr(last), &peers, &key).await;
+                    // The first send opens the connection; the rest are written on it.
+                    t.send(1, &u64::MAX);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    for m in messages {
+                        t.send(1, &m);
+                    }
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                });
+            }
+            let heard = got.recv().await.expect("the receiver's list");
+            let flood: Vec<u64> = heard.iter().copied().filter(|m| *m < 1000).collect();
+            assert!(
+                flood == (0..1000).collect::<Vec<_>>(),
+                "the flood, in order"
+            );
+            let quiet = heard.iter().position(|m| *m == 5000).expect("peer 3 heard");
+            assert!(
+                quiet < 4,
+                "peer 3's message came {quiet}th: {:?}",
+                &heard[..8]
+            );
+        });
+    }
+
     /// Messages sent while the connection opens queue behind it, those sent once it is
     /// open are written by the sender itself: the peer gets every one, in order, and a
     /// peer that comes back after a crash is heard again on a new connection.
@@ -661,17 +803,7 @@ mod tests {
                     .init(move || {
                         let (key, got_tx) = (key.clone(), got_tx.clone());
                         async move {
-                            let events = EventSink::new(|_| {});
-                            let (_t, mut inbox) = Transport::<u64>::start(
-                                1,
-                                addr(1),
-                                &none(),
-                                &key,
-                                &events,
-                                &WireTap::off(),
-                            )
-                            .await
-                            .expect("listen");
+                            let (_t, mut inbox) = numbers(1, addr(1), &none(), &key).await;
                             while let Some(m) = inbox.recv().await {
                                 let _ = got_tx.send(m).await;
                             }
@@ -682,11 +814,7 @@ mod tests {
             let sender = handle.create_node().ip(addr(2).ip()).build();
             sender.spawn(async move {
                 let peers = BTreeMap::from([(1, addr(1))]);
-                let events = EventSink::new(|_| {});
-                let (t, _inbox) =
-                    Transport::<u64>::start(2, addr(2), &peers, &key, &events, &WireTap::off())
-                        .await
-                        .expect("listen");
+                let (t, _inbox) = numbers(2, addr(2), &peers, &key).await;
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 // Queued while connecting, then written directly.
                 for m in 0..100 {

@@ -1,0 +1,230 @@
+//! Polling only after a wake-up: for what a driver's loop polls every time round but what
+//! rarely has anything to say (ctrl-c, the inbox when the timer fired).
+//!
+//! A driver's `select!` polls each branch on every wake of its task, whatever woke it; a
+//! branch that re-registers on each poll (tokio's watch channel behind `ctrl_c`, the
+//! inbox's connections) pays that per message of every other branch. A [`WakeFlag`] stands
+//! between the task's waker and one piece of work: the piece is polled again only when
+//! something it registered with woke it, or when its last poll produced a value (it may
+//! have more). A [`TaskWake`] holds the task's waker once for a set of flags, and says
+//! whether any of them was set, so a task woken for something else looks at none of them.
+//! The same code runs on real tokio and on madsim.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+/// The task that polls a set of flags, and whether any of them was set since it looked.
+struct Task {
+    any: AtomicBool,
+    /// Kept, not taken, by a wake: a task polled with the same waker registers nothing.
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Task {
+    fn wake(&self) {
+        self.any.store(true, Ordering::Release);
+        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(waker) = waker.as_ref() {
+            waker.wake_by_ref();
+        }
+    }
+}
+
+/// The task side of a set of [`WakeFlag`]s: whether one of them was woken since the last
+/// look, and the waker of the task to wake when one is.
+pub struct TaskWake {
+    task: Arc<Task>,
+    /// The waker last handed to `task` (compared, so a poll with the same one is free).
+    registered: Option<Waker>,
+}
+
+impl Default for TaskWake {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TaskWake {
+    /// A set whose first look finds it woken.
+    pub fn new() -> Self {
+        TaskWake {
+            task: Arc::new(Task {
+                any: AtomicBool::new(true),
+                waker: Mutex::new(None),
+            }),
+            registered: None,
+        }
+    }
+
+    /// Registers `cx`'s task to be woken by this set's flags; whether any was set since the
+    /// last call that returned true (the flag is cleared: a wake from now on sets it again).
+    pub fn woken(&mut self, cx: &Context<'_>) -> bool {
+        if !self
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            let waker = cx.waker().clone();
+            *self.task.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker.clone());
+            self.registered = Some(waker);
+        }
+        if !self.task.any.load(Ordering::Acquire) {
+            return false;
+        }
+        // Cleared before anything is polled: what wakes after this is seen next time.
+        self.task.any.store(false, Ordering::Release);
+        true
+    }
+
+    /// Marks the set woken, so the next [`TaskWake::woken`] is true: for a caller that
+    /// stopped with work left.
+    pub fn again(&self) {
+        self.task.any.store(true, Ordering::Release);
+    }
+
+    /// A new flag of this set, first set.
+    pub fn flag(&self) -> WakeFlag {
+        let flag = Arc::new(Flag {
+            woken: AtomicBool::new(true),
+            task: self.task.clone(),
+        });
+        WakeFlag {
+            waker: Waker::from(flag.clone()),
+            flag,
+        }
+    }
+}
+
+/// One flag: set, and its task woken, when what it was polled for wakes.
+struct Flag {
+    woken: AtomicBool,
+    task: Arc<Task>,
+}
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+/// Polls a piece of work only once something it waits on woke it (see the module doc).
+pub struct WakeFlag {
+    flag: Arc<Flag>,
+    /// The waker the work registers with: sets the flag, then wakes the task.
+    waker: Waker,
+}
+
+impl WakeFlag {
+    /// Runs `poll` with a context whose waker sets this flag, if it was set since the last
+    /// run that came back pending; else pending at once. A run that is ready leaves the
+    /// flag and its set woken (a stream may hold more).
+    pub fn poll_with<T>(&self, poll: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
+        if !self.flag.woken.load(Ordering::Acquire) {
+            return Poll::Pending;
+        }
+        self.flag.woken.store(false, Ordering::Release);
+        let ready = poll(&mut Context::from_waker(&self.waker));
+        if ready.is_ready() {
+            self.flag.woken.store(true, Ordering::Release);
+            self.flag.task.any.store(true, Ordering::Release);
+        }
+        ready
+    }
+}
+
+/// A future polled only after a wake-up of its own (see [`WakeFlag`]).
+pub struct OnWake<F> {
+    future: Pin<Box<F>>,
+    task: TaskWake,
+    flag: WakeFlag,
+}
+
+impl<F: Future> OnWake<F> {
+    /// Wraps `future`.
+    pub fn new(future: F) -> Self {
+        let task = TaskWake::new();
+        let flag = task.flag();
+        OnWake {
+            future: Box::pin(future),
+            task,
+            flag,
+        }
+    }
+}
+
+impl<F: Future> Future for OnWake<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        if !this.task.woken(cx) {
+            return Poll::Pending;
+        }
+        let future = &mut this.future;
+        this.flag.poll_with(|cx| future.as_mut().poll(cx))
+    }
+}
+
+#[cfg(all(test, madsim))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A future that counts its polls and completes once told to.
+    struct Counted {
+        polls: Arc<AtomicUsize>,
+        done: Arc<tokio::sync::Notify>,
+    }
+
+    /// Wrapped ctrl-c-like work is polled once, then only when it is woken, and still
+    /// completes (and wakes its task) when what it waits on fires.
+    #[test]
+    fn work_is_polled_again_only_after_its_own_wake_up() {
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async {
+            let counted = Counted {
+                polls: Arc::new(AtomicUsize::new(0)),
+                done: Arc::new(tokio::sync::Notify::new()),
+            };
+            let (polls, done) = (counted.polls.clone(), counted.done.clone());
+            let waiting = async move {
+                let notified = counted.done.notified();
+                tokio::pin!(notified);
+                std::future::poll_fn(|cx| {
+                    counted.polls.fetch_add(1, Ordering::Relaxed);
+                    notified.as_mut().poll(cx)
+                })
+                .await
+            };
+            let mut wrapped = OnWake::new(waiting);
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    let _ = tx.send(()).await;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                done.notify_one();
+            });
+            let mut messages = 0;
+            loop {
+                tokio::select! {
+                    biased;
+                    () = &mut wrapped => break,
+                    Some(()) = rx.recv() => messages += 1,
+                }
+            }
+            assert_eq!(messages, 20);
+            // The first poll and the one after its wake-up, not one per message.
+            assert_eq!(polls.load(Ordering::Relaxed), 2);
+        });
+    }
+}
