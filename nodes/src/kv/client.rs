@@ -126,7 +126,7 @@ pub async fn get_through(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, madsim))]
 mod tests {
     //! A stand-in server answers each status a loaded KV node can give; the client must
     //! hand back each as what it is.

@@ -263,7 +263,7 @@ pub async fn run(config: RegistryConfig, env: NodeEnv) -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, madsim))]
 mod tests {
     use super::*;
 
