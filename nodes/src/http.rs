@@ -306,8 +306,8 @@ pub async fn call<B: Serialize, R: DeserializeOwned>(
     body: Option<&B>,
     timeout: Duration,
 ) -> Result<R, CallError> {
-    // A pool of its own, dropped with the call: the connection closes when it returns.
-    crate::pool::Pool::new()
+    // A connection of its own, closed when the call returns.
+    crate::pool::Pool::single_use()
         .call(addr, method, path, body, timeout)
         .await
 }

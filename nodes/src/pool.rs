@@ -27,8 +27,10 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -47,6 +49,9 @@ pub struct Pool {
     wire: WireTap,
     /// Where each address is dialed (direct unless [`Pool::routed`]).
     routes: Routes,
+    /// Keeps no connection: each call dials its own and drives it (see
+    /// [`Pool::single_use`]).
+    single_use: bool,
 }
 
 impl Pool {
@@ -60,6 +65,18 @@ impl Pool {
     pub fn signed(key: ClusterKey) -> Self {
         Pool {
             key: Some(key),
+            ..Self::default()
+        }
+    }
+
+    /// A pool that keeps nothing: every call dials a connection of its own, drives it in
+    /// the calling task (no task is spawned for it) and closes it when the call returns.
+    /// What a client that opens a fresh connection per attempt uses (the workload, `curl`
+    /// by hand); a connection task per attempt cost a spawn and a hand-over between two
+    /// tasks at every step of the exchange (issue 16).
+    pub fn single_use() -> Self {
+        Pool {
+            single_use: true,
             ..Self::default()
         }
     }
@@ -89,7 +106,7 @@ impl Pool {
     }
 
     fn put_back(&self, addr: SocketAddr, sender: Sender) {
-        if sender.is_closed() {
+        if self.single_use || sender.is_closed() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -115,6 +132,18 @@ impl Pool {
         body: Option<&B>,
         timeout: Duration,
     ) -> Result<R, CallError> {
+        decode(&self.fetch(addr, method, path, body, timeout).await?)
+    }
+
+    /// [`Pool::call`], the 2xx answer's body handed back undecoded.
+    pub async fn fetch<B: Serialize>(
+        &self,
+        addr: SocketAddr,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError> {
         let bytes = match body {
             Some(body) => Bytes::from(
                 serde_json::to_vec(body).map_err(|e| CallError::Unreachable(e.to_string()))?,
@@ -134,7 +163,7 @@ impl Pool {
                 String::from_utf8_lossy(&answer.body).into_owned(),
             ));
         }
-        decode(&answer.body)
+        Ok(answer.body)
     }
 
     /// One request to `addr` over a pooled connection, answered whatever its status (a
@@ -173,6 +202,14 @@ impl Pool {
     ) -> Result<Answer, CallError> {
         // As a fresh call would: connecting is bounded by `timeout` (a failure there means
         // the request was never sent), and so is the exchange after it.
+        if self.single_use {
+            let (sender, connection) = match within(timeout, dial(self.routes.dial(addr))).await {
+                Ok(dialed) => dialed?,
+                Err(_) => return Err(CallError::Unreachable("connect timed out".into())),
+            };
+            let once = driving(connection, self.exchange(addr, sender, request, call));
+            return fresh_outcome(within(timeout, once).await, timeout);
+        }
         if let Some(sender) = self.take(addr) {
             let reused = self.exchange(addr, sender, request, call);
             match within(timeout, reused).await {
@@ -187,12 +224,7 @@ impl Pool {
             Err(_) => return Err(CallError::Unreachable("connect timed out".into())),
         };
         let fresh = self.exchange(addr, sender, request, call);
-        match within(timeout, fresh).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(Retry::Fresh)) => Err(CallError::NoAnswer("the connection closed".into())),
-            Ok(Err(Retry::No(e))) => Err(e),
-            Err(_) => Err(no_answer_within(timeout)),
-        }
+        fresh_outcome(within(timeout, fresh).await, timeout)
     }
 
     /// Sends one request on `sender`; on a complete answer the connection goes back to
@@ -318,12 +350,26 @@ fn host(addr: SocketAddr) -> String {
     out
 }
 
-fn decode<R: DeserializeOwned>(answer: &[u8]) -> Result<R, CallError> {
+/// An answer's JSON body as `R`; anything else is no answer.
+pub fn decode<R: DeserializeOwned>(answer: &[u8]) -> Result<R, CallError> {
     serde_json::from_slice(answer).map_err(|e| CallError::NoAnswer(format!("bad JSON answer: {e}")))
 }
 
 fn no_answer_within(timeout: Duration) -> CallError {
     CallError::Timeout(timeout)
+}
+
+/// What an exchange on a fresh connection came to (nothing left to retry on).
+fn fresh_outcome(
+    bounded: Result<Result<Answer, Retry>, crate::deadline::Elapsed>,
+    timeout: Duration,
+) -> Result<Answer, CallError> {
+    match bounded {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(Retry::Fresh)) => Err(CallError::NoAnswer("the connection closed".into())),
+        Ok(Err(Retry::No(e))) => Err(e),
+        Err(_) => Err(no_answer_within(timeout)),
+    }
 }
 
 enum Retry {
@@ -333,18 +379,48 @@ enum Retry {
     No(CallError),
 }
 
-async fn connect(addr: SocketAddr) -> Result<Sender, CallError> {
+/// A client connection's own future: it reads and writes the socket for its sender.
+type Connection =
+    hyper::client::conn::http1::Connection<TokioIo<NoEmptyFlush<TcpStream>>, Full<Bytes>>;
+
+/// A connection to `addr` and its sender, the connection not yet driven.
+async fn dial(addr: SocketAddr) -> Result<(Sender, Connection), CallError> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|e| CallError::Unreachable(e.to_string()))?;
     let io = TokioIo::new(NoEmptyFlush::new(stream));
-    let (sender, connection) = hyper::client::conn::http1::handshake(io)
+    hyper::client::conn::http1::handshake(io)
         .await
-        .map_err(|e| CallError::Unreachable(e.to_string()))?;
+        .map_err(|e| CallError::Unreachable(e.to_string()))
+}
+
+/// A connection to `addr` driven by a task of its own, so it can wait in the pool.
+async fn connect(addr: SocketAddr) -> Result<Sender, CallError> {
+    let (sender, connection) = dial(addr).await?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
     Ok(sender)
+}
+
+/// `exchange`, with `connection` (the one it runs on) polled in the same task until the
+/// exchange ends; the connection is dropped (closed) with this future.
+async fn driving<F: Future>(connection: Connection, exchange: F) -> F::Output {
+    let mut connection = std::pin::pin!(connection);
+    let mut exchange = std::pin::pin!(exchange);
+    let mut open = true;
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(output) = exchange.as_mut().poll(cx) {
+            return Poll::Ready(output);
+        }
+        if open && connection.as_mut().poll(cx).is_ready() {
+            // Closed or broken: the exchange learns it from its sender; ask it again.
+            open = false;
+            return exchange.as_mut().poll(cx);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 #[cfg(test)]

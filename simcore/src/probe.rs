@@ -145,7 +145,7 @@ pub async fn kv(round: Round, recorder: Recorder) {
             let mut last = String::from("no attempt finished");
             while Instant::now() < round.deadline {
                 match put_through(
-                    &Pool::new(),
+                    &Pool::single_use(),
                     round.addresses.server(server),
                     &key,
                     &key,

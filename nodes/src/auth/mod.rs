@@ -96,12 +96,16 @@ impl ClusterKey {
 
     /// Whether `mac_hex` is the MAC of `parts` for `purpose` (compared in constant time).
     pub fn verify(&self, purpose: &str, parts: &[&[u8]], mac_hex: &str) -> bool {
-        match unhex(mac_hex) {
-            Some(mac) => self.hmac(purpose, parts).verify_slice(&mac).is_ok(),
+        let mut mac = [0u8; MAX_HEX / 2];
+        match unhex_into(mac_hex, &mut mac) {
+            Some(mac) => self.hmac(purpose, parts).verify_slice(mac).is_ok(),
             None => false,
         }
     }
 }
+
+/// Longest hex string [`unhex`] reads.
+const MAX_HEX: usize = 256;
 
 /// Lowercase hex of `bytes` (a MAC per signed request: no formatter per byte).
 pub fn hex(bytes: &[u8]) -> String {
@@ -116,7 +120,13 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// The bytes of a hex string (either case); `None` if it is not one.
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || text.len() > 256 {
+    let mut bytes = [0u8; MAX_HEX / 2];
+    unhex_into(text, &mut bytes).map(<[u8]>::to_vec)
+}
+
+/// [`unhex`] into `out` (every request's MAC is read: no allocation for it).
+fn unhex_into<'a>(text: &str, out: &'a mut [u8; MAX_HEX / 2]) -> Option<&'a [u8]> {
+    if !text.len().is_multiple_of(2) || text.len() > MAX_HEX {
         return None;
     }
     fn digit(c: u8) -> Option<u8> {
@@ -127,10 +137,10 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
             _ => None,
         }
     }
-    text.as_bytes()
-        .chunks_exact(2)
-        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
-        .collect()
+    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        *byte = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(&out[..text.len() / 2])
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use super::node::{Item, Put};
 use super::version::Version;
 use crate::http::CallError;
-use crate::pool::Pool;
+use crate::pool::{decode, Pool};
 use hyper::Method;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -44,13 +44,19 @@ impl PutOutcome {
     }
 }
 
+/// The version in a write's answer.
+#[derive(serde::Deserialize)]
+struct Written {
+    version: Version,
+}
+
 fn version_in(answer: &serde_json::Value) -> Option<Version> {
     serde_json::from_value(answer["version"].clone()).ok()
 }
 
 /// Writes `value` under `key` through `pool`, ordered after `context`; `client` names a
 /// client that carries its own clock ([`super::version::ClientClock`]). A fresh pool per
-/// write (`Pool::new()`, or [`Pool::tapped`] to report it to a wire tap) keeps the write on
+/// write (`Pool::single_use()`, or [`Pool::tapped`] to report it to a wire tap) keeps the write on
 /// a connection of its own.
 pub async fn put_through(
     pool: &Pool,
@@ -68,9 +74,18 @@ pub async fn put_through(
         client: client.map(str::to_string),
     };
     let answer = pool
-        .call::<_, serde_json::Value>(node, Method::POST, "/data", Some(&body), timeout)
+        .fetch(node, Method::POST, "/data", Some(&body), timeout)
         .await;
-    match answer {
+    // The usual answer (an object with a version) read straight into its version; any
+    // other goes the general way, so what it comes to is unchanged.
+    if let Ok(Written { version }) = answer
+        .as_deref()
+        .map_err(drop)
+        .and_then(|body| serde_json::from_slice::<Written>(body).map_err(drop))
+    {
+        return PutOutcome::Acked(version);
+    }
+    match answer.and_then(|body| decode::<serde_json::Value>(&body)) {
         Ok(answer) => match version_in(&answer) {
             Some(version) => PutOutcome::Acked(version),
             None => PutOutcome::Unknown(
@@ -98,7 +113,7 @@ pub async fn get(
     local: bool,
     timeout: Duration,
 ) -> Result<Option<Item>, CallError> {
-    get_through(&Pool::new(), node, key, local, timeout).await
+    get_through(&Pool::single_use(), node, key, local, timeout).await
 }
 
 /// [`get`] through `pool`: with [`Pool::signed`], an operator's read that proves the
@@ -203,10 +218,10 @@ mod tests {
                     let wait = Duration::from_secs(1);
                     let mut outcomes = Vec::new();
                     for key in ["ok", "shed", "partial", "broken", "bad", "slow"] {
-                        outcomes.push(put_through(&Pool::new(), node, key, "v", None, None, wait).await);
+                        outcomes.push(put_through(&Pool::single_use(), node, key, "v", None, None, wait).await);
                     }
                     let unreachable = SocketAddr::from((SERVER, 5999));
-                    outcomes.push(put_through(&Pool::new(), unreachable, "ok", "v", None, None, wait).await);
+                    outcomes.push(put_through(&Pool::single_use(), unreachable, "ok", "v", None, None, wait).await);
                     let read = get(node, "shed", false, wait).await;
                     (outcomes, read)
                 })

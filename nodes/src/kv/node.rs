@@ -37,11 +37,12 @@ use crate::runtime::{Clock, EventSink, NodeEnv, NodeEvent};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, State};
 use axum::http::{Method, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::future::Either;
 use rand::Rng;
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
@@ -246,16 +247,16 @@ fn resolve(address: &str) -> Option<SocketAddr> {
 
 type Reply = (StatusCode, Json<serde_json::Value>);
 
-async fn put(State(shared): State<Shared>, body: Bytes) -> Reply {
+async fn put(State(shared): State<Shared>, body: Bytes) -> Response {
     let put: Put = match json_body(&body) {
         Ok(b) => b,
-        Err(reply) => return reply,
+        Err(reply) => return reply.into_response(),
     };
     if put.key.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "key must not be empty");
+        return error(StatusCode::BAD_REQUEST, "key must not be empty").into_response();
     }
     if put.context.as_ref().is_some_and(|c| !c.is_sane()) {
-        return absurd_version();
+        return absurd_version().into_response();
     }
     if put
         .client
@@ -265,7 +266,8 @@ async fn put(State(shared): State<Shared>, body: Bytes) -> Reply {
         return error(
             StatusCode::BAD_REQUEST,
             format!("client must be 1 to {MAX_CLIENT_NAME} bytes"),
-        );
+        )
+        .into_response();
     }
     let (item, replicas, quorum, timeout, pool, clock, breakers) = {
         let mut node = lock(&shared);
@@ -280,7 +282,8 @@ async fn put(State(shared): State<Shared>, body: Bytes) -> Reply {
             return error(
                 StatusCode::BAD_REQUEST,
                 "the version counter cannot go past the context (it is at its maximum)",
-            );
+            )
+            .into_response();
         };
         let item = Item {
             key: put.key.clone(),
@@ -317,7 +320,7 @@ async fn put(State(shared): State<Shared>, body: Bytes) -> Reply {
                     clock.sleep(*pause).await;
                 }
                 let call = pool.call(addr, Method::POST, "/replicate", Some(&item), timeout);
-                let result: Result<serde_json::Value, CallError> = breakers.call(&peer, call).await;
+                let result: Result<IgnoredAny, CallError> = breakers.call(&peer, call).await;
                 if let Some(tx) = tx.take() {
                     let _ = tx.send(result.is_ok()).await;
                 }
@@ -336,21 +339,43 @@ async fn put(State(shared): State<Shared>, body: Bytes) -> Reply {
             None => break,
         }
     }
-    let body = serde_json::json!({
-        "key": item.key,
-        "value": item.value,
-        "version": item.version,
-        "replicas": replicas.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
-        "acked": acked,
+    let error = (acked < quorum).then(|| {
+        format!("only {acked} of {quorum} copies confirmed; stored here, outcome unknown")
     });
-    if acked < quorum {
-        let mut body = body;
-        body["error"] =
-            format!("only {acked} of {quorum} copies confirmed; stored here, outcome unknown")
-                .into();
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(body));
-    }
-    (StatusCode::OK, Json(body))
+    let status = match error {
+        Some(_) => StatusCode::SERVICE_UNAVAILABLE,
+        None => StatusCode::OK,
+    };
+    let body = Written {
+        acked,
+        error,
+        key: &item.key,
+        replicas: replicas.iter().map(|(id, _)| id.as_str()).collect(),
+        value: &item.value,
+        version: &item.version,
+    };
+    (status, Json(body)).into_response()
+}
+
+/// The answer to `POST /data`, its fields in the order a JSON object of them has always
+/// been written in (sorted), so the bytes are the same as they were.
+#[derive(Serialize)]
+struct Written<'a> {
+    acked: usize,
+    /// Why the write is not acknowledged (too few copies), when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    key: &'a str,
+    replicas: Vec<&'a str>,
+    value: &'a str,
+    version: &'a Version,
+}
+
+/// The answer to `POST /replicate` (whether the copy was newer) and to `POST
+/// /gossip/items` (how many items were).
+#[derive(Serialize)]
+struct Accepted<T> {
+    accepted: T,
 }
 
 #[derive(Deserialize)]
@@ -363,7 +388,7 @@ async fn get_data(
     State(shared): State<Shared>,
     Path(key): Path<String>,
     Query(options): Query<ReadOptions>,
-) -> Reply {
+) -> Response {
     let (local, replica, replicas, timeout, pool) = {
         let node = lock(&shared);
         (
@@ -377,7 +402,7 @@ async fn get_data(
     // A replica answers from its copy; any other node asks the key's replicas first (a
     // copy it still holds is one being handed off, and may be behind theirs).
     if let Some(item) = local.as_ref().filter(|_| options.local || replica) {
-        return (StatusCode::OK, Json(serde_json::json!(item)));
+        return (StatusCode::OK, Json(item)).into_response();
     }
     if !options.local {
         // Not here (yet): ask the key's replicas.
@@ -391,32 +416,30 @@ async fn get_data(
                 .call::<(), Item>(addr, Method::GET, &path, None, timeout)
                 .await
             {
+                let answer = (StatusCode::OK, Json(&item)).into_response();
                 if replica {
-                    lock(&shared).merge(item.clone());
+                    lock(&shared).merge(item);
                 }
-                return (StatusCode::OK, Json(serde_json::json!(item)));
+                return answer;
             }
         }
     }
     if let Some(item) = local {
-        return (StatusCode::OK, Json(serde_json::json!(item)));
+        return (StatusCode::OK, Json(item)).into_response();
     }
-    error(StatusCode::NOT_FOUND, format!("key \"{key}\" not found"))
+    error(StatusCode::NOT_FOUND, format!("key \"{key}\" not found")).into_response()
 }
 
-async fn replicate(State(shared): State<Shared>, body: Bytes) -> Reply {
+async fn replicate(State(shared): State<Shared>, body: Bytes) -> Response {
     let item: Item = match json_body(&body) {
         Ok(b) => b,
-        Err(reply) => return reply,
+        Err(reply) => return reply.into_response(),
     };
     if !item.version.is_sane() {
-        return absurd_version();
+        return absurd_version().into_response();
     }
     let accepted = lock(&shared).merge(item);
-    (
-        StatusCode::OK,
-        Json(serde_json::json!({ "accepted": accepted })),
-    )
+    (StatusCode::OK, Json(Accepted { accepted })).into_response()
 }
 
 /// The answer to a version whose counter no real write can have.
@@ -440,20 +463,18 @@ async fn gossip(State(shared): State<Shared>, body: Bytes) -> Result<Json<Digest
 }
 
 /// `POST /gossip/items`: items a peer found this node wanting.
-async fn gossip_items(State(shared): State<Shared>, body: Bytes) -> Reply {
+async fn gossip_items(State(shared): State<Shared>, body: Bytes) -> Response {
     let items: Vec<Item> = match json_body::<anti_entropy::Batch>(&body) {
         Ok(batch) => batch.items,
-        Err(reply) => return reply,
+        Err(reply) => return reply.into_response(),
     };
     if items.iter().any(|i| !i.version.is_sane()) {
-        return absurd_version();
+        return absurd_version().into_response();
     }
     let mut node = lock(&shared);
     let accepted = items.into_iter().filter(|i| node.merge(i.clone())).count();
-    (
-        StatusCode::OK,
-        Json(serde_json::json!({ "accepted": accepted })),
-    )
+    drop(node);
+    (StatusCode::OK, Json(Accepted { accepted })).into_response()
 }
 
 async fn health(State(shared): State<Shared>) -> Json<serde_json::Value> {
@@ -735,7 +756,7 @@ async fn hand_off(shared: &Shared) {
             let keys: Vec<String> = chunk.iter().map(|i| i.key.clone()).collect();
             let batch = anti_entropy::Batch { items: chunk };
             let call = pool.call(addr, Method::POST, "/gossip/items", Some(&batch), timeout);
-            let sent: Result<serde_json::Value, CallError> = breakers.call(&peer, call).await;
+            let sent: Result<IgnoredAny, CallError> = breakers.call(&peer, call).await;
             if sent.is_err() {
                 break; // the rest for this peer waits for the next round
             }
@@ -786,7 +807,7 @@ async fn reconcile(shared: &Shared, peer: &str, addr: SocketAddr, timeout: Durat
         for items in batches {
             let batch = anti_entropy::Batch { items };
             let call = pool.call(addr, Method::POST, "/gossip/items", Some(&batch), timeout);
-            let sent: Result<serde_json::Value, CallError> = breakers.call(peer, call).await;
+            let sent: Result<IgnoredAny, CallError> = breakers.call(peer, call).await;
             if sent.is_err() {
                 return;
             }
@@ -1028,6 +1049,50 @@ mod tests {
         assert_eq!(plain_read("/data/", None), None, "no key");
         assert_eq!(plain_read("/data/a/b", None), None, "two segments");
         assert_eq!(plain_read("/health", None), None);
+    }
+
+    /// The typed answers write the bytes the JSON objects they replace wrote (fields
+    /// sorted), so clients, histories and error texts see the same answers.
+    #[test]
+    fn typed_answers_are_the_json_objects_they_replace() {
+        let version = Version {
+            counter: 7,
+            node: "n\"1".into(),
+        };
+        for error in [None, Some("only 1 of 3 copies confirmed".to_string())] {
+            let typed = Written {
+                acked: 1,
+                error: error.clone(),
+                key: "k1",
+                replicas: vec!["n2", "n3"],
+                value: "v\u{e9}",
+                version: &version,
+            };
+            let mut object = serde_json::json!({
+                "key": "k1",
+                "value": "v\u{e9}",
+                "version": version,
+                "replicas": ["n2", "n3"],
+                "acked": 1,
+            });
+            if let Some(error) = error {
+                object["error"] = error.into();
+            }
+            let typed = serde_json::to_string(&typed).expect("serializes");
+            assert_eq!(typed, object.to_string());
+        }
+        let accepted = serde_json::to_string(&Accepted { accepted: true }).expect("serializes");
+        assert_eq!(
+            accepted,
+            serde_json::json!({ "accepted": true }).to_string()
+        );
+        let item = Item {
+            key: "k".into(),
+            value: "v".into(),
+            version,
+        };
+        let typed = serde_json::to_string(&item).expect("serializes");
+        assert_eq!(typed, serde_json::json!(item).to_string());
     }
 
     /// A write is taken only with a declared length within the limit (so the body limit's

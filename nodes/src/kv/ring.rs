@@ -12,11 +12,29 @@ use std::sync::{Arc, Mutex};
 /// The ring for one membership view: its points sorted, each naming a member by index
 /// (a sorted array is cheaper to build and to walk than a tree; every KV request reads
 /// the ring, and every membership change rebuilds it).
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Ring {
     /// (point, index into `names`), sorted by point, one entry per point.
     points: Vec<(u64, u32)>,
     names: Vec<Arc<str>>,
+    /// Replicas already found: key -> (count asked, indices into `names`). A pure
+    /// function of the ring, asked for the same few keys over and over (every request,
+    /// every anti-entropy page, for each key in it); emptied when it holds
+    /// [`MEMO_KEYS`] keys, so a store of many keys costs no more than before.
+    memo: Mutex<BTreeMap<String, (usize, Vec<u32>)>>,
+}
+
+/// Most keys whose replicas a ring remembers.
+const MEMO_KEYS: usize = 4096;
+
+impl Clone for Ring {
+    fn clone(&self) -> Self {
+        Ring {
+            points: self.points.clone(),
+            names: self.names.clone(),
+            memo: Mutex::default(),
+        }
+    }
 }
 
 /// A stable 64-bit hash (the first 8 bytes of SHA-256).
@@ -84,6 +102,23 @@ impl Ring {
 
     /// [`Ring::replicas`], borrowed from the ring.
     pub fn replicas_of(&self, key: &str, count: usize) -> Vec<&str> {
+        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((asked, found)) = memo.get(key) {
+            if *asked == count {
+                return found.iter().map(|&i| &*self.names[i as usize]).collect();
+            }
+        }
+        let found = self.walk(key, count);
+        if memo.len() >= MEMO_KEYS {
+            memo.clear();
+        }
+        let replicas = found.iter().map(|&i| &*self.names[i as usize]).collect();
+        memo.insert(key.to_string(), (count, found));
+        replicas
+    }
+
+    /// The walk of [`Ring::replicas_of`]: indices into `names`.
+    fn walk(&self, key: &str, count: usize) -> Vec<u32> {
         let want = count.min(self.names.len());
         let mut found: Vec<u32> = Vec::with_capacity(want);
         let at = hash(key);
@@ -98,7 +133,7 @@ impl Ring {
                 found.push(member);
             }
         }
-        found.iter().map(|&i| &*self.names[i as usize]).collect()
+        found
     }
 }
 
@@ -146,6 +181,14 @@ mod tests {
             assert_eq!(ring.replicas_of(&key, 3), walk, "key {key}");
         }
         assert!(Ring::new([], 150).replicas("k", 3).is_empty());
+        // Asked again (from the memo), or for another count, the walk is the same.
+        for k in 0..500 {
+            let key = format!("key-{k}");
+            let three = ring.replicas_of(&key, 3);
+            assert_eq!(ring.replicas_of(&key, 3), three, "key {key}");
+            assert_eq!(ring.replicas_of(&key, 2), three[..2], "key {key}");
+            assert_eq!(ring.clone().replicas_of(&key, 3), three, "key {key}");
+        }
     }
 
     #[test]

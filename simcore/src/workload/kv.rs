@@ -180,7 +180,7 @@ impl Client {
 
     /// A fresh pool per attempt (a connection of its own), reporting to the client's tap.
     fn pool(&self) -> Pool {
-        Pool::new().tapped(self.wire.clone())
+        Pool::single_use().tapped(self.wire.clone())
     }
 
     fn now(&self) -> u64 {
