@@ -15,12 +15,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::time::Sleep;
 
 /// A sleep that registers with the runtime once (see the module doc).
 pub struct Alarm {
-    sleep: Pin<Box<Sleep>>,
+    /// When it is due, until first polled (hyper makes a header timer for every request
+    /// head, most of them read at once and never polled: they cost nothing then).
+    due: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
     /// The waker the runtime holds, once asked; forwards to the latest poller.
     relay: Option<Arc<Relay>>,
 }
@@ -47,24 +50,34 @@ impl Wake for Relay {
 impl Alarm {
     /// An alarm due `after` from now (true time).
     pub fn after(after: Duration) -> Self {
+        Self::at(Instant::now() + after)
+    }
+
+    /// An alarm due at `due` (true time).
+    pub fn at(due: Instant) -> Self {
         Alarm {
-            sleep: Box::pin(tokio::time::sleep(after)),
+            due,
+            sleep: None,
             relay: None,
         }
     }
 
     /// Ready once the deadline has passed; the task polling it now is the one woken.
     pub fn poll_due(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(relay) = &self.relay else {
+        let (Some(relay), Some(sleep)) = (&self.relay, &self.sleep) else {
             let relay = Arc::new(Relay {
                 task: Mutex::new(Some(cx.waker().clone())),
             });
             let waker = Waker::from(relay.clone());
-            let due = self.sleep.as_mut().poll(&mut Context::from_waker(&waker));
+            // tokio's own `Instant` on real tokio; the same type in the simulator.
+            #[allow(clippy::useless_conversion)]
+            let due = tokio::time::Instant::from(self.due);
+            let sleep = self.sleep.insert(Box::pin(tokio::time::sleep_until(due)));
+            let due = sleep.as_mut().poll(&mut Context::from_waker(&waker));
             self.relay = Some(relay);
             return due;
         };
-        if self.sleep.is_elapsed() {
+        if sleep.is_elapsed() {
             return Poll::Ready(());
         }
         let mut task = relay.task.lock().unwrap_or_else(|e| e.into_inner());

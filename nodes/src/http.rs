@@ -118,9 +118,11 @@ pub type Answering = Pin<Box<dyn Future<Output = axum::response::Response> + Sen
 /// and rare).
 pub type NotMine = Box<hyper::Request<hyper::body::Incoming>>;
 
-/// A fast path: answers the requests it knows, hands back the rest.
-type FastPath =
-    dyn Fn(hyper::Request<hyper::body::Incoming>) -> Result<Answering, NotMine> + Send + Sync;
+/// A fast path: answers the requests it knows (told the caller's address: its requests
+/// carry no [`PeerAddr`] extension), hands back the rest.
+type FastPath = dyn Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> Result<Answering, NotMine>
+    + Send
+    + Sync;
 
 /// What a server answers with: a router, and optionally a fast path tried first.
 ///
@@ -147,7 +149,7 @@ impl Routes {
     /// The same, with `fast` tried first on every request.
     pub fn with_fast_path(
         mut self,
-        fast: impl Fn(hyper::Request<hyper::body::Incoming>) -> Result<Answering, NotMine>
+        fast: impl Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> Result<Answering, NotMine>
             + Send
             + Sync
             + 'static,
@@ -205,9 +207,8 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Served {
     type Error = std::convert::Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
-    fn call(&self, mut request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+    fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         REQUESTS_SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        request.extensions_mut().insert(PeerAddr(self.peer));
         // A request numbered by a tapped caller is reported when served and answered.
         let tapped = self
             .wire
@@ -215,11 +216,17 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Served {
             .then(|| call_number(request.headers()))
             .flatten()
             .map(|id| (self.wire.clone(), id));
+        // The router's handlers find the caller as an extension (an allocation per
+        // request, which the fast path, told it directly, does without).
+        let routed = |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(PeerAddr(self.peer));
+            self.routes.router.call(request)
+        };
         let answer = match &self.routes.fast {
-            None => Either::Right(self.routes.router.call(request)),
-            Some(fast) => match fast(request) {
+            None => Either::Right(routed(request)),
+            Some(fast) => match fast(request, self.peer) {
                 Ok(answer) => Either::Left(answer.map(Ok)),
-                Err(request) => Either::Right(self.routes.router.call(*request)),
+                Err(request) => Either::Right(routed(*request)),
             },
         };
         let from = self.peer;
@@ -251,7 +258,7 @@ impl hyper::rt::Timer for TokioTimer {
     }
 
     fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        self.sleep(deadline.saturating_duration_since(std::time::Instant::now()))
+        Box::pin(TokioSleep(Alarm::at(deadline)))
     }
 }
 

@@ -21,7 +21,7 @@ use crate::runtime::Routes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
@@ -274,9 +274,16 @@ impl Pool {
         let mut request = Request::new(Full::new(outgoing.body.clone()));
         *request.method_mut() = outgoing.method.clone();
         *request.uri_mut() = hyper::Uri::try_from(outgoing.path)?;
+        // Room for every header set here at once (an empty map grows on its first insert).
         let headers = request.headers_mut();
+        headers.reserve(6);
         headers.insert(HOST, HeaderValue::try_from(host(addr))?);
         headers.insert(CONTENT_TYPE, outgoing.content_type.clone());
+        if self.single_use {
+            // Said, as it is so: the server closes after its answer instead of waiting
+            // (with a header timer) for a next request that never comes.
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(key) = &self.key {
             let mac = crate::auth::http::sign(
                 key,

@@ -314,6 +314,9 @@ pub struct WireEntry {
     pub tapped: nodes::runtime::wire::Tapped,
 }
 
+/// Entries a recorder makes room for at once (a KV fuzz seed records about a thousand).
+const EXPECTED_ENTRIES: usize = 1024;
+
 /// A shared, append-only recorder; clones record into the same history.
 #[derive(Clone)]
 pub struct Recorder {
@@ -329,7 +332,9 @@ impl Recorder {
     /// A recorder whose time zero is now (call inside the simulation).
     pub fn new() -> Self {
         Recorder {
-            entries: Arc::new(Mutex::new(Vec::new())),
+            // Room for a typical run's history at once: growing it by doubling copied
+            // the whole history every time, onto fresh pages (issue 16).
+            entries: Arc::new(Mutex::new(Vec::with_capacity(EXPECTED_ENTRIES))),
             wire: None,
             calls: Arc::default(),
             start: Instant::now(),

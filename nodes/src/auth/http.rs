@@ -57,11 +57,19 @@ pub async fn verified(
     parts: &axum::http::request::Parts,
     body: axum::body::Body,
 ) -> Result<axum::body::Bytes, Response> {
+    let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
+    verified_from(guard, parts, peer, body).await
+}
+
+/// [`verified`], the caller's address given (`None`: unknown).
+async fn verified_from(
+    guard: &Guard,
+    parts: &axum::http::request::Parts,
+    peer: Option<std::net::SocketAddr>,
+    body: axum::body::Body,
+) -> Result<axum::body::Bytes, Response> {
     let refuse = |reason: &str| {
-        let peer = parts
-            .extensions
-            .get::<PeerAddr>()
-            .map_or_else(|| "unknown".to_string(), |p| p.0.to_string());
+        let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
         let path = parts
             .uri
             .path_and_query()
@@ -98,6 +106,7 @@ pub async fn verified(
 pub fn guarded<F, A>(
     guard: &Guard,
     request: hyper::Request<hyper::body::Incoming>,
+    peer: std::net::SocketAddr,
     handler: F,
 ) -> crate::http::Answering
 where
@@ -107,7 +116,7 @@ where
     let guard = guard.clone();
     Box::pin(async move {
         let (parts, body) = request.into_parts();
-        match verified(&guard, &parts, axum::body::Body::new(body)).await {
+        match verified_from(&guard, &parts, Some(peer), axum::body::Body::new(body)).await {
             Ok(body) => handler(body).await,
             Err(refused) => refused,
         }

@@ -29,9 +29,7 @@ use super::ring::Ring;
 use super::swim::{self, GossipConfig, MemberInfo, View};
 use super::version::{wins, Version, VersionSource, Versioning, MAX_COUNTER};
 use crate::auth::{self, http::Guard};
-use crate::http::{
-    error, json_body, serve_routes, Answering, CallError, NotMine, PeerAddr, Routes,
-};
+use crate::http::{error, json_body, serve_routes, Answering, CallError, NotMine, Routes};
 use crate::pool::Pool;
 use crate::runtime::{Clock, EventSink, NodeEnv, NodeEvent};
 use axum::body::{Body, Bytes};
@@ -833,25 +831,35 @@ fn fast_path(
     shared: Shared,
     overload: Arc<Overload>,
     guard: Guard,
-) -> impl Fn(hyper::Request<hyper::body::Incoming>) -> Result<Answering, NotMine> + Send + Sync {
-    move |request| {
+) -> impl Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> Result<Answering, NotMine> + Send + Sync
+{
+    move |request, peer| {
         // Internal routes are exempt from the middleware (`Route::Internal`).
         let state = State(shared.clone());
         match (request.method(), request.uri().path()) {
             (&Method::POST, "/replicate") => {
-                return Ok(auth::http::guarded(&guard, request, |body| async move {
-                    replicate(state, body).await.into_response()
-                }))
+                return Ok(auth::http::guarded(
+                    &guard,
+                    request,
+                    peer,
+                    |body| async move { replicate(state, body).await.into_response() },
+                ))
             }
             (&Method::POST, "/gossip") => {
-                return Ok(auth::http::guarded(&guard, request, |body| async move {
-                    gossip(state, body).await.into_response()
-                }))
+                return Ok(auth::http::guarded(
+                    &guard,
+                    request,
+                    peer,
+                    |body| async move { gossip(state, body).await.into_response() },
+                ))
             }
             (&Method::POST, "/gossip/items") => {
-                return Ok(auth::http::guarded(&guard, request, |body| async move {
-                    gossip_items(state, body).await.into_response()
-                }))
+                return Ok(auth::http::guarded(
+                    &guard,
+                    request,
+                    peer,
+                    |body| async move { gossip_items(state, body).await.into_response() },
+                ))
             }
             _ => {}
         }
@@ -865,7 +873,7 @@ fn fast_path(
             _ => return Err(Box::new(request)),
         };
         let class = overload.route_of(request.method(), request.uri(), request.headers());
-        let client = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+        let client = Some(peer.ip());
         let overload = overload.clone();
         let work = match read {
             Some((key, local)) => {

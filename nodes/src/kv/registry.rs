@@ -208,16 +208,16 @@ pub async fn run(config: RegistryConfig, env: NodeEnv) -> io::Result<()> {
     // The beats and registrations (a node's every few seconds) skip the router.
     let fast = {
         let (guard, shared) = (guard.clone(), shared.clone());
-        move |request: hyper::Request<hyper::body::Incoming>| {
+        move |request: hyper::Request<hyper::body::Incoming>, peer| {
             let state = State(shared.clone());
             match (request.method(), request.uri().path()) {
                 (&Method::POST, "/heartbeat") => {
-                    Ok(auth::http::guarded(&guard, request, |b| async move {
+                    Ok(auth::http::guarded(&guard, request, peer, |b| async move {
                         heartbeat(state, b).await.into_response()
                     }))
                 }
                 (&Method::POST, "/register") => {
-                    Ok(auth::http::guarded(&guard, request, |b| async move {
+                    Ok(auth::http::guarded(&guard, request, peer, |b| async move {
                         register(state, b).await.into_response()
                     }))
                 }
