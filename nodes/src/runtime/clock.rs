@@ -72,8 +72,13 @@ impl Clock {
 
     /// Local monotonic time since the clock was created. Timeouts are measured on this.
     pub fn now(&self) -> Duration {
-        let m = self.model();
-        m.local_at(Instant::now())
+        self.at(Instant::now())
+    }
+
+    /// What the local monotonic clock read (or reads) at the true instant `at`: for a
+    /// caller that has read the time already.
+    pub fn at(&self, at: Instant) -> Duration {
+        self.model().local_at(at)
     }
 
     /// Local wall-clock time in unix milliseconds (offset and drift included).
@@ -111,6 +116,7 @@ impl Clock {
         Timer {
             clock: self.clone(),
             sleep: Box::pin(tokio::time::sleep_until(now)),
+            due: now,
             armed: None,
         }
     }
@@ -168,14 +174,20 @@ impl ClockModel {
 ///
 /// [`Timer::set`] moves it to a local deadline; polling it (`&mut timer` in a `select!`)
 /// completes once that deadline is reached, and again on every poll until it is set to a
-/// later one. It asks the runtime for a wake-up only when the deadline or the waiting task
-/// changes, not on every poll: a driver polls its timer once per message, and a fresh
-/// timer per message (or the simulator's sleep, which registers on every poll) cost more
-/// than the protocols it drove (issue 16).
+/// later one. It asks the runtime for a wake-up only when it must, not on every poll: a
+/// driver polls its timer once per message, and a fresh timer per message (or the
+/// simulator's sleep, which registers on every poll) cost more than the protocols it drove
+/// (issue 16). A deadline moved later keeps the wake-up already asked for: a follower's
+/// election deadline moves with every heartbeat, and the simulator cannot take a wake-up
+/// back, so re-asking each time left one stale wake-up per heartbeat. Woken early, the
+/// timer asks again for its deadline then.
 pub struct Timer {
     clock: Clock,
+    /// Its deadline is that of the wake-up asked for, at or before `due`.
     sleep: Pin<Box<Sleep>>,
-    /// The task the runtime will wake at the current deadline, once asked.
+    /// When the timer completes.
+    due: Instant,
+    /// The task the runtime will wake at the sleep's deadline, once asked.
     armed: Option<Waker>,
 }
 
@@ -183,10 +195,16 @@ impl Timer {
     /// Makes the timer due when the local clock reads `deadline` (at the current drift).
     pub fn set(&mut self, deadline: Duration) {
         let at = self.clock.true_instant(deadline);
-        if self.sleep.deadline() != at {
-            self.sleep.as_mut().reset(at);
-            self.armed = None;
+        if at == self.due {
+            return;
         }
+        self.due = at;
+        // Later than the wake-up asked for: that wake-up comes first, and is kept.
+        if self.armed.is_some() && at > self.sleep.deadline() {
+            return;
+        }
+        self.sleep.as_mut().reset(at);
+        self.armed = None;
     }
 }
 
@@ -201,6 +219,11 @@ impl Future for Timer {
             .is_some_and(|waker| waker.will_wake(cx.waker()));
         if waiting && !this.sleep.is_elapsed() {
             return Poll::Pending;
+        }
+        if this.sleep.deadline() != this.due {
+            // The wake-up asked for came (or another task polls): ask for the deadline.
+            this.sleep.as_mut().reset(this.due);
+            this.armed = None;
         }
         match this.sleep.as_mut().poll(cx) {
             Poll::Ready(()) => {
@@ -286,6 +309,46 @@ mod tests {
             let waited = start.elapsed();
             let off = waited.abs_diff(Duration::from_secs(2));
             assert!(off < Duration::from_micros(1), "fired after {waited:?}");
+        });
+    }
+
+    /// A deadline pushed later by every message (a follower's election deadline) fires at
+    /// the last one, and wakes its task only every so often in between, not once per move.
+    #[test]
+    fn a_deadline_moved_later_keeps_its_wake_up() {
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async {
+            let clock = Clock::new();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    tokio::time::sleep(Duration::from_millis(800)).await;
+                    let _ = tx.send(());
+                }
+                std::future::pending::<()>().await;
+            });
+            let timeout = Duration::from_millis(2500);
+            let start = Instant::now();
+            let mut timer = clock.timer();
+            timer.set(timeout);
+            let mut polls = 0;
+            std::future::poll_fn(|cx| {
+                polls += 1;
+                while let Poll::Ready(Some(())) = rx.poll_recv(cx) {
+                    timer.set(clock.now() + timeout);
+                }
+                Pin::new(&mut timer).poll(cx)
+            })
+            .await;
+            let fired = start.elapsed();
+            let expected = Duration::from_millis(20 * 800) + timeout;
+            assert!(
+                fired.abs_diff(expected) < Duration::from_millis(1),
+                "{fired:?}"
+            );
+            // One poll per message, and about one per timeout for the wake-ups kept
+            // (asking anew at every move: one more per message).
+            assert!(polls <= 1 + 20 + 9, "{polls} polls");
         });
     }
 }
