@@ -56,7 +56,8 @@ pub async fn run(config: ElectionNodeConfig, env: NodeEnv) -> io::Result<()> {
     // Polled only once its signal fires, not on every message (see `woken`).
     let mut shutdown = OnWake::new(tokio::signal::ctrl_c());
     loop {
-        execute(commands, &transport, &mut log, &events, at)?;
+        execute(&mut commands, &transport, &mut log, &events, at)?;
+        election.recycle(commands);
         timer.set(election.next_deadline());
         // `biased`: tokio's unbiased select draws from a per-thread RNG seeded from a
         // process-wide counter, which would make two simulated runs in one process differ.
@@ -98,10 +99,10 @@ pub fn recover(
     Ok((log, persisted))
 }
 
-/// Carries out state-machine commands in order: persist (synced) before later sends;
+/// Carries out (and drains) state-machine commands in order: persist (synced) before later sends;
 /// `at` is when the turn that gave them began (see [`Transport::send_at`]).
 pub fn execute<M>(
-    commands: Vec<Command>,
+    commands: &mut Vec<Command>,
     transport: &Transport<M>,
     log: &mut DurableLog,
     events: &EventSink,
@@ -115,7 +116,7 @@ where
         + 'static
         + From<Message>,
 {
-    for command in commands {
+    for command in commands.drain(..) {
         match command {
             Command::Send { to, message } => transport.send_at(to, &M::from(message), at),
             Command::Persist(state) => {

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,7 +21,15 @@ const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 86_400);
 /// A node's clock: shared between the node and (in simulation) the harness.
 #[derive(Clone, Debug)]
 pub struct Clock {
-    model: Arc<Mutex<ClockModel>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    model: Mutex<ClockModel>,
+    /// Bumped whenever the drift changes, so a [`Timer`] knows when a local deadline it
+    /// already mapped to true time still maps to the same instant.
+    rate_epoch: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -54,20 +63,23 @@ impl Clock {
             .unwrap_or(0);
         let now = Instant::now();
         Clock {
-            model: Arc::new(Mutex::new(ClockModel {
-                created: now,
-                base_true: now,
-                base_local: Duration::ZERO,
-                drift: 0.0,
-                offset_ms: 0,
-                epoch_wall_ms,
-            })),
+            shared: Arc::new(Shared {
+                model: Mutex::new(ClockModel {
+                    created: now,
+                    base_true: now,
+                    base_local: Duration::ZERO,
+                    drift: 0.0,
+                    offset_ms: 0,
+                    epoch_wall_ms,
+                }),
+                rate_epoch: AtomicU64::new(0),
+            }),
         }
     }
 
     fn model(&self) -> MutexGuard<'_, ClockModel> {
         // A poisoned clock only means a panic elsewhere; the numbers are still valid.
-        self.model.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.model.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Local monotonic time since the clock was created. Timeouts are measured on this.
@@ -117,6 +129,7 @@ impl Clock {
             clock: self.clone(),
             sleep: Box::pin(tokio::time::sleep_until(now)),
             due: now,
+            mapped: None,
             armed: None,
         }
     }
@@ -138,6 +151,7 @@ impl Clock {
             m.base_local = m.local_at(now);
             m.base_true = now;
             m.drift = drift.max(-0.99);
+            self.shared.rate_epoch.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -187,6 +201,8 @@ pub struct Timer {
     sleep: Pin<Box<Sleep>>,
     /// When the timer completes.
     due: Instant,
+    /// The local deadline `due` was mapped from, and the clock's rate epoch then.
+    mapped: Option<(Duration, u64)>,
     /// The task the runtime will wake at the sleep's deadline, once asked.
     armed: Option<Waker>,
 }
@@ -194,6 +210,11 @@ pub struct Timer {
 impl Timer {
     /// Makes the timer due when the local clock reads `deadline` (at the current drift).
     pub fn set(&mut self, deadline: Duration) {
+        let epoch = self.clock.shared.rate_epoch.load(Ordering::Acquire);
+        if self.mapped == Some((deadline, epoch)) {
+            return; // the same deadline at the same rate: the same instant
+        }
+        self.mapped = Some((deadline, epoch));
         let at = self.clock.true_instant(deadline);
         if at == self.due {
             return;
@@ -349,6 +370,27 @@ mod tests {
             // One poll per message, and about one per timeout for the wake-ups kept
             // (asking anew at every move: one more per message).
             assert!(polls <= 1 + 20 + 9, "{polls} polls");
+        });
+    }
+
+    /// The same local deadline set again after the drift changed maps to a new instant.
+    #[test]
+    fn a_deadline_set_again_follows_a_new_drift() {
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async {
+            let clock = Clock::new();
+            let start = Instant::now();
+            let mut timer = clock.timer();
+            timer.set(Duration::from_secs(10));
+            // The local clock now runs twice as fast: its 10 s come after 5 true seconds.
+            clock.set_skew(None, Some(1.0));
+            timer.set(Duration::from_secs(10));
+            (&mut timer).await;
+            let waited = start.elapsed();
+            assert!(
+                waited.abs_diff(Duration::from_secs(5)) < Duration::from_millis(1),
+                "{waited:?}"
+            );
         });
     }
 }
