@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 /// Where a chat node listens and where its peers are, plus the chat knobs.
 #[derive(Clone, Debug)]
@@ -92,7 +93,10 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
     let listener = TcpListener::bind(config.client_listen).await?;
     let (client_tx, mut clients) = mpsc::channel(1024);
     tokio::spawn(accept_clients(listener, client_tx));
-    let mut chat = Chat::new(config.chat, recovered, clock.now());
+    // The time is read once per turn (a peer message's is when it was taken), and the
+    // turn's sends use it.
+    let mut at = Instant::now();
+    let mut chat = Chat::new(config.chat, recovered, clock.at(at));
     let mut io = Io {
         transport,
         log: &mut log,
@@ -101,13 +105,13 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
         subscribers: Vec::new(),
     };
     let mut next_request = 0u64;
-    let mut actions = chat.start(clock.now());
+    let mut actions = chat.start(clock.at(at));
     // One timer for the whole loop, moved only when the deadline moves.
     let mut timer = clock.timer();
     // Polled only once its signal fires, not on every message (see `woken`).
     let mut shutdown = OnWake::new(tokio::signal::ctrl_c());
     loop {
-        io.execute(actions)?;
+        io.execute(actions, at)?;
         timer.set(chat.next_deadline());
         // `biased` keeps the simulation deterministic (see the election driver); timers
         // first, so a flood of messages cannot starve the election.
@@ -117,13 +121,20 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
                 io.events.emit(NodeEvent::Stopped { reason: "ctrl-c".into() });
                 return Ok(());
             }
-            _ = &mut timer => chat.on_tick(clock.now()),
-            Some(wire) = inbox.recv() => chat.on_peer(clock.now(), wire),
+            _ = &mut timer => {
+                at = Instant::now();
+                chat.on_tick(clock.at(at))
+            }
+            Some(wire) = inbox.recv() => {
+                at = inbox.received_at();
+                chat.on_peer(clock.at(at), wire)
+            }
             Some(event) = clients.recv() => match event {
                 ClientEvent::Send(submission, reply) => {
                     next_request += 1;
                     io.replies.insert(next_request, reply);
-                    chat.on_submit(clock.now(), next_request, submission)
+                    at = Instant::now();
+                    chat.on_submit(clock.at(at), next_request, submission)
                 }
                 ClientEvent::Status(reply) => {
                     let (role, term, leader, delivered) = chat.status();
@@ -187,10 +198,11 @@ struct Io<'a> {
 }
 
 impl Io<'_> {
-    fn execute(&mut self, actions: Vec<Action>) -> io::Result<()> {
+    /// Carries out `actions` of a turn that began at `at`.
+    fn execute(&mut self, actions: Vec<Action>, at: Instant) -> io::Result<()> {
         for action in actions {
             match action {
-                Action::Send { to, wire } => self.transport.send(to, &wire),
+                Action::Send { to, wire } => self.transport.send_at(to, &wire, at),
                 Action::Persist(record) => persist(self.log, &record)?,
                 Action::Emit(event) => self.events.emit(event),
                 Action::Reply { request, response } => {

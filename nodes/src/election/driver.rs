@@ -14,6 +14,7 @@ use crate::runtime::{DurableLog, EventSink, NodeEnv, NodeEvent};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
+use tokio::time::Instant;
 
 /// Where a node listens and where its peers are, plus the election knobs.
 #[derive(Clone, Debug)]
@@ -47,25 +48,34 @@ pub async fn run(config: ElectionNodeConfig, env: NodeEnv) -> io::Result<()> {
         &wire,
     )
     .await?;
-    let mut election = Election::new(config.election, persisted, clock.now());
-    let mut commands = election.start(clock.now());
+    let mut at = Instant::now();
+    let mut election = Election::new(config.election, persisted, clock.at(at));
+    let mut commands = election.start(clock.at(at));
     // One timer for the whole loop, moved only when the deadline moves.
     let mut timer = clock.timer();
     // Polled only once its signal fires, not on every message (see `woken`).
     let mut shutdown = OnWake::new(tokio::signal::ctrl_c());
     loop {
-        execute(commands, &transport, &mut log, &events)?;
+        execute(&mut commands, &transport, &mut log, &events, at)?;
+        election.recycle(commands);
         timer.set(election.next_deadline());
         // `biased`: tokio's unbiased select draws from a per-thread RNG seeded from a
         // process-wide counter, which would make two simulated runs in one process differ.
-        commands = tokio::select! {
+        // The time is read once per turn: a message's is when it was taken.
+        (at, commands) = tokio::select! {
             biased;
             _ = &mut shutdown => {
                 events.emit(NodeEvent::Stopped { reason: "ctrl-c".into() });
                 return Ok(());
             }
-            _ = &mut timer => election.on_tick(clock.now()),
-            Some(message) = inbox.recv() => election.on_message(clock.now(), message),
+            _ = &mut timer => {
+                let at = Instant::now();
+                (at, election.on_tick(clock.at(at)))
+            }
+            Some(message) = inbox.recv() => {
+                let at = inbox.received_at();
+                (at, election.on_message(clock.at(at), message))
+            }
         };
     }
 }
@@ -89,12 +99,14 @@ pub fn recover(
     Ok((log, persisted))
 }
 
-/// Carries out state-machine commands in order: persist (synced) before later sends.
+/// Carries out (and drains) state-machine commands in order: persist (synced) before later sends;
+/// `at` is when the turn that gave them began (see [`Transport::send_at`]).
 pub fn execute<M>(
-    commands: Vec<Command>,
+    commands: &mut Vec<Command>,
     transport: &Transport<M>,
     log: &mut DurableLog,
     events: &EventSink,
+    at: Instant,
 ) -> io::Result<()>
 where
     M: serde::Serialize
@@ -104,9 +116,9 @@ where
         + 'static
         + From<Message>,
 {
-    for command in commands {
+    for command in commands.drain(..) {
         match command {
-            Command::Send { to, message } => transport.send(to, &M::from(message)),
+            Command::Send { to, message } => transport.send_at(to, &M::from(message), at),
             Command::Persist(state) => {
                 let record = serde_json::to_vec(&state).map_err(io::Error::other)?;
                 log.append(&record)?;

@@ -676,6 +676,15 @@ impl Election {
         }
     }
 
+    /// Hands back a drained outbox (its allocation is reused for the next commands: a
+    /// driver handles one message per turn, issue 16).
+    pub fn recycle(&mut self, mut spent: Vec<Command>) {
+        if self.out.capacity() == 0 {
+            spent.clear();
+            self.out = spent;
+        }
+    }
+
     /// Appends a role event if the role, term or leader changed, and drains the outbox.
     fn finish(&mut self) -> Vec<Command> {
         let now = (self.role(), self.term, self.leader());

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,7 +21,15 @@ const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 86_400);
 /// A node's clock: shared between the node and (in simulation) the harness.
 #[derive(Clone, Debug)]
 pub struct Clock {
-    model: Arc<Mutex<ClockModel>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    model: Mutex<ClockModel>,
+    /// Bumped whenever the drift changes, so a [`Timer`] knows when a local deadline it
+    /// already mapped to true time still maps to the same instant.
+    rate_epoch: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -54,26 +63,34 @@ impl Clock {
             .unwrap_or(0);
         let now = Instant::now();
         Clock {
-            model: Arc::new(Mutex::new(ClockModel {
-                created: now,
-                base_true: now,
-                base_local: Duration::ZERO,
-                drift: 0.0,
-                offset_ms: 0,
-                epoch_wall_ms,
-            })),
+            shared: Arc::new(Shared {
+                model: Mutex::new(ClockModel {
+                    created: now,
+                    base_true: now,
+                    base_local: Duration::ZERO,
+                    drift: 0.0,
+                    offset_ms: 0,
+                    epoch_wall_ms,
+                }),
+                rate_epoch: AtomicU64::new(0),
+            }),
         }
     }
 
     fn model(&self) -> MutexGuard<'_, ClockModel> {
         // A poisoned clock only means a panic elsewhere; the numbers are still valid.
-        self.model.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.model.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Local monotonic time since the clock was created. Timeouts are measured on this.
     pub fn now(&self) -> Duration {
-        let m = self.model();
-        m.local_at(Instant::now())
+        self.at(Instant::now())
+    }
+
+    /// What the local monotonic clock read (or reads) at the true instant `at`: for a
+    /// caller that has read the time already.
+    pub fn at(&self, at: Instant) -> Duration {
+        self.model().local_at(at)
     }
 
     /// Local wall-clock time in unix milliseconds (offset and drift included).
@@ -111,6 +128,8 @@ impl Clock {
         Timer {
             clock: self.clone(),
             sleep: Box::pin(tokio::time::sleep_until(now)),
+            due: now,
+            mapped: None,
             armed: None,
         }
     }
@@ -132,6 +151,7 @@ impl Clock {
             m.base_local = m.local_at(now);
             m.base_true = now;
             m.drift = drift.max(-0.99);
+            self.shared.rate_epoch.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -168,25 +188,44 @@ impl ClockModel {
 ///
 /// [`Timer::set`] moves it to a local deadline; polling it (`&mut timer` in a `select!`)
 /// completes once that deadline is reached, and again on every poll until it is set to a
-/// later one. It asks the runtime for a wake-up only when the deadline or the waiting task
-/// changes, not on every poll: a driver polls its timer once per message, and a fresh
-/// timer per message (or the simulator's sleep, which registers on every poll) cost more
-/// than the protocols it drove (issue 16).
+/// later one. It asks the runtime for a wake-up only when it must, not on every poll: a
+/// driver polls its timer once per message, and a fresh timer per message (or the
+/// simulator's sleep, which registers on every poll) cost more than the protocols it drove
+/// (issue 16). A deadline moved later keeps the wake-up already asked for: a follower's
+/// election deadline moves with every heartbeat, and the simulator cannot take a wake-up
+/// back, so re-asking each time left one stale wake-up per heartbeat. Woken early, the
+/// timer asks again for its deadline then.
 pub struct Timer {
     clock: Clock,
+    /// Its deadline is that of the wake-up asked for, at or before `due`.
     sleep: Pin<Box<Sleep>>,
-    /// The task the runtime will wake at the current deadline, once asked.
+    /// When the timer completes.
+    due: Instant,
+    /// The local deadline `due` was mapped from, and the clock's rate epoch then.
+    mapped: Option<(Duration, u64)>,
+    /// The task the runtime will wake at the sleep's deadline, once asked.
     armed: Option<Waker>,
 }
 
 impl Timer {
     /// Makes the timer due when the local clock reads `deadline` (at the current drift).
     pub fn set(&mut self, deadline: Duration) {
-        let at = self.clock.true_instant(deadline);
-        if self.sleep.deadline() != at {
-            self.sleep.as_mut().reset(at);
-            self.armed = None;
+        let epoch = self.clock.shared.rate_epoch.load(Ordering::Acquire);
+        if self.mapped == Some((deadline, epoch)) {
+            return; // the same deadline at the same rate: the same instant
         }
+        self.mapped = Some((deadline, epoch));
+        let at = self.clock.true_instant(deadline);
+        if at == self.due {
+            return;
+        }
+        self.due = at;
+        // Later than the wake-up asked for: that wake-up comes first, and is kept.
+        if self.armed.is_some() && at > self.sleep.deadline() {
+            return;
+        }
+        self.sleep.as_mut().reset(at);
+        self.armed = None;
     }
 }
 
@@ -201,6 +240,11 @@ impl Future for Timer {
             .is_some_and(|waker| waker.will_wake(cx.waker()));
         if waiting && !this.sleep.is_elapsed() {
             return Poll::Pending;
+        }
+        if this.sleep.deadline() != this.due {
+            // The wake-up asked for came (or another task polls): ask for the deadline.
+            this.sleep.as_mut().reset(this.due);
+            this.armed = None;
         }
         match this.sleep.as_mut().poll(cx) {
             Poll::Ready(()) => {
@@ -286,6 +330,67 @@ mod tests {
             let waited = start.elapsed();
             let off = waited.abs_diff(Duration::from_secs(2));
             assert!(off < Duration::from_micros(1), "fired after {waited:?}");
+        });
+    }
+
+    /// A deadline pushed later by every message (a follower's election deadline) fires at
+    /// the last one, and wakes its task only every so often in between, not once per move.
+    #[test]
+    fn a_deadline_moved_later_keeps_its_wake_up() {
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async {
+            let clock = Clock::new();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    tokio::time::sleep(Duration::from_millis(800)).await;
+                    let _ = tx.send(());
+                }
+                std::future::pending::<()>().await;
+            });
+            let timeout = Duration::from_millis(2500);
+            let start = Instant::now();
+            let mut timer = clock.timer();
+            timer.set(timeout);
+            let mut polls = 0;
+            std::future::poll_fn(|cx| {
+                polls += 1;
+                while let Poll::Ready(Some(())) = rx.poll_recv(cx) {
+                    timer.set(clock.now() + timeout);
+                }
+                Pin::new(&mut timer).poll(cx)
+            })
+            .await;
+            let fired = start.elapsed();
+            let expected = Duration::from_millis(20 * 800) + timeout;
+            assert!(
+                fired.abs_diff(expected) < Duration::from_millis(1),
+                "{fired:?}"
+            );
+            // One poll per message, and about one per timeout for the wake-ups kept
+            // (asking anew at every move: one more per message).
+            assert!(polls <= 1 + 20 + 9, "{polls} polls");
+        });
+    }
+
+    /// The same local deadline set again after the drift changed maps to a new instant.
+    #[test]
+    fn a_deadline_set_again_follows_a_new_drift() {
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async {
+            let clock = Clock::new();
+            let start = Instant::now();
+            let mut timer = clock.timer();
+            timer.set(Duration::from_secs(10));
+            // The local clock now runs twice as fast: its 10 s come after 5 true seconds.
+            clock.set_skew(None, Some(1.0));
+            timer.set(Duration::from_secs(10));
+            (&mut timer).await;
+            let waited = start.elapsed();
+            assert!(
+                waited.abs_diff(Duration::from_secs(5)) < Duration::from_millis(1),
+                "{waited:?}"
+            );
         });
     }
 }

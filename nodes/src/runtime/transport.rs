@@ -58,10 +58,10 @@ impl LastHeard {
         }
     }
 
-    /// Notes a word from `peer` now (nothing to note for a peer never sent to).
-    fn heard(&self, peer: u64) {
+    /// Notes a word from `peer` at `now` (nothing to note for a peer never sent to).
+    fn heard(&self, peer: u64, now: Instant) {
         if let Some(at) = self.peers.get(&peer) {
-            let since = Instant::now().saturating_duration_since(self.base);
+            let since = now.saturating_duration_since(self.base);
             at.store(since.as_nanos() as u64 + 1, Ordering::Relaxed);
         }
     }
@@ -205,6 +205,7 @@ impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M
             joining: wake.flag(),
             wake,
             reading,
+            received_at: Instant::now(),
             _message: PhantomData,
         };
         Ok((
@@ -223,6 +224,13 @@ impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M
     /// the bytes, else queued for the peer's connector task; dropped if the peer is
     /// unknown, was just unreachable, or its queue is full.
     pub fn send(&self, peer: u64, message: &M) {
+        self.send_at(peer, message, Instant::now());
+    }
+
+    /// [`Transport::send`] by a caller that has just read the time (`now`): a driver that
+    /// sends what a message it received at `now` calls for reads the clock once, not once
+    /// per send (issue 16).
+    pub fn send_at(&self, peer: u64, message: &M, now: Instant) {
         let Some(Peer { link, connector }) = self.peers.get(&peer) else {
             return;
         };
@@ -245,7 +253,6 @@ impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M
             link.scratch = frame;
             return;
         }
-        let now = Instant::now();
         if link.stream.is_some() && self.stale(&link, peer, now) {
             link.stream = None;
         }
@@ -388,6 +395,8 @@ pub struct Inbox<M> {
     wake: TaskWake,
     joining: WakeFlag,
     reading: Reading,
+    /// When the last message was taken (see [`Inbox::received_at`]).
+    received_at: Instant,
     _message: PhantomData<fn() -> M>,
 }
 
@@ -426,6 +435,13 @@ impl<M: DeserializeOwned + MessageKind + Send + 'static> Inbox<M> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
+    /// When the message [`Inbox::recv`] last returned was taken from its connection: the
+    /// time a driver handles it at, read once for the peer's liveness, the state machine and
+    /// the sends it calls for.
+    pub fn received_at(&self) -> Instant {
+        self.received_at
+    }
+
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<M>> {
         let Inbox {
             joined,
@@ -435,6 +451,7 @@ impl<M: DeserializeOwned + MessageKind + Send + 'static> Inbox<M> {
             wake,
             joining,
             reading,
+            received_at,
             ..
         } = self;
         if !wake.woken(cx) {
@@ -448,7 +465,7 @@ impl<M: DeserializeOwned + MessageKind + Send + 'static> Inbox<M> {
                     stream,
                     early,
                 })) => {
-                    reading.last_heard.heard(peer);
+                    reading.last_heard.heard(peer, Instant::now());
                     connections.push(Connection {
                         peer,
                         from,
@@ -461,7 +478,7 @@ impl<M: DeserializeOwned + MessageKind + Send + 'static> Inbox<M> {
                 Poll::Pending => break,
             }
         }
-        let message = next_message::<M>(connections, turn, reading);
+        let message = next_message::<M>(connections, turn, reading, received_at);
         if connections.iter().any(|c| c.ended) {
             // Dropped at once, so the peer's writes fail as they would have.
             connections.retain(|c| !c.ended);
@@ -478,11 +495,13 @@ impl<M: DeserializeOwned + MessageKind + Send + 'static> Inbox<M> {
 }
 
 /// The next message of the first connection that has one, starting at `turn` (moved past
-/// it); connections that end or send something else are marked ended.
+/// it), and when it was taken; connections that end or send something else are marked
+/// ended.
 fn next_message<M: DeserializeOwned + MessageKind>(
     connections: &mut [Connection],
     turn: &mut usize,
     reading: &Reading,
+    received_at: &mut Instant,
 ) -> Option<M> {
     let count = connections.len();
     for k in 0..count {
@@ -492,7 +511,8 @@ fn next_message<M: DeserializeOwned + MessageKind>(
         let connection = &mut connections[i];
         match next {
             Poll::Ready(Some(Ok((n, message)))) => {
-                reading.last_heard.heard(connection.peer);
+                *received_at = Instant::now();
+                reading.last_heard.heard(connection.peer, *received_at);
                 reading.wire.tap(Tapped::Received {
                     from: connection.peer,
                     id: n,
