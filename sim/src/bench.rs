@@ -117,14 +117,14 @@ min = 0.9
 kind = "no_lost_writes"
 "#;
 
-const STEADY_ELECTION: &str = r#"
-name = "bench-election-steady"
-system = "election"
-nodes = 5
-duration = "60s"
-[[check]]
-kind = "election_safety"
-"#;
+/// The steady election of the overhead measurement: 5 servers, no faults, `seconds` long.
+pub fn steady_election(seconds: u64) -> Result<Scenario, String> {
+    let text = format!(
+        "name = \"bench-election-steady\"\nsystem = \"election\"\nnodes = 5\n\
+         duration = \"{seconds}s\"\n[[check]]\nkind = \"election_safety\"\n"
+    );
+    scenario::parse("bench-election-steady", &text).map_err(|e| e.to_string())
+}
 
 fn load(root: &std::path::Path, file: &str) -> Result<Scenario, String> {
     scenario::load(&root.join(file)).map_err(|e| e.to_string())
@@ -215,8 +215,7 @@ pub fn bench(root: &std::path::Path, seeds: u64, scale_sizes: &[usize]) -> Resul
     }
 
     // Overhead per delivered message against raw madsim with the same pattern.
-    let steady =
-        scenario::parse("bench-election-steady", STEADY_ELECTION).map_err(|e| e.to_string())?;
+    let steady = steady_election(60)?;
     // Seed by seed, the testbed's run then the raw one: on a shared machine both halves
     // see the same load. Besides the totals, the median over seeds of each side's wall
     // time per message: one run descheduled for a while moves the totals, not the median.
@@ -232,7 +231,7 @@ pub fn bench(root: &std::path::Path, seeds: u64, scale_sizes: &[usize]) -> Resul
         ours_messages += finished.net_messages;
         ours_each.push(wall / finished.net_messages.max(1) as f64);
         let started = Instant::now();
-        let messages = on_fresh_thread(move || raw_tcp_heartbeats(seed))?;
+        let messages = on_fresh_thread(move || raw_tcp_heartbeats(seed, 60))?;
         let wall = started.elapsed().as_secs_f64();
         raw_wall += wall;
         raw_messages += messages;
@@ -459,10 +458,11 @@ fn peak_memory() -> String {
         .unwrap_or_else(|| "unknown (no /proc)".into())
 }
 
-/// Node 5 heartbeats nodes 1-4 over TCP every 800 ms for 60 s; each answers every line.
-fn raw_tcp_heartbeats(seed: u64) -> u64 {
+/// Raw madsim, the steady election's message pattern: node 5 heartbeats nodes 1-4 over TCP
+/// every 800 ms for `seconds`; each answers every line. Returns the messages delivered.
+pub fn raw_tcp_heartbeats(seed: u64, seconds: u64) -> u64 {
     let runtime = cluster::runtime(seed, &Default::default());
-    runtime.block_on(async {
+    runtime.block_on(async move {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
         let addr = |i: u8| SocketAddr::from(([10, 0, 0, i], 7000));
         for i in 1..=4u8 {
@@ -507,7 +507,7 @@ fn raw_tcp_heartbeats(seed: u64) -> u64 {
                 tokio::time::sleep(Duration::from_millis(800)).await;
             }
         });
-        tokio::time::sleep(Duration::from_secs(60)).await;
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
         cluster::messages_delivered()
     })
 }

@@ -7,6 +7,7 @@
 //! mode both are zero and this is the system clock; in simulation the harness keeps a clone
 //! of each node's clock and changes drift and offset as `skew` faults say.
 
+use crate::runtime::woken::TaskWake;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -125,12 +126,16 @@ impl Clock {
     /// A [`Timer`] on this clock, first due now.
     pub fn timer(&self) -> Timer {
         let now = Instant::now();
+        let woken = TaskWake::new();
+        let sleep_waker = woken.waker();
         Timer {
             clock: self.clone(),
             sleep: Box::pin(tokio::time::sleep_until(now)),
             due: now,
             mapped: None,
-            armed: None,
+            armed: false,
+            woken,
+            sleep_waker,
         }
     }
 
@@ -203,8 +208,13 @@ pub struct Timer {
     due: Instant,
     /// The local deadline `due` was mapped from, and the clock's rate epoch then.
     mapped: Option<(Duration, u64)>,
-    /// The task the runtime will wake at the sleep's deadline, once asked.
-    armed: Option<Waker>,
+    /// A wake-up is asked for at the sleep's deadline (and not yet come).
+    armed: bool,
+    /// Whether the wake-up asked for came, and the task it wakes: while it has not, a
+    /// poll returns at once, without reading the simulated clock.
+    woken: TaskWake,
+    /// What the sleep is polled with: marks `woken`, then wakes the task.
+    sleep_waker: Waker,
 }
 
 impl Timer {
@@ -221,11 +231,11 @@ impl Timer {
         }
         self.due = at;
         // Later than the wake-up asked for: that wake-up comes first, and is kept.
-        if self.armed.is_some() && at > self.sleep.deadline() {
+        if self.armed && at > self.sleep.deadline() {
             return;
         }
         self.sleep.as_mut().reset(at);
-        self.armed = None;
+        self.armed = false;
     }
 }
 
@@ -234,25 +244,25 @@ impl Future for Timer {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let waiting = this
-            .armed
-            .as_ref()
-            .is_some_and(|waker| waker.will_wake(cx.waker()));
-        if waiting && !this.sleep.is_elapsed() {
+        // Registers this task for the wake-up (a poll from another task moves it there).
+        let came = this.woken.woken(cx);
+        // A wake-up came, but perhaps a stale one (the deadline moved earlier since): the
+        // wake-up for the sleep's deadline is still to come if that has not passed.
+        if this.armed && (!came || !this.sleep.is_elapsed()) {
             return Poll::Pending;
         }
         if this.sleep.deadline() != this.due {
-            // The wake-up asked for came (or another task polls): ask for the deadline.
+            // The wake-up asked for came: ask for the deadline.
             this.sleep.as_mut().reset(this.due);
-            this.armed = None;
         }
-        match this.sleep.as_mut().poll(cx) {
+        let mut sleep_cx = Context::from_waker(&this.sleep_waker);
+        match this.sleep.as_mut().poll(&mut sleep_cx) {
             Poll::Ready(()) => {
-                this.armed = None;
+                this.armed = false;
                 Poll::Ready(())
             }
             Poll::Pending => {
-                this.armed = Some(cx.waker().clone());
+                this.armed = true;
                 Poll::Pending
             }
         }

@@ -73,12 +73,24 @@ pub fn encode<M: Serialize>(n: u64, message: &M) -> Option<Vec<u8>> {
 /// (and `frame` empty) if the message cannot be encoded.
 pub fn encode_into<M: Serialize>(n: u64, message: &M, frame: &mut Vec<u8>) -> bool {
     frame.clear();
-    frame.extend_from_slice(&[0; HEADER_BYTES]);
-    let encoded = postcard::to_extend(&Outgoing { n, m: message }, std::mem::take(frame));
-    let Ok(encoded) = encoded else {
-        return false;
-    };
-    *frame = encoded;
+    let outgoing = Outgoing { n, m: message };
+    // Most messages fit a small buffer on the stack, written in one pass without the
+    // per-byte growth checks of a vector; a longer one is encoded into the vector.
+    let mut small = [0u8; SMALL_FRAME];
+    match postcard::to_slice(&outgoing, &mut small) {
+        Ok(body) => {
+            frame.extend_from_slice(&[0; HEADER_BYTES]);
+            frame.extend_from_slice(body);
+        }
+        Err(postcard::Error::SerializeBufferFull) => {
+            frame.extend_from_slice(&[0; HEADER_BYTES]);
+            match postcard::to_extend(&outgoing, std::mem::take(frame)) {
+                Ok(encoded) => *frame = encoded,
+                Err(_) => return false,
+            }
+        }
+        Err(_) => return false,
+    }
     let Ok(length) = u32::try_from(frame.len() - HEADER_BYTES) else {
         frame.clear();
         return false;
@@ -86,6 +98,9 @@ pub fn encode_into<M: Serialize>(n: u64, message: &M, frame: &mut Vec<u8>) -> bo
     frame[..HEADER_BYTES].copy_from_slice(&length.to_be_bytes());
     true
 }
+
+/// Bytes of a message body encoded on the stack before falling back to the vector.
+const SMALL_FRAME: usize = 128;
 
 /// The body length a frame header announces, refused if over `max`.
 pub fn body_length(header: [u8; HEADER_BYTES], max: usize) -> Result<usize, FrameError> {
@@ -258,6 +273,23 @@ mod tests {
         let election = Wire::Election(heartbeat);
         let frame = encode(2, &election).expect("encodes");
         assert_eq!(decode::<Wire>(body(&frame)), Ok((2, election)));
+        // Longer than the stack buffer, into a reused buffer that held a short one.
+        let long = Wire::Chat(Chat::Deliver {
+            from: 1,
+            term: 2,
+            entries: (0..40)
+                .map(|seq| Entry {
+                    seq,
+                    term: 2,
+                    id: format!("c1-{seq}"),
+                    text: "x".repeat(seq as usize),
+                })
+                .collect(),
+        });
+        let mut reused = frame;
+        assert!(encode_into(3, &long, &mut reused));
+        assert!(reused.len() > SMALL_FRAME);
+        assert_eq!(decode::<Wire>(body(&reused)), Ok((3, long)));
     }
 
     #[test]

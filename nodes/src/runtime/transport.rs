@@ -504,8 +504,9 @@ fn next_message<M: DeserializeOwned + MessageKind>(
     received_at: &mut Instant,
 ) -> Option<M> {
     let count = connections.len();
-    for k in 0..count {
-        let i = (*turn + k) % count;
+    // Round from `turn`, without a division per connection.
+    let first = (*turn).min(count);
+    for i in (first..count).chain(0..first) {
         let Connection { frames, wake, .. } = &mut connections[i];
         let next = wake.poll_with(|cx| frames.poll_frame::<M>(cx));
         let connection = &mut connections[i];
@@ -518,7 +519,7 @@ fn next_message<M: DeserializeOwned + MessageKind>(
                     id: n,
                     kind: message.kind(),
                 });
-                *turn = (i + 1) % count;
+                *turn = if i + 1 == count { 0 } else { i + 1 };
                 return Some(message);
             }
             Poll::Ready(Some(Err(refusal))) => {

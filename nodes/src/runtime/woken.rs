@@ -24,12 +24,22 @@ struct Task {
 }
 
 impl Task {
-    fn wake(&self) {
+    fn wake_task(&self) {
         self.any.store(true, Ordering::Release);
         let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(waker) = waker.as_ref() {
             waker.wake_by_ref();
         }
+    }
+}
+
+impl Wake for Task {
+    fn wake(self: Arc<Self>) {
+        self.wake_task();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wake_task();
     }
 }
 
@@ -85,6 +95,12 @@ impl TaskWake {
         self.task.any.store(true, Ordering::Release);
     }
 
+    /// A waker that marks the whole set woken and wakes its task: for one piece of work
+    /// that is the set's only one (a timer's wake-up).
+    pub fn waker(&self) -> Waker {
+        Waker::from(self.task.clone())
+    }
+
     /// A new flag of this set, first set.
     pub fn flag(&self) -> WakeFlag {
         let flag = Arc::new(Flag {
@@ -111,7 +127,7 @@ impl Wake for Flag {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::Release);
-        self.task.wake();
+        self.task.wake_task();
     }
 }
 
