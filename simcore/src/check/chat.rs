@@ -11,110 +11,135 @@ use super::CheckResult;
 use crate::history::{fmt_time, Entry, OpType, What};
 use crate::scenario::CheckKind;
 use nodes::runtime::NodeEvent;
+use std::collections::btree_map::Entry as Slot;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A message's acknowledgement, as the history recorded it.
-struct Ack {
-    client: String,
+struct Ack<'a> {
+    client: &'a str,
     t: u64,
     seq: Option<u64>,
-    server: Option<String>,
+    server: Option<&'a str>,
 }
 
-/// One server's deliveries: seq -> (message id, time), borrowed from the history.
+/// One server's deliveries: seq -> (message id, time) of the first delivery at that seq,
+/// borrowed from the history.
 type Deliveries<'a> = BTreeMap<u64, (&'a str, u64)>;
 
-fn deliveries(history: &[Entry]) -> BTreeMap<&str, Deliveries<'_>> {
-    let mut by_node: BTreeMap<&str, Deliveries> = BTreeMap::new();
+/// One server's deliveries, gathered in one pass with the problems a single log shows.
+struct Log<'a> {
+    node: &'a str,
+    /// The highest seq delivered so far (0: none).
+    top: u64,
+    log: Deliveries<'a>,
+}
+
+/// Every server's deliveries, in node-name order, and (seq, problem) for each gap and
+/// each second message at one seq of one log, in history order. One pass, integer keys:
+/// the checks run on every fuzz seed, and string-keyed maps per event were most of
+/// their cost (issue 16).
+fn logs(history: &[Entry]) -> (Vec<Log<'_>>, Vec<(u64, String)>) {
+    let mut logs: Vec<Log> = Vec::new();
+    let mut problems = Vec::new();
     for entry in history {
-        if let What::Event {
+        let What::Event {
             data: NodeEvent::Delivered { seq, id, .. },
         } = &entry.what
-        {
-            by_node
-                .entry(entry.node.as_str())
-                .or_default()
-                .entry(*seq)
-                .or_insert((id.as_str(), entry.t));
+        else {
+            continue;
+        };
+        let node = entry.node.as_str();
+        // A handful of servers: a scan beats a map.
+        let slot = match logs.iter().position(|l| l.node == node) {
+            Some(slot) => slot,
+            None => {
+                logs.push(Log {
+                    node,
+                    top: 0,
+                    log: BTreeMap::new(),
+                });
+                logs.len() - 1
+            }
+        };
+        let Log { top, log, .. } = &mut logs[slot];
+        if *seq > *top + 1 {
+            problems.push((
+                *seq,
+                format!(
+                    "gap: {node} delivered seq {seq} at {} right after seq {top}",
+                    fmt_time(entry.t)
+                ),
+            ));
+        }
+        *top = (*top).max(*seq);
+        match log.entry(*seq) {
+            Slot::Occupied(earlier) if earlier.get().0 != id => problems.push((
+                *seq,
+                format!(
+                    "{node} delivered two messages at seq {seq}: {}, then {id} at {}",
+                    earlier.get().0,
+                    fmt_time(entry.t)
+                ),
+            )),
+            Slot::Occupied(_) => {}
+            Slot::Vacant(slot) => {
+                slot.insert((id.as_str(), entry.t));
+            }
         }
     }
-    by_node
+    logs.sort_by(|a, b| a.node.cmp(b.node));
+    (logs, problems)
 }
 
 /// All logs are prefixes of one sequence.
 pub fn total_order(history: &[Entry]) -> CheckResult {
-    let mut problems: Vec<(u64, String)> = Vec::new();
-    // Gaps and self-contradictions, per node, in delivery order.
-    let mut last: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut first_at: BTreeMap<(&str, u64), &str> = BTreeMap::new();
-    for entry in history {
-        if let What::Event {
-            data: NodeEvent::Delivered { seq, id, .. },
-        } = &entry.what
-        {
-            let node = entry.node.as_str();
-            let top = last.entry(node).or_insert(0);
-            if *seq > *top + 1 {
-                problems.push((
-                    *seq,
-                    format!(
-                        "gap: {node} delivered seq {seq} at {} right after seq {top}",
-                        fmt_time(entry.t)
-                    ),
-                ));
-            }
-            *top = (*top).max(*seq);
-            match first_at.get(&(node, *seq)) {
-                Some(&earlier) if earlier != id => problems.push((
-                    *seq,
-                    format!(
-                        "{node} delivered two messages at seq {seq}: {earlier}, then {id} at {}",
-                        fmt_time(entry.t)
-                    ),
-                )),
-                Some(_) => {}
-                None => {
-                    first_at.insert((node, *seq), id);
-                }
-            }
+    let (logs, mut problems) = logs(history);
+    // Every (seq, id, server) delivered, by seq then server (node-name order).
+    let mut placed: Vec<(u64, &str, usize)> = logs
+        .iter()
+        .enumerate()
+        .flat_map(|(n, l)| l.log.iter().map(move |(seq, (id, _))| (*seq, *id, n)))
+        .collect();
+    placed.sort_unstable_by_key(|&(seq, _, n)| (seq, n));
+    let mut positions_count = 0;
+    // (id, seq) for each distinct message at each seq, for duplicates below.
+    let mut at: Vec<(&str, u64)> = Vec::new();
+    for group in placed.chunk_by(|a, b| a.0 == b.0) {
+        let seq = group[0].0;
+        positions_count += 1;
+        let first = group[0].1;
+        if group.iter().all(|&(_, id, _)| id == first) {
+            at.push((first, seq));
+            continue;
         }
-    }
-    let by_node = deliveries(history);
-    // Disagreement between nodes at one position.
-    let mut at_seq: BTreeMap<u64, BTreeMap<&str, Vec<&str>>> = BTreeMap::new();
-    for (node, log) in &by_node {
-        for (seq, (id, _)) in log {
-            at_seq
-                .entry(*seq)
-                .or_default()
-                .entry(id)
-                .or_default()
-                .push(node);
-        }
-    }
-    for (seq, ids) in &at_seq {
-        if ids.len() > 1 {
-            let sides: Vec<String> = ids
-                .iter()
-                .map(|(id, nodes)| format!("{} delivered {id}", nodes.join(",")))
-                .collect();
-            problems.push((*seq, format!("seq {seq}: {}", sides.join("; "))));
-        }
+        // Disagreement between nodes at one position: each message with its servers.
+        let mut ids: Vec<&str> = group.iter().map(|&(_, id, _)| id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let sides: Vec<String> = ids
+            .iter()
+            .map(|id| {
+                let nodes: Vec<&str> = group
+                    .iter()
+                    .filter(|&&(_, other, _)| other == *id)
+                    .map(|&(_, _, n)| logs[n].node)
+                    .collect();
+                format!("{} delivered {id}", nodes.join(","))
+            })
+            .collect();
+        problems.push((seq, format!("seq {seq}: {}", sides.join("; "))));
+        at.extend(ids.iter().map(|id| (*id, seq)));
     }
     // One message at two positions (a duplicate delivery).
-    let mut positions: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
-    for (seq, ids) in &at_seq {
-        for id in ids.keys() {
-            positions.entry(id).or_default().insert(*seq);
-        }
-    }
-    for (id, seqs) in positions {
-        if let Some(&first) = seqs.first().filter(|_| seqs.len() > 1) {
-            let seqs: Vec<String> = seqs.iter().map(|s| s.to_string()).collect();
+    at.sort_unstable();
+    for same in at.chunk_by(|a, b| a.0 == b.0) {
+        if same.len() > 1 {
+            let seqs: Vec<String> = same.iter().map(|(_, s)| s.to_string()).collect();
             problems.push((
-                first,
+                same[0].1,
                 format!(
-                    "{id} delivered at more than one position: seq {}",
+                    "{} delivered at more than one position: seq {}",
+                    same[0].0,
                     seqs.join(", ")
                 ),
             ));
@@ -128,21 +153,21 @@ pub fn total_order(history: &[Entry]) -> CheckResult {
         };
         return CheckResult::violation(CheckKind::TotalOrder, format!("{first}{more}"));
     }
-    if by_node.is_empty() {
+    if logs.is_empty() {
         return CheckResult::vacuous(
             CheckKind::TotalOrder,
             "no server delivered anything: there was nothing to order",
         );
     }
-    let counts: Vec<String> = by_node
+    let counts: Vec<String> = logs
         .iter()
-        .map(|(node, log)| format!("{node} {}", log.len()))
+        .map(|l| format!("{} {}", l.node, l.log.len()))
         .collect();
     CheckResult::pass(
         CheckKind::TotalOrder,
         format!(
             "{} positions, every server a prefix of one sequence (delivered: {})",
-            at_seq.len(),
+            positions_count,
             counts.join(", ")
         ),
     )
@@ -151,10 +176,10 @@ pub fn total_order(history: &[Entry]) -> CheckResult {
 /// Every acknowledged message reached every live server; nothing was invented.
 pub fn delivered(history: &[Entry]) -> CheckResult {
     let mut view = ClusterView::new(history);
-    let mut sent: BTreeSet<String> = BTreeSet::new();
+    let mut sent: BTreeSet<&str> = BTreeSet::new();
     // message id -> its acknowledgement
-    let mut acked: BTreeMap<String, Ack> = BTreeMap::new();
-    let mut servers: BTreeSet<String> = BTreeSet::new();
+    let mut acked: BTreeMap<&str, Ack> = BTreeMap::new();
+    let mut servers: BTreeSet<&str> = BTreeSet::new();
     for entry in history {
         view.apply(entry);
         match &entry.what {
@@ -164,16 +189,16 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
                 };
                 match op.kind {
                     OpType::Invoke => {
-                        sent.insert(id.to_string());
+                        sent.insert(id);
                     }
                     OpType::Ok => {
                         let ack = Ack {
-                            client: entry.node.clone(),
+                            client: &entry.node,
                             t: entry.t,
                             seq: op.seq,
-                            server: op.server.clone(),
+                            server: op.server.as_deref(),
                         };
-                        acked.insert(id.to_string(), ack);
+                        acked.insert(id, ack);
                     }
                     _ => {}
                 }
@@ -181,27 +206,29 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
             What::Event {
                 data: NodeEvent::Started { .. },
             } => {
-                servers.insert(entry.node.clone());
+                servers.insert(&entry.node);
             }
             _ => {}
         }
     }
-    let by_node = deliveries(history);
+    let (logs, _) = logs(history);
+    let by_node: BTreeMap<&str, &Deliveries> = logs.iter().map(|l| (l.node, &l.log)).collect();
     // Per server, message id -> the positions it was delivered at (ascending): one pass,
     // so each acknowledged message is looked up rather than searched for.
     let positions: BTreeMap<&str, BTreeMap<&str, Vec<u64>>> = by_node
         .iter()
         .map(|(server, log)| {
             let mut at: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-            for (seq, (id, _)) in log {
+            for (seq, (id, _)) in log.iter() {
                 at.entry(*id).or_default().push(*seq);
             }
             (*server, at)
         })
         .collect();
-    let live: Vec<&String> = servers
+    let live: Vec<&str> = servers
         .iter()
         .filter(|s| view.liveness(s) == Liveness::Up)
+        .copied()
         .collect();
     let mut missing: Vec<String> = Vec::new();
     let mut misplaced: Vec<String> = Vec::new();
@@ -215,7 +242,7 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
         // Delivered, but not where the client was told.
         if let Some(seq) = ack.seq {
             for (server, log) in &by_node {
-                let at = positions.get(server).and_then(|ids| ids.get(id.as_str()));
+                let at = positions.get(server).and_then(|ids| ids.get(id));
                 if let Some(&other) = at.into_iter().flatten().find(|&&s| s != seq) {
                     let there = log.get(&seq).map_or("nothing", |(d, _)| d);
                     misplaced.push(format!(
@@ -229,12 +256,8 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
         }
         let lacking: Vec<&str> = live
             .iter()
-            .filter(|s| {
-                positions
-                    .get(s.as_str())
-                    .is_none_or(|ids| !ids.contains_key(id.as_str()))
-            })
-            .map(|s| s.as_str())
+            .filter(|s| positions.get(*s).is_none_or(|ids| !ids.contains_key(id)))
+            .copied()
             .collect();
         if !lacking.is_empty() {
             let have: Vec<String> = lacking
@@ -266,7 +289,7 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
     let invented: BTreeSet<&str> = by_node
         .values()
         .flat_map(|log| log.values().map(|(id, _)| *id))
-        .filter(|id| !sent.contains(*id))
+        .filter(|id| !sent.contains(id))
         .collect();
     if let Some(first) = missing.first() {
         let more = match missing.len() {
@@ -296,9 +319,9 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
         .collect();
     let unacked_delivered = delivered_ids
         .iter()
-        .filter(|id| !acked.contains_key(**id))
+        .filter(|id| !acked.contains_key(*id))
         .count();
-    let live_names: Vec<&str> = live.iter().map(|s| s.as_str()).collect();
+    let live_names = &live;
     CheckResult::pass(
         CheckKind::Delivered,
         format!(
