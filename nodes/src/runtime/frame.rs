@@ -248,6 +248,22 @@ mod tests {
         &frame[HEADER_BYTES..]
     }
 
+    /// A chat delivery of `count` entries, entry `seq` carrying `text(seq)`.
+    fn deliver_many(count: u64, text: impl Fn(u64) -> String) -> Wire {
+        Wire::Chat(Chat::Deliver {
+            from: 1,
+            term: 2,
+            entries: (0..count)
+                .map(|seq| Entry {
+                    seq,
+                    term: 2,
+                    id: format!("c1-{seq}"),
+                    text: text(seq),
+                })
+                .collect(),
+        })
+    }
+
     #[test]
     fn election_and_chat_messages_come_back_as_sent() {
         let heartbeat = Message::Heartbeat {
@@ -274,18 +290,7 @@ mod tests {
         let frame = encode(2, &election).expect("encodes");
         assert_eq!(decode::<Wire>(body(&frame)), Ok((2, election)));
         // Longer than the stack buffer, into a reused buffer that held a short one.
-        let long = Wire::Chat(Chat::Deliver {
-            from: 1,
-            term: 2,
-            entries: (0..40)
-                .map(|seq| Entry {
-                    seq,
-                    term: 2,
-                    id: format!("c1-{seq}"),
-                    text: "x".repeat(seq as usize),
-                })
-                .collect(),
-        });
+        let long = deliver_many(40, |seq| "x".repeat(seq as usize));
         let mut reused = frame;
         assert!(encode_into(3, &long, &mut reused));
         assert!(reused.len() > SMALL_FRAME);
@@ -366,18 +371,7 @@ mod tests {
     /// back after it; the stream's end mid-frame ends the reader quietly.
     #[test]
     fn frames_split_anyhow_by_the_stream_come_back_whole() {
-        let long = Wire::Chat(Chat::Deliver {
-            from: 1,
-            term: 2,
-            entries: (0..3000)
-                .map(|seq| Entry {
-                    seq,
-                    term: 2,
-                    id: format!("c1-{seq}"),
-                    text: "some text".repeat(10),
-                })
-                .collect(),
-        });
+        let long = deliver_many(3000, |_| "some text".repeat(10));
         let short = Wire::Election(Message::Election { from: 3, term: 9 });
         let mut bytes = Vec::new();
         for n in 0..40 {
