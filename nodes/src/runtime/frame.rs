@@ -77,19 +77,19 @@ pub fn encode_into<M: Serialize>(n: u64, message: &M, frame: &mut Vec<u8>) -> bo
     // Most messages fit a small buffer on the stack, written in one pass without the
     // per-byte growth checks of a vector; a longer one is encoded into the vector.
     let mut small = [0u8; SMALL_FRAME];
+    frame.extend_from_slice(&[0; HEADER_BYTES]);
     match postcard::to_slice(&outgoing, &mut small) {
-        Ok(body) => {
-            frame.extend_from_slice(&[0; HEADER_BYTES]);
-            frame.extend_from_slice(body);
-        }
+        Ok(body) => frame.extend_from_slice(body),
         Err(postcard::Error::SerializeBufferFull) => {
-            frame.extend_from_slice(&[0; HEADER_BYTES]);
             match postcard::to_extend(&outgoing, std::mem::take(frame)) {
                 Ok(encoded) => *frame = encoded,
-                Err(_) => return false,
+                Err(_) => return false, // `frame` was taken: left empty
             }
         }
-        Err(_) => return false,
+        Err(_) => {
+            frame.clear();
+            return false;
+        }
     }
     let Ok(length) = u32::try_from(frame.len() - HEADER_BYTES) else {
         frame.clear();
@@ -262,6 +262,31 @@ mod tests {
                 })
                 .collect(),
         })
+    }
+
+    /// A message whose serializer fails after `after` bytes of padding.
+    struct Unencodable {
+        after: usize,
+    }
+
+    impl Serialize for Unencodable {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::{Error, SerializeTuple};
+            let mut tuple = s.serialize_tuple(2)?;
+            tuple.serialize_element(&vec![0u8; self.after])?;
+            drop(tuple);
+            Err(S::Error::custom("refused"))
+        }
+    }
+
+    #[test]
+    fn a_message_that_cannot_be_encoded_leaves_the_buffer_empty() {
+        for after in [0, 4 * SMALL_FRAME] {
+            let mut frame = vec![1, 2, 3];
+            assert!(!encode_into(1, &Unencodable { after }, &mut frame));
+            assert!(frame.is_empty(), "{after}: {frame:?}");
+        }
+        assert_eq!(encode(1, &Unencodable { after: 0 }), None);
     }
 
     #[test]
