@@ -2,6 +2,7 @@
 //! simulated workload so both speak exactly the same bytes.
 
 use super::message::{ClientRequest, ClientResponse};
+use crate::deadline::within;
 use crate::lines::{read_line, Line};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,7 +29,7 @@ pub async fn send(
     text: &str,
     timeout: Duration,
 ) -> Result<u64, SendError> {
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(node)).await {
+    let stream = match within(timeout, TcpStream::connect(node)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(SendError::Rejected(format!("cannot connect: {e}"))),
         Err(_) => return Err(SendError::Rejected("connect timed out".into())),
@@ -75,7 +76,7 @@ pub async fn send(
             },
         }
     };
-    match tokio::time::timeout(timeout, exchange).await {
+    match within(timeout, exchange).await {
         Ok(result) => result,
         Err(_) => Err(SendError::Unknown(format!(
             "no answer within {} ms",

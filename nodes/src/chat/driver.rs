@@ -6,12 +6,14 @@ use super::state::{Action, Chat, ChatConfig};
 use super::store::{self, Record};
 use crate::lines::{read_line, Line};
 use crate::runtime::transport::Transport;
+use crate::runtime::turn::{poll_turn, Turn};
 use crate::runtime::woken::OnWake;
 use crate::runtime::{DurableLog, EventSink, NodeEnv, NodeEvent};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -113,23 +115,34 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
     loop {
         io.execute(actions, at)?;
         timer.set(chat.next_deadline());
-        // `biased` keeps the simulation deterministic (see the election driver); timers
-        // first, so a flood of messages cannot starve the election.
-        actions = tokio::select! {
-            biased;
-            _ = &mut shutdown => {
-                io.events.emit(NodeEvent::Stopped { reason: "ctrl-c".into() });
+        // Timers before messages, so a flood of messages cannot starve the election; peers
+        // before clients (see `turn`).
+        let next = std::future::poll_fn(|cx| {
+            if let Poll::Ready(turn) = poll_turn(&mut shutdown, &mut timer, &mut inbox, cx) {
+                return Poll::Ready(Next::Node(turn));
+            }
+            match clients.poll_recv(cx) {
+                Poll::Ready(Some(event)) => Poll::Ready(Next::Client(event)),
+                Poll::Ready(None) | Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        actions = match next {
+            Next::Node(Turn::Shutdown) => {
+                io.events.emit(NodeEvent::Stopped {
+                    reason: "ctrl-c".into(),
+                });
                 return Ok(());
             }
-            _ = &mut timer => {
+            Next::Node(Turn::Tick) => {
                 at = Instant::now();
                 chat.on_tick(clock.at(at))
             }
-            Some(wire) = inbox.recv() => {
+            Next::Node(Turn::Message(wire)) => {
                 at = inbox.received_at();
                 chat.on_peer(clock.at(at), wire)
             }
-            Some(event) = clients.recv() => match event {
+            Next::Client(event) => match event {
                 ClientEvent::Send(submission, reply) => {
                     next_request += 1;
                     io.replies.insert(next_request, reply);
@@ -174,6 +187,12 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
             },
         };
     }
+}
+
+/// What a turn of the chat node's loop handles: the node's own sources, or a client.
+enum Next {
+    Node(Turn<Wire>),
+    Client(ClientEvent),
 }
 
 fn delivery_line(entry: &super::message::Entry) -> String {

@@ -9,6 +9,7 @@ use super::config::ElectionConfig;
 use super::message::Message;
 use super::state::{Command, Election, Persisted};
 use crate::runtime::transport::Transport;
+use crate::runtime::turn::{poll_turn, Turn};
 use crate::runtime::woken::OnWake;
 use crate::runtime::{DurableLog, EventSink, NodeEnv, NodeEvent};
 use std::collections::BTreeMap;
@@ -59,20 +60,21 @@ pub async fn run(config: ElectionNodeConfig, env: NodeEnv) -> io::Result<()> {
         execute(&mut commands, &transport, &mut log, &events, at)?;
         election.recycle(commands);
         timer.set(election.next_deadline());
-        // `biased`: tokio's unbiased select draws from a per-thread RNG seeded from a
-        // process-wide counter, which would make two simulated runs in one process differ.
         // The time is read once per turn: a message's is when it was taken.
-        (at, commands) = tokio::select! {
-            biased;
-            _ = &mut shutdown => {
-                events.emit(NodeEvent::Stopped { reason: "ctrl-c".into() });
+        let turn =
+            std::future::poll_fn(|cx| poll_turn(&mut shutdown, &mut timer, &mut inbox, cx)).await;
+        (at, commands) = match turn {
+            Turn::Shutdown => {
+                events.emit(NodeEvent::Stopped {
+                    reason: "ctrl-c".into(),
+                });
                 return Ok(());
             }
-            _ = &mut timer => {
+            Turn::Tick => {
                 let at = Instant::now();
                 (at, election.on_tick(clock.at(at)))
             }
-            Some(message) = inbox.recv() => {
+            Turn::Message(message) => {
                 let at = inbox.received_at();
                 (at, election.on_message(clock.at(at), message))
             }

@@ -17,6 +17,7 @@ pub mod routes;
 pub mod slowdown;
 pub mod storage;
 pub mod transport;
+pub mod turn;
 pub mod wire;
 pub mod woken;
 

@@ -22,6 +22,7 @@
 //! with `--cfg madsim`, on the simulated network.
 
 use crate::auth::ClusterKey;
+use crate::deadline::within;
 use crate::lines::{read_line, Line};
 use crate::runtime::frame::{self, FrameError};
 use crate::runtime::wire::{MessageKind, Tapped, WireTap};
@@ -366,11 +367,11 @@ async fn drain(dial: &Dial, link: &Mutex<Link>) {
 
 /// Connects and says hello; each step bounded by [`CONNECT_TIMEOUT`].
 async fn connect(dial: &Dial) -> io::Result<TcpStream> {
-    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(dial.addr))
+    let mut stream = within(CONNECT_TIMEOUT, TcpStream::connect(dial.addr))
         .await
         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
     let _ = stream.set_nodelay(true);
-    tokio::time::timeout(CONNECT_TIMEOUT, send_hello(&mut stream, dial.me, &dial.key))
+    within(CONNECT_TIMEOUT, send_hello(&mut stream, dial.me, &dial.key))
         .await
         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
     Ok(stream)
@@ -442,7 +443,8 @@ impl<M: DeserializeOwned + MessageKind + Send + 'static> Inbox<M> {
         self.received_at
     }
 
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<M>> {
+    /// [`Inbox::recv`] as a poll, for a driver that polls its sources by hand.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<M>> {
         let Inbox {
             joined,
             acceptor_gone,
@@ -542,7 +544,7 @@ async fn accept_loop(listener: TcpListener, joined: mpsc::Sender<Joined>, auth: 
                     // Sized for the handshake: the frames after it have a reader of their own.
                     let mut frames = BufReader::with_capacity(MAX_HANDSHAKE_BYTES, stream);
                     let handshake = accept_hello(&mut frames, &auth.key);
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                    match within(HANDSHAKE_TIMEOUT, handshake).await {
                         Ok(Ok(peer)) => {
                             let early = frames.buffer().to_vec();
                             let stream = frames.into_inner();
