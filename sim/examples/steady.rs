@@ -55,10 +55,7 @@ fn measure(args: Vec<String>) -> Result<String, String> {
     for seed in 1..=seeds {
         messages += match side.as_str() {
             "ours" => run_scenario(&scenario, "bench-election-steady", seed)?.net_messages,
-            // On a thread of its own per seed, as `sim bench` runs it.
-            "raw" => std::thread::spawn(move || raw_tcp_heartbeats(seed, seconds))
-                .join()
-                .map_err(|_| "the raw run panicked".to_string())?,
+            "raw" => raw_run(seed, seconds)?,
             _ => return Err(USAGE.into()),
         };
     }
@@ -78,9 +75,7 @@ fn pair(scenario: &sim::scenario::Scenario, seconds: u64, seeds: u64) -> Result<
         ours.1 += run_scenario(scenario, "bench-election-steady", seed)?.net_messages;
         ours.0 += started.elapsed().as_secs_f64();
         let started = Instant::now();
-        raw.1 += std::thread::spawn(move || raw_tcp_heartbeats(seed, seconds))
-            .join()
-            .map_err(|_| "the raw run panicked".to_string())?;
+        raw.1 += raw_run(seed, seconds)?;
         raw.0 += started.elapsed().as_secs_f64();
     }
     let ns = |(wall, n): (f64, u64)| wall * 1e9 / n.max(1) as f64;
@@ -90,4 +85,11 @@ fn pair(scenario: &sim::scenario::Scenario, seconds: u64, seeds: u64) -> Result<
         ns(raw),
         ns(ours) / ns(raw)
     ))
+}
+
+/// One raw madsim seed on a thread of its own, as `sim bench` runs it.
+fn raw_run(seed: u64, seconds: u64) -> Result<u64, String> {
+    std::thread::spawn(move || raw_tcp_heartbeats(seed, seconds))
+        .join()
+        .map_err(|_| "the raw run panicked".to_string())
 }
