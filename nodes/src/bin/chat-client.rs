@@ -60,10 +60,11 @@ fn main() {
         let session = format!("{:012x}", rand::random::<u64>() >> 16);
         let stream = tokio::spawn(print_stream(args.node.clone(), args.from));
         if !args.watch {
-            let mut lines = BufReader::new(tokio::io::stdin()).lines();
+            let mut input = BufReader::new(tokio::io::stdin());
+            let mut raw = Vec::new();
             let mut n = 0u64;
             let mut node = 0;
-            while let Ok(Some(line)) = lines.next_line().await {
+            while let Some(line) = next_input_line(&mut input, &mut raw).await {
                 if line.trim().is_empty() {
                     continue;
                 }
@@ -78,6 +79,27 @@ fn main() {
         }
         stream.await.map_err(|e| e.to_string())
     });
+}
+
+/// The next line of the user's input, without its line end; `None` at the end (or a read
+/// error, which is said). A line that is not UTF-8 comes back with its bad bytes replaced,
+/// not taken as the end of the input.
+async fn next_input_line<R: AsyncBufReadExt + Unpin>(
+    input: &mut R,
+    raw: &mut Vec<u8>,
+) -> Option<String> {
+    raw.clear();
+    match input.read_until(b'\n', raw).await {
+        Ok(0) => None,
+        Ok(_) => {
+            let line = String::from_utf8_lossy(raw);
+            Some(line.trim_end_matches(['\n', '\r']).to_string())
+        }
+        Err(e) => {
+            eprintln!("chat-client: cannot read stdin: {e}");
+            None
+        }
+    }
 }
 
 /// Sends under one id until a node confirms it or `give_up_after` passes, moving to the
@@ -167,5 +189,22 @@ async fn follow(node: SocketAddr, next: &mut u64) -> String {
             }
             Err(_) => eprintln!("{}", String::from_utf8_lossy(&line).trim_end()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line that is not UTF-8 does not end the input: it and the lines after it come.
+    #[tokio::test]
+    async fn input_goes_on_past_a_line_that_is_not_utf8() {
+        let mut input: &[u8] = b"one\r\ngarbage \xff line\nthree";
+        let mut raw = Vec::new();
+        let mut lines = Vec::new();
+        while let Some(line) = next_input_line(&mut input, &mut raw).await {
+            lines.push(line);
+        }
+        assert_eq!(lines, ["one", "garbage \u{fffd} line", "three"]);
     }
 }
