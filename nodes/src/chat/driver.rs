@@ -109,9 +109,9 @@ pub async fn run(config: ChatNodeConfig, env: NodeEnv) -> io::Result<()> {
     let mut next_request = 0u64;
     let mut actions = chat.start(clock.at(at));
     // One timer for the whole loop, moved only when the deadline moves.
-    let mut timer = clock.timer();
+    let mut timer = clock.timer_in(inbox.wake_flag());
     // Polled only once its signal fires, not on every message (see `woken`).
-    let mut shutdown = OnWake::new(tokio::signal::ctrl_c());
+    let mut shutdown = OnWake::in_set(tokio::signal::ctrl_c(), inbox.wake_flag());
     loop {
         io.execute(actions, at)?;
         timer.set(chat.next_deadline());

@@ -53,9 +53,9 @@ pub async fn run(config: ElectionNodeConfig, env: NodeEnv) -> io::Result<()> {
     let mut election = Election::new(config.election, persisted, clock.at(at));
     let mut commands = election.start(clock.at(at));
     // One timer for the whole loop, moved only when the deadline moves.
-    let mut timer = clock.timer();
+    let mut timer = clock.timer_in(inbox.wake_flag());
     // Polled only once its signal fires, not on every message (see `woken`).
-    let mut shutdown = OnWake::new(tokio::signal::ctrl_c());
+    let mut shutdown = OnWake::in_set(tokio::signal::ctrl_c(), inbox.wake_flag());
     loop {
         execute(&mut commands, &transport, &mut log, &events, at)?;
         election.recycle(commands);

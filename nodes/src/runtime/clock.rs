@@ -7,12 +7,12 @@
 //! mode both are zero and this is the system clock; in simulation the harness keeps a clone
 //! of each node's clock and changes drift and offset as `skew` faults say.
 
-use crate::runtime::woken::TaskWake;
+use crate::runtime::woken::{TaskWake, WakeFlag};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::{Instant, Sleep};
 
@@ -123,19 +123,29 @@ impl Clock {
         self.model().true_at(deadline)
     }
 
-    /// A [`Timer`] on this clock, first due now.
+    /// A [`Timer`] on this clock, first due now: a future to poll anywhere.
     pub fn timer(&self) -> Timer {
+        let task = TaskWake::new();
+        let flag = task.flag();
+        self.timer_with(Some(task), flag)
+    }
+
+    /// A [`Timer`] under `flag`, one of a set whose poller calls [`TaskWake::woken`] for the
+    /// whole set (a driver's turn, see `turn`).
+    pub fn timer_in(&self, flag: WakeFlag) -> Timer {
+        self.timer_with(None, flag)
+    }
+
+    fn timer_with(&self, task: Option<TaskWake>, flag: WakeFlag) -> Timer {
         let now = Instant::now();
-        let woken = TaskWake::new();
-        let sleep_waker = woken.waker();
         Timer {
             clock: self.clone(),
             sleep: Box::pin(tokio::time::sleep_until(now)),
             due: now,
             mapped: None,
             armed: false,
-            woken,
-            sleep_waker,
+            task,
+            woken: flag,
         }
     }
 
@@ -210,11 +220,12 @@ pub struct Timer {
     mapped: Option<(Duration, u64)>,
     /// A wake-up is asked for at the sleep's deadline (and not yet come).
     armed: bool,
-    /// Whether the wake-up asked for came, and the task it wakes: while it has not, a
-    /// poll returns at once, without reading the simulated clock.
-    woken: TaskWake,
-    /// What the sleep is polled with: marks `woken`, then wakes the task.
-    sleep_waker: Waker,
+    /// Its own set (registers the polling task), or `None` when the poller looks at the
+    /// set `woken` belongs to itself.
+    task: Option<TaskWake>,
+    /// Whether the wake-up asked for came: while it has not, a poll returns at once,
+    /// without reading the simulated clock. The sleep is polled with its waker.
+    woken: WakeFlag,
 }
 
 impl Timer {
@@ -236,6 +247,8 @@ impl Timer {
         }
         self.sleep.as_mut().reset(at);
         self.armed = false;
+        // The new deadline is asked for on the next poll, which must come.
+        self.woken.mark();
     }
 }
 
@@ -245,7 +258,10 @@ impl Future for Timer {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         // Registers this task for the wake-up (a poll from another task moves it there).
-        let came = this.woken.woken(cx);
+        if let Some(task) = &mut this.task {
+            task.woken(cx);
+        }
+        let came = this.woken.take();
         // A wake-up came, but perhaps a stale one (the deadline moved earlier since): the
         // wake-up for the sleep's deadline is still to come if that has not passed.
         if this.armed && (!came || !this.sleep.is_elapsed()) {
@@ -255,10 +271,12 @@ impl Future for Timer {
             // The wake-up asked for came: ask for the deadline.
             this.sleep.as_mut().reset(this.due);
         }
-        let mut sleep_cx = Context::from_waker(&this.sleep_waker);
+        let mut sleep_cx = Context::from_waker(this.woken.waker());
         match this.sleep.as_mut().poll(&mut sleep_cx) {
             Poll::Ready(()) => {
                 this.armed = false;
+                // Due on every poll until set later: the next one must look.
+                this.woken.mark();
                 Poll::Ready(())
             }
             Poll::Pending => {

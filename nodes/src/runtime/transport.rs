@@ -45,34 +45,37 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 /// When each peer this transport sends to was last heard from, as nanoseconds after
-/// `base` plus one (0: never): written per message received, without a lock.
+/// `base` plus one (0: never): written per message received, without a lock. The sender
+/// and each inbound connection keep their peer's cell, so neither looks it up per message.
 struct LastHeard {
     base: Instant,
-    peers: BTreeMap<u64, AtomicU64>,
+    peers: BTreeMap<u64, Arc<AtomicU64>>,
 }
 
 impl LastHeard {
     fn new(peers: impl Iterator<Item = u64>) -> Self {
         LastHeard {
             base: Instant::now(),
-            peers: peers.map(|id| (id, AtomicU64::new(0))).collect(),
+            peers: peers.map(|id| (id, Arc::default())).collect(),
         }
     }
 
-    /// Notes a word from `peer` at `now` (nothing to note for a peer never sent to).
-    fn heard(&self, peer: u64, now: Instant) {
-        if let Some(at) = self.peers.get(&peer) {
+    /// `peer`'s cell (none for a peer never sent to: nothing to note).
+    fn cell(&self, peer: u64) -> Option<Arc<AtomicU64>> {
+        self.peers.get(&peer).cloned()
+    }
+
+    /// Notes a word from the peer of `cell` at `now`.
+    fn heard(&self, cell: Option<&AtomicU64>, now: Instant) {
+        if let Some(at) = cell {
             let since = now.saturating_duration_since(self.base);
             at.store(since.as_nanos() as u64 + 1, Ordering::Relaxed);
         }
     }
 
-    /// Whether `peer` has not been heard from since `since`.
-    fn silent_since(&self, peer: u64, since: Instant) -> bool {
-        let at = self
-            .peers
-            .get(&peer)
-            .map_or(0, |at| at.load(Ordering::Relaxed));
+    /// Whether the peer of `cell` has not been heard from since `since`.
+    fn silent_since(&self, cell: &AtomicU64, since: Instant) -> bool {
+        let at = cell.load(Ordering::Relaxed);
         at == 0 || self.base + Duration::from_nanos(at - 1) < since
     }
 }
@@ -130,9 +133,10 @@ impl Link {
     }
 }
 
-/// A peer's [`Link`] and the bell of its connector task.
+/// A peer's [`Link`], the bell of its connector task, and when it was last heard from.
 struct Peer {
     link: Arc<Mutex<Link>>,
+    heard: Arc<AtomicU64>,
     connector: Arc<Notify>,
 }
 
@@ -194,7 +198,15 @@ impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M
                     key: key.clone(),
                 };
                 tokio::spawn(connect_loop(dial, link.clone(), connector.clone()));
-                (id, Peer { link, connector })
+                let heard = last_heard.cell(id).unwrap_or_default();
+                (
+                    id,
+                    Peer {
+                        link,
+                        connector,
+                        heard,
+                    },
+                )
             })
             .collect();
         let wake = TaskWake::new();
@@ -232,7 +244,12 @@ impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M
     /// sends what a message it received at `now` calls for reads the clock once, not once
     /// per send (issue 16).
     pub fn send_at(&self, peer: u64, message: &M, now: Instant) {
-        let Some(Peer { link, connector }) = self.peers.get(&peer) else {
+        let Some(Peer {
+            link,
+            connector,
+            heard,
+        }) = self.peers.get(&peer)
+        else {
             return;
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -254,7 +271,7 @@ impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M
             link.scratch = frame;
             return;
         }
-        if link.stream.is_some() && self.stale(&link, peer, now) {
+        if link.stream.is_some() && self.stale(&link, heard, now) {
             link.stream = None;
         }
         let written = link.stream.as_mut().map(|stream| write_now(stream, &frame));
@@ -278,12 +295,12 @@ impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M
 
     /// Whether the open connection to `peer` has been open a while without a word back:
     /// it may be stuck behind a healed partition in TCP's retry backoff.
-    fn stale(&self, link: &Link, peer: u64, now: Instant) -> bool {
+    fn stale(&self, link: &Link, heard: &AtomicU64, now: Instant) -> bool {
         let old_connection = now.saturating_duration_since(link.connected_at) > STALE_AFTER;
         old_connection
             && now
                 .checked_sub(STALE_AFTER)
-                .is_some_and(|since| self.last_heard.silent_since(peer, since))
+                .is_some_and(|since| self.last_heard.silent_since(heard, since))
     }
 
     /// The peers this transport knows, in id order.
@@ -420,6 +437,8 @@ struct Joined {
 /// An inbound connection being read.
 struct Connection {
     peer: u64,
+    /// Its peer's cell in [`LastHeard`].
+    heard: Option<Arc<AtomicU64>>,
     from: SocketAddr,
     frames: frame::Reader<TcpStream>,
     /// Set when its stream wakes: only such connections are read (a pending read of a
@@ -443,8 +462,29 @@ impl<M: DeserializeOwned + MessageKind + Send + 'static> Inbox<M> {
         self.received_at
     }
 
+    /// A new flag in the inbox's wake set, for another source of the same driver's turn
+    /// (its timer, ctrl-c): [`Inbox::poll_recv`] looks at the set once for all of them.
+    pub fn wake_flag(&self) -> WakeFlag {
+        self.wake.flag()
+    }
+
     /// [`Inbox::recv`] as a poll, for a driver that polls its sources by hand.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<M>> {
+        if !self.woken(cx) {
+            return Poll::Pending;
+        }
+        self.poll_woken()
+    }
+
+    /// Registers `cx`'s task with the inbox's wake set; whether anything in the set (a
+    /// connection, the acceptor, or a source under [`Inbox::wake_flag`]) woke since the last
+    /// look. A driver's turn looks once, then polls each source whose flag is set.
+    pub fn woken(&mut self, cx: &Context<'_>) -> bool {
+        self.wake.woken(cx)
+    }
+
+    /// [`Inbox::poll_recv`] after [`Inbox::woken`] said the set woke.
+    pub fn poll_woken(&mut self) -> Poll<Option<M>> {
         let Inbox {
             joined,
             acceptor_gone,
@@ -456,9 +496,6 @@ impl<M: DeserializeOwned + MessageKind + Send + 'static> Inbox<M> {
             received_at,
             ..
         } = self;
-        if !wake.woken(cx) {
-            return Poll::Pending;
-        }
         while !*acceptor_gone {
             match joining.poll_with(|cx| joined.poll_recv(cx)) {
                 Poll::Ready(Some(Joined {
@@ -467,9 +504,11 @@ impl<M: DeserializeOwned + MessageKind + Send + 'static> Inbox<M> {
                     stream,
                     early,
                 })) => {
-                    reading.last_heard.heard(peer, Instant::now());
+                    let heard = reading.last_heard.cell(peer);
+                    reading.last_heard.heard(heard.as_deref(), Instant::now());
                     connections.push(Connection {
                         peer,
+                        heard,
                         from,
                         frames: frame::Reader::new(stream, early, MAX_FRAME_BYTES),
                         wake: wake.flag(),
@@ -515,7 +554,9 @@ fn next_message<M: DeserializeOwned + MessageKind>(
         match next {
             Poll::Ready(Some(Ok((n, message)))) => {
                 *received_at = Instant::now();
-                reading.last_heard.heard(connection.peer, *received_at);
+                reading
+                    .last_heard
+                    .heard(connection.heard.as_deref(), *received_at);
                 reading.wire.tap(Tapped::Received {
                     from: connection.peer,
                     id: n,

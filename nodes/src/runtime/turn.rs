@@ -3,8 +3,11 @@
 //! This is a `biased` `tokio::select!` over the three, written out: tokio's unbiased select
 //! draws from a per-thread RNG seeded from a process-wide counter, which would make two
 //! simulated runs in one process differ, and the macro's per-turn bookkeeping cost a
-//! measurable share of a message (issue 16). Each source is itself polled only once its own
-//! wake-up came (see [`super::woken`]), so a turn woken by one message looks at little else.
+//! measurable share of a message (issue 16). The three share the inbox's wake set (the
+//! timer and ctrl-c are made with [`Inbox::wake_flag`]): a turn looks at the set once and
+//! polls only the sources whose own wake-up came (see [`super::woken`]), so a turn woken
+//! by one message looks at little else, and a wake-up that is not a message's (madsim
+//! wakes a reader once when a payload is sent, again when it arrives) costs one look.
 
 use super::clock::Timer;
 use super::transport::Inbox;
@@ -27,7 +30,9 @@ pub enum Turn<M> {
 
 /// The next turn, if one is ready: the shutdown signal first, then the timer, then the
 /// inbox (whose connections are read in turn). An inbox that no connection can bring a
-/// message to any more is simply not ready.
+/// message to any more is simply not ready. `shutdown` and `timer` must be under flags of
+/// the inbox's set ([`OnWake::in_set`], [`super::Clock::timer_in`]): nothing else
+/// registers them with the task.
 pub fn poll_turn<M, F>(
     shutdown: &mut OnWake<F>,
     timer: &mut Timer,
@@ -38,13 +43,16 @@ where
     M: DeserializeOwned + crate::runtime::wire::MessageKind + Send + 'static,
     F: Future,
 {
+    if !inbox.woken(cx) {
+        return Poll::Pending;
+    }
     if Pin::new(shutdown).poll(cx).is_ready() {
         return Poll::Ready(Turn::Shutdown);
     }
     if Pin::new(timer).poll(cx).is_ready() {
         return Poll::Ready(Turn::Tick);
     }
-    match inbox.poll_recv(cx) {
+    match inbox.poll_woken() {
         Poll::Ready(Some(message)) => Poll::Ready(Turn::Message(message)),
         Poll::Ready(None) | Poll::Pending => Poll::Pending,
     }
@@ -79,10 +87,10 @@ mod tests {
             transport.send(1, &7);
             tokio::time::sleep(Duration::from_millis(100)).await;
             let clock = Clock::new();
-            let mut timer = clock.timer();
+            let mut timer = clock.timer_in(inbox.wake_flag());
             timer.set(clock.now());
-            let mut stop = OnWake::new(std::future::ready(()));
-            let mut never = OnWake::new(std::future::pending::<()>());
+            let mut stop = OnWake::in_set(std::future::ready(()), inbox.wake_flag());
+            let mut never = OnWake::in_set(std::future::pending::<()>(), inbox.wake_flag());
             let mut turns = Vec::new();
             turns.push(poll_fn(|cx| poll_turn(&mut stop, &mut timer, &mut inbox, cx)).await);
             turns.push(poll_fn(|cx| poll_turn(&mut never, &mut timer, &mut inbox, cx)).await);

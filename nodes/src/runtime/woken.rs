@@ -139,6 +139,27 @@ pub struct WakeFlag {
 }
 
 impl WakeFlag {
+    /// Whether the flag was set since the last look; clears it.
+    pub fn take(&self) -> bool {
+        if !self.flag.woken.load(Ordering::Acquire) {
+            return false;
+        }
+        self.flag.woken.store(false, Ordering::Release);
+        true
+    }
+
+    /// Sets the flag (and marks its set woken) without waking anyone: for work that must be
+    /// looked at again on its task's next poll whatever wakes it (a timer just moved).
+    pub fn mark(&self) {
+        self.flag.woken.store(true, Ordering::Release);
+        self.flag.task.any.store(true, Ordering::Release);
+    }
+
+    /// The waker that sets this flag, then wakes its set's task.
+    pub fn waker(&self) -> &Waker {
+        &self.waker
+    }
+
     /// Runs `poll` with a context whose waker sets this flag, if it was set since the last
     /// run that came back pending; else pending at once. A run that is ready leaves the
     /// flag and its set woken (a stream may hold more).
@@ -159,18 +180,30 @@ impl WakeFlag {
 /// A future polled only after a wake-up of its own (see [`WakeFlag`]).
 pub struct OnWake<F> {
     future: Pin<Box<F>>,
-    task: TaskWake,
+    /// Its own set, or `None` when its flag is one of a set its poller looks at itself.
+    task: Option<TaskWake>,
     flag: WakeFlag,
 }
 
 impl<F: Future> OnWake<F> {
-    /// Wraps `future`.
+    /// Wraps `future`, with a set of its own: a future to poll anywhere.
     pub fn new(future: F) -> Self {
         let task = TaskWake::new();
         let flag = task.flag();
         OnWake {
             future: Box::pin(future),
-            task,
+            task: Some(task),
+            flag,
+        }
+    }
+
+    /// Wraps `future` under `flag`, one of a set whose poller calls [`TaskWake::woken`]
+    /// for the whole set (a driver's turn, see `turn`): one look per turn, not one per
+    /// source.
+    pub fn in_set(future: F, flag: WakeFlag) -> Self {
+        OnWake {
+            future: Box::pin(future),
+            task: None,
             flag,
         }
     }
@@ -181,8 +214,10 @@ impl<F: Future> Future for OnWake<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.get_mut();
-        if !this.task.woken(cx) {
-            return Poll::Pending;
+        if let Some(task) = &mut this.task {
+            if !task.woken(cx) {
+                return Poll::Pending;
+            }
         }
         let future = &mut this.future;
         this.flag.poll_with(|cx| future.as_mut().poll(cx))
