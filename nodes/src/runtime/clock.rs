@@ -10,7 +10,7 @@
 use crate::runtime::woken::{TaskWake, WakeFlag};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,6 +31,12 @@ struct Shared {
     /// Bumped whenever the drift changes, so a [`Timer`] knows when a local deadline it
     /// already mapped to true time still maps to the same instant.
     rate_epoch: AtomicU64,
+    /// Whether the drift was ever set: until then local time is true time since
+    /// `created`, read without the lock (a driver converts a time or two per message, and
+    /// most clocks are never skewed).
+    drifted: AtomicBool,
+    /// True time when the clock was created (as in the model, which never changes it).
+    created: Instant,
 }
 
 #[derive(Debug)]
@@ -74,6 +80,8 @@ impl Clock {
                     epoch_wall_ms,
                 }),
                 rate_epoch: AtomicU64::new(0),
+                drifted: AtomicBool::new(false),
+                created: now,
             }),
         }
     }
@@ -91,6 +99,10 @@ impl Clock {
     /// What the local monotonic clock read (or reads) at the true instant `at`: for a
     /// caller that has read the time already.
     pub fn at(&self, at: Instant) -> Duration {
+        if !self.shared.drifted.load(Ordering::Acquire) {
+            // The model's own arithmetic with its starting base: `created`, zero, no drift.
+            return at.saturating_duration_since(self.shared.created);
+        }
         self.model().local_at(at)
     }
 
@@ -120,6 +132,9 @@ impl Clock {
     /// The true instant at which the local clock reads `deadline`, at the current drift
     /// (a deadline already passed maps to an instant already passed).
     pub fn true_instant(&self, deadline: Duration) -> Instant {
+        if !self.shared.drifted.load(Ordering::Acquire) {
+            return true_at(self.shared.created, deadline);
+        }
         self.model().true_at(deadline)
     }
 
@@ -166,6 +181,7 @@ impl Clock {
             m.base_local = m.local_at(now);
             m.base_true = now;
             m.drift = drift.max(-0.99);
+            self.shared.drifted.store(true, Ordering::Release);
             self.shared.rate_epoch.fetch_add(1, Ordering::Release);
         }
     }
@@ -193,10 +209,13 @@ impl ClockModel {
         } else {
             ahead.div_f64(1.0 + self.drift)
         };
-        self.base_true
-            .checked_add(ahead)
-            .unwrap_or_else(|| self.base_true + FAR_FUTURE)
+        true_at(self.base_true, ahead)
     }
+}
+
+/// `base` plus `ahead`, or far in the future when that is not representable.
+fn true_at(base: Instant, ahead: Duration) -> Instant {
+    base.checked_add(ahead).unwrap_or_else(|| base + FAR_FUTURE)
 }
 
 /// A node's timer on its local clock, kept across the iterations of a driver loop.
