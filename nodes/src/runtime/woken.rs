@@ -33,16 +33,6 @@ impl Task {
     }
 }
 
-impl Wake for Task {
-    fn wake(self: Arc<Self>) {
-        self.wake_task();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.wake_task();
-    }
-}
-
 /// The task side of a set of [`WakeFlag`]s: whether one of them was woken since the last
 /// look, and the waker of the task to wake when one is.
 pub struct TaskWake {
@@ -81,24 +71,8 @@ impl TaskWake {
             *self.task.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker.clone());
             self.registered = Some(waker);
         }
-        if !self.task.any.load(Ordering::Acquire) {
-            return false;
-        }
         // Cleared before anything is polled: what wakes after this is seen next time.
-        self.task.any.store(false, Ordering::Release);
-        true
-    }
-
-    /// Marks the set woken, so the next [`TaskWake::woken`] is true: for a caller that
-    /// stopped with work left.
-    pub fn again(&self) {
-        self.task.any.store(true, Ordering::Release);
-    }
-
-    /// A waker that marks the whole set woken and wakes its task: for one piece of work
-    /// that is the set's only one (a timer's wake-up).
-    pub fn waker(&self) -> Waker {
-        Waker::from(self.task.clone())
+        take(&self.task.any)
     }
 
     /// A new flag of this set, first set.
@@ -141,11 +115,7 @@ pub struct WakeFlag {
 impl WakeFlag {
     /// Whether the flag was set since the last look; clears it.
     pub fn take(&self) -> bool {
-        if !self.flag.woken.load(Ordering::Acquire) {
-            return false;
-        }
-        self.flag.woken.store(false, Ordering::Release);
-        true
+        take(&self.flag.woken)
     }
 
     /// Sets the flag (and marks its set woken) without waking anyone: for work that must be
@@ -164,10 +134,9 @@ impl WakeFlag {
     /// run that came back pending; else pending at once. A run that is ready leaves the
     /// flag and its set woken (a stream may hold more).
     pub fn poll_with<T>(&self, poll: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
-        if !self.flag.woken.load(Ordering::Acquire) {
+        if !take(&self.flag.woken) {
             return Poll::Pending;
         }
-        self.flag.woken.store(false, Ordering::Release);
         let ready = poll(&mut Context::from_waker(&self.waker));
         if ready.is_ready() {
             self.flag.woken.store(true, Ordering::Release);
@@ -175,6 +144,16 @@ impl WakeFlag {
         }
         ready
     }
+}
+
+/// Whether `flag` was set; clears it (a load first: most looks find it clear, and a
+/// plain load costs less than a swap).
+fn take(flag: &AtomicBool) -> bool {
+    if !flag.load(Ordering::Acquire) {
+        return false;
+    }
+    flag.store(false, Ordering::Release);
+    true
 }
 
 /// A future polled only after a wake-up of its own (see [`WakeFlag`]).
