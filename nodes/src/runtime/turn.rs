@@ -107,4 +107,56 @@ mod tests {
             "{turns:?}"
         );
     }
+
+    /// Under the shared wake set, the timer is looked at when nothing else woke the turn:
+    /// a due timer ticks again until set later, and a deadline moved earlier after a quiet
+    /// turn (a chat client's turn) is asked for and fires on time.
+    #[test]
+    fn the_timer_is_looked_at_after_a_tick_and_after_a_move_in_a_quiet_set() {
+        let runtime = madsim::runtime::Runtime::new();
+        let addr = SocketAddr::from(([10, 0, 0, 1], 7000));
+        let node = runtime.create_node().ip(addr.ip()).build();
+        let seen = runtime.block_on(node.spawn(async move {
+            let key = ClusterKey::derived("k");
+            let events = EventSink::new(|_| {});
+            let (_transport, mut inbox) =
+                Transport::<u64>::start(1, addr, &BTreeMap::new(), &key, &events, &WireTap::off())
+                    .await
+                    .expect("listen");
+            let clock = Clock::new();
+            let mut timer = clock.timer_in(inbox.wake_flag());
+            let mut never = OnWake::in_set(std::future::pending::<()>(), inbox.wake_flag());
+            timer.set(clock.now());
+            let first = poll_fn(|cx| poll_turn(&mut never, &mut timer, &mut inbox, cx)).await;
+            // Not set again: still due.
+            let again = tokio::time::timeout(
+                Duration::from_secs(1),
+                poll_fn(|cx| poll_turn(&mut never, &mut timer, &mut inbox, cx)),
+            )
+            .await;
+            // A far deadline, one quiet turn that arms it, then a move to 1 s from now.
+            timer.set(clock.now() + Duration::from_secs(3600));
+            poll_fn(|cx| {
+                let _ = poll_turn(&mut never, &mut timer, &mut inbox, cx);
+                Poll::Ready(())
+            })
+            .await;
+            let start = clock.now();
+            timer.set(start + Duration::from_secs(1));
+            let moved = tokio::time::timeout(
+                Duration::from_secs(5),
+                poll_fn(|cx| poll_turn(&mut never, &mut timer, &mut inbox, cx)),
+            )
+            .await;
+            (first, again, moved, clock.now() - start)
+        }));
+        let (first, again, moved, waited) = seen.expect("the node ran");
+        assert!(matches!(first, Turn::Tick), "{first:?}");
+        assert!(matches!(again, Ok(Turn::Tick)), "{again:?}");
+        assert!(matches!(moved, Ok(Turn::Tick)), "{moved:?}");
+        assert!(
+            waited.abs_diff(Duration::from_secs(1)) < Duration::from_millis(1),
+            "{waited:?}"
+        );
+    }
 }
