@@ -27,7 +27,7 @@ use super::config::ElectionConfig;
 use super::message::Message;
 use crate::runtime::{NodeEvent, Role};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// What the election keeps on disk: terms must never go backwards across a restart, and
@@ -76,7 +76,8 @@ enum Phase {
     Leader,
 }
 
-/// One node's election state.
+/// One node's election state. The handlers taken only around an election are `#[cold]`:
+/// kept out of the heartbeat path's instruction-cache lines (issue 16).
 pub struct Election {
     config: ElectionConfig,
     term: u64,
@@ -96,8 +97,11 @@ pub struct Election {
     /// timeout (the candidate's lease may start from its request). `None` as candidate
     /// means "nobody": a node just (re)started does not know whom it promised.
     promise: Option<(Option<u64>, Duration)>,
-    /// Leader: acknowledgers of each recent heartbeat, keyed by its send time.
-    acks: BTreeMap<u64, BTreeSet<u64>>,
+    /// Quorum leader: `(sent_at, from)` of each acknowledgement of a recent heartbeat (a
+    /// few per peer: pruned to the lease at each heartbeat; one allocation, reused).
+    acks: Vec<(u64, u64)>,
+    /// `config.lease()`, computed once (a float multiply per acknowledgement otherwise).
+    lease: Duration,
     /// Last role reported, to emit only changes.
     reported: Option<(Role, u64, Option<u64>)>,
     out: Vec<Command>,
@@ -111,6 +115,7 @@ impl Election {
     /// A node starting (or restarting) as a follower that first listens for a leader.
     pub fn new(config: ElectionConfig, persisted: Persisted, now: Duration) -> Self {
         let election_deadline = now + config.election_timeout;
+        let lease = config.lease();
         Election {
             config,
             term: persisted.term,
@@ -122,7 +127,8 @@ impl Election {
             heartbeat_due: now,
             lease_until: now,
             promise: Some((None, election_deadline)),
-            acks: BTreeMap::new(),
+            acks: Vec::new(),
+            lease,
             reported: None,
             out: Vec::new(),
         }
@@ -278,6 +284,7 @@ impl Election {
         self.finish()
     }
 
+    #[cold]
     fn on_election(&mut self, now: Duration, from: u64) {
         if from >= self.config.id {
             return;
@@ -305,6 +312,7 @@ impl Election {
     }
 
     /// Plain bully: COORDINATOR is an announcement, accepted unless its term is stale.
+    #[cold]
     fn on_announcement(&mut self, now: Duration, from: u64, term: u64) {
         let same_term_rival = term == self.term && self.phase == Phase::Leader;
         if term < self.term || (same_term_rival && from < self.config.id) {
@@ -319,6 +327,7 @@ impl Election {
     }
 
     /// Quorum mode: COORDINATOR asks for this node's vote for `term`.
+    #[cold]
     fn on_vote_request(&mut self, now: Duration, from: u64, term: u64, _sent_at: u64) {
         let reject = |this: &mut Self| {
             let term = this.term;
@@ -370,6 +379,7 @@ impl Election {
         );
     }
 
+    #[cold]
     fn on_pre_vote_reply(
         &mut self,
         now: Duration,
@@ -398,6 +408,7 @@ impl Election {
         }
     }
 
+    #[cold]
     fn on_grant(&mut self, now: Duration, from: u64, term: u64, granted: bool) {
         if !granted {
             if term > self.term {
@@ -463,10 +474,15 @@ impl Election {
         if self.phase != Phase::Leader || term != self.term {
             return;
         }
-        let ackers = self.acks.entry(sent_at).or_default();
-        ackers.insert(from);
-        if ackers.len() + 1 >= self.config.majority() {
-            let until = Duration::from_nanos(sent_at) + self.config.lease();
+        if !self.config.quorum {
+            return; // a plain leader holds no lease
+        }
+        if !self.acks.contains(&(sent_at, from)) {
+            self.acks.push((sent_at, from));
+        }
+        let ackers = self.acks.iter().filter(|&&(at, _)| at == sent_at).count();
+        if ackers + 1 >= self.config.majority() {
+            let until = Duration::from_nanos(sent_at) + self.lease;
             self.lease_until = self.lease_until.max(until);
         }
     }
@@ -494,6 +510,7 @@ impl Election {
         }
     }
 
+    #[cold]
     fn start_election(&mut self, now: Duration) {
         self.leader = None;
         let higher: Vec<u64> = self
@@ -520,6 +537,7 @@ impl Election {
         };
     }
 
+    #[cold]
     fn become_coordinator(&mut self, now: Duration) {
         if self.config.quorum {
             return self.pre_vote(now);
@@ -539,6 +557,7 @@ impl Election {
     }
 
     /// Quorum mode, step 1: ask whether a majority would vote, without raising the term.
+    #[cold]
     fn pre_vote(&mut self, now: Duration) {
         if self.promised_elsewhere(now, self.config.id) {
             // Our own vote is promised to another candidate: wait, then try again.
@@ -563,6 +582,7 @@ impl Election {
     }
 
     /// Quorum mode, step 2: raise the term, vote for itself, ask for votes.
+    #[cold]
     fn propose(&mut self, now: Duration) {
         self.term += 1;
         self.voted_for = Some(self.config.id);
@@ -584,7 +604,7 @@ impl Election {
         self.phase = Phase::Leader;
         self.leader = Some(self.config.id);
         self.acks.clear();
-        self.lease_until = lease_from + self.config.lease();
+        self.lease_until = lease_from + self.lease;
         self.send_heartbeats(now);
     }
 
@@ -597,6 +617,7 @@ impl Election {
         self.election_deadline = now + self.config.election_timeout;
     }
 
+    #[cold]
     fn step_down(&mut self, now: Duration, reason: String) {
         self.out.push(Command::Emit(NodeEvent::SteppedDown {
             term: self.term,
@@ -622,10 +643,10 @@ impl Election {
         self.broadcast(heartbeat);
         self.heartbeat_due = now + self.config.heartbeat_interval;
         if self.config.majority() <= 1 {
-            self.lease_until = now + self.config.lease();
+            self.lease_until = now + self.lease;
         }
-        let oldest = nanos(now.saturating_sub(self.config.lease()));
-        self.acks.retain(|&sent_at, _| sent_at >= oldest);
+        let oldest = nanos(now.saturating_sub(self.lease));
+        self.acks.retain(|&(sent_at, _)| sent_at >= oldest);
     }
 
     fn leader_alive(&self, now: Duration) -> bool {
