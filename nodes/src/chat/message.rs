@@ -165,6 +165,9 @@ pub struct Delivery {
     pub text: String,
 }
 
+/// Postcard's bytes by serde (the election's part of them by hand, see its `Message`).
+impl crate::runtime::frame::Body for Wire {}
+
 impl crate::runtime::wire::MessageKind for Wire {
     fn kind(&self) -> &'static str {
         match self {

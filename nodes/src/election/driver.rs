@@ -111,7 +111,8 @@ pub fn execute<M>(
     at: Instant,
 ) -> io::Result<()>
 where
-    M: serde::Serialize
+    M: crate::runtime::frame::Body
+        + serde::Serialize
         + serde::de::DeserializeOwned
         + crate::runtime::wire::MessageKind
         + Send
@@ -121,13 +122,18 @@ where
     for command in commands.drain(..) {
         match command {
             Command::Send { to, message } => transport.send_at(to, &M::from(message), at),
-            Command::Persist(state) => {
-                let record = serde_json::to_vec(&state).map_err(io::Error::other)?;
-                log.append(&record)?;
-                log.sync()?;
-            }
+            Command::Persist(state) => persist(log, &state)?,
             Command::Emit(event) => events.emit(event),
         }
     }
     Ok(())
+}
+
+/// Appends `state` to the log and syncs it (out of line: a term changes rarely, a
+/// message's commands are handled every turn).
+#[cold]
+fn persist(log: &mut DurableLog, state: &Persisted) -> io::Result<()> {
+    let record = serde_json::to_vec(state).map_err(io::Error::other)?;
+    log.append(&record)?;
+    log.sync()
 }

@@ -24,7 +24,7 @@
 use crate::auth::ClusterKey;
 use crate::deadline::within;
 use crate::lines::{read_line, Line};
-use crate::runtime::frame::{self, FrameError};
+use crate::runtime::frame::{self, Body, FrameError};
 use crate::runtime::wire::{MessageKind, Tapped, WireTap};
 use crate::runtime::woken::{TaskWake, WakeFlag};
 use crate::runtime::{EventSink, NodeEvent};
@@ -115,8 +115,9 @@ struct Link {
     busy: bool,
     /// Frames for the connector task, in order (an empty one: only a flush is owed).
     queue: VecDeque<Vec<u8>>,
-    /// When the open connection was made.
-    connected_at: Instant,
+    /// When the open connection, made [`STALE_AFTER`] before, is old enough to be judged
+    /// stale (kept as the sum: a comparison per send, not a subtraction).
+    stale_from: Instant,
     /// Until then the peer counts as unreachable and messages to it are dropped.
     retry_at: Option<Instant>,
     /// The sender's frame buffer, reused from message to message.
@@ -125,6 +126,7 @@ struct Link {
 
 impl Link {
     /// Gives up on the connection: what is queued is dropped, as a lossy network would.
+    #[cold]
     fn broken(&mut self) {
         self.stream = None;
         self.queue.clear();
@@ -155,7 +157,7 @@ pub struct Transport<M> {
     _message: PhantomData<fn(M)>,
 }
 
-impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M> {
+impl<M: Body + Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M> {
     /// Listens on `listen` as node `me` and prepares connections to `peers`; returns the
     /// sender and the inbox of messages received from peers that prove `key`. Refused
     /// connections are reported to `events`.
@@ -187,7 +189,7 @@ impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M
                     stream: None,
                     busy: false,
                     queue: VecDeque::new(),
-                    connected_at: Instant::now(),
+                    stale_from: Instant::now() + STALE_AFTER,
                     retry_at: None,
                     scratch: Vec::with_capacity(64),
                 }));
@@ -265,38 +267,23 @@ impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M
             kind: message.kind(),
         });
         if link.busy {
-            if link.queue.len() < QUEUE_PER_PEER {
-                link.queue.push_back(frame.clone());
-            }
-            link.scratch = frame;
-            return;
+            return queue_behind(&mut link, frame);
         }
         if link.stream.is_some() && self.stale(&link, heard, now) {
             link.stream = None;
         }
         let written = link.stream.as_mut().map(|stream| write_now(stream, &frame));
-        let owed = match written {
-            Some(Ok(rest)) => rest,
-            Some(Err(_)) => {
-                link.broken();
-                None
-            }
-            None if link.retry_at.is_some_and(|t| now < t) => None, // dropped
-            None => Some(frame.clone()),
-        };
-        link.scratch = frame;
-        if let Some(owed) = owed {
-            link.queue.push_back(owed);
-            link.busy = true;
-            drop(link);
-            connector.notify_one();
+        if let Some(Ok(None)) = written {
+            link.scratch = frame; // all of it went: the steady case
+            return;
         }
+        owe(link, frame, written, now, connector);
     }
 
     /// Whether the open connection to `peer` has been open a while without a word back:
     /// it may be stuck behind a healed partition in TCP's retry backoff.
     fn stale(&self, link: &Link, heard: &AtomicU64, now: Instant) -> bool {
-        let old_connection = now.saturating_duration_since(link.connected_at) > STALE_AFTER;
+        let old_connection = now > link.stale_from;
         old_connection
             && now
                 .checked_sub(STALE_AFTER)
@@ -306,6 +293,46 @@ impl<M: Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M
     /// The peers this transport knows, in id order.
     pub fn peers(&self) -> impl Iterator<Item = u64> + '_ {
         self.peers.keys().copied()
+    }
+}
+
+/// [`Transport::send_at`] while the connector task holds the link: `frame` queues behind
+/// what it is finishing (dropped past the cap, as a full socket buffer would).
+#[cold]
+fn queue_behind(link: &mut Link, frame: Vec<u8>) {
+    if link.queue.len() < QUEUE_PER_PEER {
+        link.queue.push_back(frame.clone());
+    }
+    link.scratch = frame;
+}
+
+/// [`Transport::send_at`] when `frame` did not all go at once (`written`: the attempt, if
+/// a connection was open): what is owed goes to the connector task, a broken connection
+/// is given up, and with none open the frame waits for a new one unless the peer is in
+/// its retry backoff. Kept out of line: the steady path writes whole frames.
+#[cold]
+fn owe(
+    mut link: MutexGuard<'_, Link>,
+    frame: Vec<u8>,
+    written: Option<io::Result<Option<Vec<u8>>>>,
+    now: Instant,
+    connector: &Notify,
+) {
+    let owed = match written {
+        Some(Ok(rest)) => rest,
+        Some(Err(_)) => {
+            link.broken();
+            None
+        }
+        None if link.retry_at.is_some_and(|t| now < t) => None, // dropped
+        None => Some(frame.clone()),
+    };
+    link.scratch = frame;
+    if let Some(owed) = owed {
+        link.queue.push_back(owed);
+        link.busy = true;
+        drop(link);
+        connector.notify_one();
     }
 }
 
@@ -353,7 +380,7 @@ async fn drain(dial: &Dial, link: &Mutex<Link>) {
         None => match connect(dial).await {
             Ok(stream) => {
                 let mut link = lock(link);
-                link.connected_at = Instant::now();
+                link.stale_from = Instant::now() + STALE_AFTER;
                 link.retry_at = None;
                 stream
             }
@@ -448,7 +475,7 @@ struct Connection {
     ended: bool,
 }
 
-impl<M: DeserializeOwned + MessageKind + Send + 'static> Inbox<M> {
+impl<M: Body + DeserializeOwned + MessageKind + Send + 'static> Inbox<M> {
     /// The next message from any peer, in the order they are read; `None` once no
     /// connection can bring one (the listener is gone and every connection ended).
     pub async fn recv(&mut self) -> Option<M> {
@@ -498,34 +525,15 @@ impl<M: DeserializeOwned + MessageKind + Send + 'static> Inbox<M> {
         } = self;
         while !*acceptor_gone {
             match joining.poll_with(|cx| joined.poll_recv(cx)) {
-                Poll::Ready(Some(Joined {
-                    peer,
-                    from,
-                    stream,
-                    early,
-                })) => {
-                    let heard = reading.last_heard.cell(peer);
-                    reading.last_heard.heard(heard.as_deref(), Instant::now());
-                    connections.push(Connection {
-                        peer,
-                        heard,
-                        from,
-                        frames: frame::Reader::new(stream, early, MAX_FRAME_BYTES),
-                        wake: wake.flag(),
-                        ended: false,
-                    });
-                }
+                Poll::Ready(Some(joined)) => join(connections, reading, wake, joined),
                 Poll::Ready(None) => *acceptor_gone = true,
                 Poll::Pending => break,
             }
         }
-        let message = next_message::<M>(connections, turn, reading, received_at);
-        if connections.iter().any(|c| c.ended) {
-            // Dropped at once, so the peer's writes fail as they would have.
-            connections.retain(|c| !c.ended);
-            if *turn >= connections.len() {
-                *turn = 0;
-            }
+        let mut ended = false;
+        let message = next_message::<M>(connections, turn, reading, received_at, &mut ended);
+        if ended {
+            drop_ended(connections, turn);
         }
         match message {
             Some(message) => Poll::Ready(Some(message)),
@@ -535,22 +543,59 @@ impl<M: DeserializeOwned + MessageKind + Send + 'static> Inbox<M> {
     }
 }
 
+/// Reads the connection of a peer that passed the handshake from now on (out of line:
+/// a few per run, against a message every turn).
+#[cold]
+fn join(connections: &mut Vec<Connection>, reading: &Reading, wake: &TaskWake, joined: Joined) {
+    let Joined {
+        peer,
+        from,
+        stream,
+        early,
+    } = joined;
+    let heard = reading.last_heard.cell(peer);
+    reading.last_heard.heard(heard.as_deref(), Instant::now());
+    connections.push(Connection {
+        peer,
+        heard,
+        from,
+        frames: frame::Reader::new(stream, early, MAX_FRAME_BYTES),
+        wake: wake.flag(),
+        ended: false,
+    });
+}
+
+/// Drops the connections marked ended at once, so the peer's writes fail as they would
+/// have.
+#[cold]
+fn drop_ended(connections: &mut Vec<Connection>, turn: &mut usize) {
+    connections.retain(|c| !c.ended);
+    if *turn >= connections.len() {
+        *turn = 0;
+    }
+}
+
 /// The next message of the first connection that has one, starting at `turn` (moved past
 /// it), and when it was taken; connections that end or send something else are marked
-/// ended.
-fn next_message<M: DeserializeOwned + MessageKind>(
+/// ended (and `ended` set).
+fn next_message<M: Body + DeserializeOwned + MessageKind>(
     connections: &mut [Connection],
     turn: &mut usize,
     reading: &Reading,
     received_at: &mut Instant,
+    ended: &mut bool,
 ) -> Option<M> {
     let count = connections.len();
-    // Round from `turn`, without a division per connection.
-    let first = (*turn).min(count);
-    for i in (first..count).chain(0..first) {
-        let Connection { frames, wake, .. } = &mut connections[i];
-        let next = wake.poll_with(|cx| frames.poll_frame::<M>(cx));
+    // Round from `turn`, without a division per connection (nor a chained iterator: this
+    // loop runs at every wake-up, issue 16).
+    let mut i = (*turn).min(count);
+    for _ in 0..count {
+        if i == count {
+            i = 0;
+        }
         let connection = &mut connections[i];
+        let Connection { frames, wake, .. } = &mut *connection;
+        let next = wake.poll_with(|cx| frames.poll_frame::<M>(cx));
         match next {
             Poll::Ready(Some(Ok((n, message)))) => {
                 *received_at = Instant::now();
@@ -568,10 +613,15 @@ fn next_message<M: DeserializeOwned + MessageKind>(
             Poll::Ready(Some(Err(refusal))) => {
                 refused_message(&reading.auth, connection.from, &refusal);
                 connection.ended = true;
+                *ended = true;
             }
-            Poll::Ready(None) => connection.ended = true,
+            Poll::Ready(None) => {
+                connection.ended = true;
+                *ended = true;
+            }
             Poll::Pending => {}
         }
+        i += 1;
     }
     None
 }
@@ -607,6 +657,7 @@ async fn accept_loop(listener: TcpListener, joined: mpsc::Sender<Joined>, auth: 
     }
 }
 
+#[cold]
 fn refused(auth: &Auth, from: SocketAddr, reason: &str) {
     auth.events.emit(NodeEvent::Refused {
         peer: from.to_string(),
@@ -616,6 +667,7 @@ fn refused(auth: &Auth, from: SocketAddr, reason: &str) {
 }
 
 /// A peer that proved the key sent something that is not a message: it is cut off.
+#[cold]
 fn refused_message(auth: &Auth, from: SocketAddr, why: &FrameError) {
     auth.events.emit(NodeEvent::Refused {
         peer: from.to_string(),
@@ -712,6 +764,8 @@ mod tests {
             "NUMBER"
         }
     }
+
+    impl Body for u64 {}
 
     fn none() -> BTreeMap<u64, SocketAddr> {
         BTreeMap::new()

@@ -40,7 +40,7 @@ pub fn poll_turn<M, F>(
     cx: &mut Context<'_>,
 ) -> Poll<Turn<M>>
 where
-    M: DeserializeOwned + crate::runtime::wire::MessageKind + Send + 'static,
+    M: super::frame::Body + DeserializeOwned + crate::runtime::wire::MessageKind + Send + 'static,
     F: Future,
 {
     if !inbox.woken(cx) {

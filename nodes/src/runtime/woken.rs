@@ -13,23 +13,44 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 
 /// The task that polls a set of flags, and whether any of them was set since it looked.
 struct Task {
     any: AtomicBool,
+    /// The waker of the first poll, read by a wake without a lock (two wakes per peer
+    /// message: a lock round trip each cost more than the rest of the wake, issue 16).
+    first: OnceLock<Waker>,
+    /// Set once a later poll brought another waker (the set moved to another task):
+    /// from then on wakes go to `later`.
+    moved: AtomicBool,
     /// Kept, not taken, by a wake: a task polled with the same waker registers nothing.
-    waker: Mutex<Option<Waker>>,
+    later: Mutex<Option<Waker>>,
 }
 
 impl Task {
     fn wake_task(&self) {
         self.any.store(true, Ordering::Release);
-        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.moved.load(Ordering::Acquire) {
+            if let Some(waker) = self.first.get() {
+                waker.wake_by_ref();
+            }
+            return;
+        }
+        let waker = self.later.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(waker) = waker.as_ref() {
             waker.wake_by_ref();
         }
+    }
+
+    /// Makes `waker` the one wakes go to.
+    fn register(&self, waker: &Waker) {
+        if self.first.set(waker.clone()).is_ok() {
+            return;
+        }
+        *self.later.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker.clone());
+        self.moved.store(true, Ordering::Release);
     }
 }
 
@@ -53,7 +74,9 @@ impl TaskWake {
         TaskWake {
             task: Arc::new(Task {
                 any: AtomicBool::new(true),
-                waker: Mutex::new(None),
+                first: OnceLock::new(),
+                moved: AtomicBool::new(false),
+                later: Mutex::new(None),
             }),
             registered: None,
         }
@@ -67,9 +90,8 @@ impl TaskWake {
             .as_ref()
             .is_some_and(|w| w.will_wake(cx.waker()))
         {
-            let waker = cx.waker().clone();
-            *self.task.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker.clone());
-            self.registered = Some(waker);
+            self.task.register(cx.waker());
+            self.registered = Some(cx.waker().clone());
         }
         // Cleared before anything is polled: what wakes after this is seen next time.
         take(&self.task.any)
@@ -200,6 +222,59 @@ impl<F: Future> Future for OnWake<F> {
         }
         let future = &mut this.future;
         this.flag.poll_with(|cx| future.as_mut().poll(cx))
+    }
+}
+
+#[cfg(test)]
+mod waker_tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A waker that counts its wakes.
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn counter() -> (Arc<Counter>, Waker) {
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        (counter.clone(), Waker::from(counter))
+    }
+
+    /// A flag's wake reaches the task that polled the set last: the first one without a
+    /// lock, then each one the set moved to, back to the first one too.
+    #[test]
+    fn wakes_follow_the_set_from_task_to_task() {
+        let mut set = TaskWake::new();
+        let flag = set.flag();
+        let (a, waker_a) = counter();
+        let (b, waker_b) = counter();
+        let counts = || (a.0.load(Ordering::Relaxed), b.0.load(Ordering::Relaxed));
+        flag.waker().wake_by_ref();
+        assert_eq!(counts(), (0, 0), "nobody polled yet");
+        assert!(
+            set.woken(&Context::from_waker(&waker_a)),
+            "first look finds it woken"
+        );
+        flag.waker().wake_by_ref();
+        assert_eq!(counts(), (1, 0));
+        assert!(set.woken(&Context::from_waker(&waker_a)));
+        assert!(
+            !set.woken(&Context::from_waker(&waker_a)),
+            "cleared by the look"
+        );
+        assert!(!set.woken(&Context::from_waker(&waker_b)));
+        flag.waker().wake_by_ref();
+        assert_eq!(counts(), (1, 1), "moved to b");
+        assert!(set.woken(&Context::from_waker(&waker_a)));
+        flag.waker().wake_by_ref();
+        assert_eq!(counts(), (2, 1), "and back to a");
     }
 }
 
