@@ -477,6 +477,9 @@ impl Election {
         if !self.config.quorum {
             return; // a plain leader holds no lease
         }
+        if sent_at > nanos(now) {
+            return; // no heartbeat was sent in the future: a peer lying to extend the lease
+        }
         if !self.acks.contains(&(sent_at, from)) {
             self.acks.push((sent_at, from));
         }

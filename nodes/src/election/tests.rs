@@ -247,6 +247,31 @@ fn quorum_isolated_leader_steps_down_before_a_new_leader_is_elected() {
     assert_eq!(cluster.overlap, Duration::ZERO);
 }
 
+/// Acknowledgements of a heartbeat "sent" in the future (peers lying, or a bug) do not
+/// extend a quorum leader's lease: cut off, it still steps down in time.
+#[test]
+fn quorum_acks_dated_in_the_future_do_not_extend_the_lease() {
+    let mut cluster = Cluster::new(5, true);
+    cluster.run_until(Duration::from_secs(5));
+    assert_eq!(cluster.leader_of(5), Some(5));
+    let term = cluster.nodes[5].as_ref().expect("n5 runs").term();
+    let far = (cluster.now + Duration::from_secs(3600)).as_nanos() as u64;
+    for from in [1, 2] {
+        let lie = Message::HeartbeatAck {
+            from,
+            term,
+            sent_at: far,
+            ok: true,
+        };
+        cluster.in_flight.push((cluster.now + MS, 5, lie));
+    }
+    cluster.run_until(cluster.now + 10 * MS);
+    cluster.isolate(5);
+    cluster.run_until(Duration::from_secs(12));
+    assert_eq!(cluster.leader_of(5), None, "lost its lease");
+    assert_eq!(cluster.overlap, Duration::ZERO, "never two leaders at once");
+}
+
 #[test]
 fn quorum_vote_is_given_once_per_term() {
     let mut node = Election::new(config(1, 3, true), Persisted::default(), Duration::ZERO);
