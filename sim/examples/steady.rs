@@ -8,13 +8,16 @@
 //! ./target/release/examples/steady ours 60 100    # the testbed, 100 seeds of 60 s
 //! ./target/release/examples/steady raw 60 100     # raw madsim, the same pattern
 //! ./target/release/examples/steady pair 60 100    # both, alternated seed by seed
+//! ./target/release/examples/steady blocks 60 100  # both, alternated ten seeds at a time
 //! ```
 //!
 //! Running both at 3 s and at 60 s (or 600 s) separates a run's fixed cost from its cost
 //! per simulated second. `pair` alternates the two as `sim bench` does (each seed the
 //! testbed's run, then raw madsim's) and prints their ratio: alternated, each side starts
 //! with caches and allocator pages left by the other, which moves the ratio by ~0.1 against
-//! running each side back to back.
+//! running each side back to back. `blocks` alternates ten seeds of each: all but the first
+//! seed of a block start from their own side's leftovers, as in a fuzz run of one side,
+//! while both sides still share the machine's load.
 
 use sim::bench::{raw_tcp_heartbeats, steady_election};
 use sim::run::run_scenario;
@@ -25,7 +28,7 @@ use std::time::Instant;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage: steady ours|raw|pair SECONDS SEEDS";
+const USAGE: &str = "usage: steady ours|raw|pair|blocks SECONDS SEEDS";
 
 fn main() -> ExitCode {
     match measure(std::env::args().skip(1).collect()) {
@@ -47,8 +50,10 @@ fn measure(args: Vec<String>) -> Result<String, String> {
     let seconds: u64 = seconds.parse().map_err(|_| USAGE.to_string())?;
     let seeds: u64 = seeds.parse().map_err(|_| USAGE.to_string())?;
     let scenario = steady_election(seconds)?;
-    if side == "pair" {
-        return pair(&scenario, seconds, seeds);
+    match side.as_str() {
+        "pair" => return pair(&scenario, seconds, seeds, 1),
+        "blocks" => return pair(&scenario, seconds, seeds, 10),
+        _ => {}
     }
     let started = Instant::now();
     let mut messages = 0;
@@ -67,20 +72,34 @@ fn measure(args: Vec<String>) -> Result<String, String> {
     ))
 }
 
-/// As `sim bench` alternates them: each seed the testbed's run, then raw madsim's.
-fn pair(scenario: &sim::scenario::Scenario, seconds: u64, seeds: u64) -> Result<String, String> {
+/// Both sides alternated `block` seeds at a time: with 1, as `sim bench` alternates them
+/// (each seed the testbed's run, then raw madsim's).
+fn pair(
+    scenario: &sim::scenario::Scenario,
+    seconds: u64,
+    seeds: u64,
+    block: u64,
+) -> Result<String, String> {
     let (mut ours, mut raw) = ((0.0, 0u64), (0.0, 0u64));
-    for seed in 1..=seeds {
+    let mut first = 1;
+    while first <= seeds {
+        let last = (first + block - 1).min(seeds);
         let started = Instant::now();
-        ours.1 += run_scenario(scenario, "bench-election-steady", seed)?.net_messages;
+        for seed in first..=last {
+            ours.1 += run_scenario(scenario, "bench-election-steady", seed)?.net_messages;
+        }
         ours.0 += started.elapsed().as_secs_f64();
         let started = Instant::now();
-        raw.1 += raw_run(seed, seconds)?;
+        for seed in first..=last {
+            raw.1 += raw_run(seed, seconds)?;
+        }
         raw.0 += started.elapsed().as_secs_f64();
+        first = last + 1;
     }
     let ns = |(wall, n): (f64, u64)| wall * 1e9 / n.max(1) as f64;
     Ok(format!(
-        "pair {seconds}s x {seeds} seeds: ours {:.0} ns per message, raw {:.0}, ratio {:.2}",
+        "{} {seconds}s x {seeds} seeds: ours {:.0} ns per message, raw {:.0}, ratio {:.2}",
+        if block == 1 { "pair" } else { "blocks" },
         ns(ours),
         ns(raw),
         ns(ours) / ns(raw)

@@ -463,7 +463,11 @@ mod tests {
         std::thread::spawn(move || run_leaving_a_task(left, false))
             .join()
             .expect("runs");
-        assert_eq!(Arc::strong_count(&held), 2, "the task leaks without the kill");
+        assert_eq!(
+            Arc::strong_count(&held),
+            2,
+            "the task leaks without the kill"
+        );
         let held = Arc::new(());
         let left = held.clone();
         std::thread::spawn(move || run_leaving_a_task(left, true))
