@@ -219,7 +219,9 @@ pub fn bench(root: &std::path::Path, seeds: u64, scale_sizes: &[usize]) -> Resul
     // Seed by seed, the testbed's run then the raw one: on a shared machine both halves
     // see the same load. Besides the totals, the median over seeds of each side's wall
     // time per message: one run descheduled for a while moves the totals, not the median.
-    let runs = 60u64;
+    // 500 seeds (~1 s of wall a side): 60 spanned a tenth of a second, and the machine's
+    // speed from one tenth to the next moved the ratio by up to ±0.2 (0.04 now).
+    let runs = 500u64;
     let (mut ours_wall, mut ours_messages) = (0.0, 0u64);
     let (mut raw_wall, mut raw_messages) = (0.0, 0u64);
     let (mut ours_each, mut raw_each) = (Vec::new(), Vec::new());
@@ -256,7 +258,8 @@ pub fn bench(root: &std::path::Path, seeds: u64, scale_sizes: &[usize]) -> Resul
     );
     let started = Instant::now();
     let mut udp_messages = 0;
-    for seed in 1..=runs {
+    let udp_runs = 60u64;
+    for seed in 1..=udp_runs {
         udp_messages += on_fresh_thread(move || raw_udp_mesh(seed))?;
     }
     let udp_wall = started.elapsed().as_secs_f64();
@@ -264,7 +267,7 @@ pub fn bench(root: &std::path::Path, seeds: u64, scale_sizes: &[usize]) -> Resul
         out,
         "raw madsim reference (5 nodes, all-to-all UDP every 100 ms, 60 s): {:.0} messages/wall-s, {:.1} seeds/s",
         udp_messages as f64 / udp_wall,
-        runs as f64 / udp_wall
+        udp_runs as f64 / udp_wall
     );
 
     // Seeds to first failure of the known-bad configurations.
