@@ -104,7 +104,9 @@ fn forge_with_a_guessed_key(port: u16, me: u64, message: &str) -> String {
             me.to_string().as_bytes(),
         ],
     );
-    let hello = serde_json::json!({ "hello": me, "mac": mac });
+    // A hello in the current form (with a challenge of its own), so what refuses it is
+    // the MAC, not the shape.
+    let hello = serde_json::json!({ "hello": me, "mac": mac, "challenge": "00" });
     let mut writer = stream;
     let _ = writer.write_all(format!("{hello}\n{message}\n").as_bytes());
     let mut rest = String::new();

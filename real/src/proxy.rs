@@ -1,13 +1,14 @@
 //! The fault proxy: every peer link of a real cluster runs through it.
 //!
 //! Server `ni` is told that peer `nj` is at a loopback port of the proxy reserved for the
-//! link `ni → nj`; the proxy connects on to `nj`'s real peer port. The peer transport sends
-//! one way a hello line and then length-prefixed message frames (the acceptor only sends
-//! its handshake challenge back), so the proxy acts per unit — the hello, then each
-//! frame — of `ni → nj`: dropped while the link is cut
+//! link `ni → nj`; the proxy connects on to `nj`'s real peer port. A peer connection
+//! carries both directions (see `nodes::runtime::transport`): from the dialler a hello
+//! line, then length-prefixed message frames; from the acceptor a challenge and a proof
+//! line, then frames. The proxy acts per unit of each direction, judged as the link that
+//! direction is (`ni → nj` out, `nj → ni` back): dropped while the link is cut
 //! (`partition`, `isolate`, `clog`), delayed by a draw from its `latency` range and, with
-//! the link's `loss` rate, by TCP's retransmission timeouts (in order, as TCP keeps it). The challenge line back is
-//! passed on as it is: a cut link still fails its handshake, since the hello is dropped.
+//! the link's `loss` rate, by TCP's retransmission timeouts (in order, as TCP keeps it). A
+//! cut link fails the handshake of a connection opened across it, as a line is dropped.
 //! KV's peer traffic is HTTP, carried as byte streams instead (see [`crate::byte_proxy`]).
 
 use nodes::runtime::frame::HEADER_BYTES;
@@ -17,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Linux's minimum TCP retransmission timeout.
@@ -125,19 +126,39 @@ impl Proxy {
         else {
             return; // The peer is down: the sender sees its connection close.
         };
-        let (in_read, mut in_write) = tokio::io::split(inbound);
-        let (mut out_read, mut out_write) = tokio::io::split(outbound);
-        // Back from the acceptor: the handshake challenge, passed on as it is.
-        let back = tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut out_read, &mut in_write).await;
-        });
-        let mut reader = BufReader::new(in_read);
+        let (in_read, in_write) = tokio::io::split(inbound);
+        let (out_read, out_write) = tokio::io::split(outbound);
+        let (from, to) = link;
+        // Back from the acceptor: its challenge and proof lines, then its own messages on
+        // the same connection, judged as the reverse link's. When either direction ends,
+        // both sockets close, as the connection they stand for would.
+        let back_rng = ChaCha8Rng::seed_from_u64(rng.gen());
+        let back = self
+            .clone()
+            .pass(out_read, in_write, (to, from), 2, back_rng);
+        let out = self.pass(in_read, out_write, link, 1, rng);
+        tokio::select! {
+            () = back => {}
+            () = out => {}
+        }
+    }
+
+    /// Passes one direction of a peer connection on, a unit at a time (`lines` handshake
+    /// lines, then message frames), each unit with its fate on `link`.
+    async fn pass<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+        self,
+        from: R,
+        mut to: W,
+        link: Link,
+        mut lines: usize,
+        mut rng: ChaCha8Rng,
+    ) {
+        let mut reader = BufReader::new(from);
         let mut unit = Vec::new();
-        let mut hello = true;
         loop {
             unit.clear();
-            let next = if hello {
-                hello = false;
+            let next = if lines > 0 {
+                lines -= 1;
                 reader.read_until(b'\n', &mut unit).await.map(|n| n > 0)
             } else {
                 read_frame(&mut reader, &mut unit).await
@@ -151,11 +172,10 @@ impl Proxy {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            if out_write.write_all(&unit).await.is_err() {
+            if to.write_all(&unit).await.is_err() || to.flush().await.is_err() {
                 break;
             }
         }
-        back.abort();
     }
 }
 

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod datagram;
 pub mod events;
 pub mod frame;
+pub mod handshake;
 pub mod history;
 pub mod log;
 pub mod routes;

@@ -1,20 +1,24 @@
 //! The transport seam: fire-and-forget messages between peers over `tokio::net` TCP.
 //!
-//! A connection opens with a handshake of two JSON lines; every message after it is one
-//! binary [`frame`] (a length, then the message in postcard). Each peer gets one outbound
-//! connection. The sender writes a message on it directly, in its own task, when the
+//! A connection opens with the [`handshake`] (three JSON lines: each end proves the cluster
+//! key); every message after it is one binary [`frame`] (a length, then the message in
+//! postcard). One connection per pair of peers carries both directions: each node dials
+//! the peers with higher ids when it starts, and writes to a peer on whichever connection
+//! to it it has, dialled or accepted (both ends dial only when both need one at once).
+//! That halves the connections a cluster opens, each a connect and a handshake (issue 16).
+//!
+//! The sender writes a message on the connection directly, in its own task, when the
 //! connection is open and the socket takes the bytes at once; a per-peer connector task
 //! opens the connection, and finishes a write the socket would not take, while later
-//! messages queue behind it (bounded). Inbound connections are read in the receiving task
-//! itself, through its [`Inbox`]: no task hop per message on either side, which was most of
-//! what a message cost over the network under it (issue 16).
+//! messages queue behind it (bounded). Connections are read in the receiving task itself,
+//! through its [`Inbox`]: no task hop per message on either side, which was most of what a
+//! message cost over the network under it (issue 16).
 //!
-//! The handshake: the acceptor sends a fresh random challenge, the connecting side answers
-//! with a hello line naming itself and an HMAC of the challenge under the cluster key
-//! ([`crate::auth`]). A connection that does not prove the key is closed and reported as
-//! [`NodeEvent::Refused`] before any of its messages is read. The hello also tells the
-//! transport when it last heard from each peer: an outbound connection to a peer silent for
-//! [`STALE_AFTER`] is replaced on the next send. TCP (real or simulated) holds data for a
+//! A connection whose peer does not prove the key is closed and reported as
+//! [`NodeEvent::Refused`] before any of its messages is read. When either end gives a
+//! connection up (its write failed or looks stuck, its read ended or was refused), both
+//! halves go. A connection on which a send had no word back from the peer for
+//! [`STALE_AFTER`] is replaced on the next send: TCP (real or simulated) holds data for a
 //! cut link and retries with exponential backoff, so without this a healed partition would
 //! stay deaf for seconds. Delivery is best effort, like the network: a message to an
 //! unreachable peer, or one that overflows the queue, is dropped, and protocols recover
@@ -23,30 +27,30 @@
 
 use crate::auth::ClusterKey;
 use crate::deadline::within;
-use crate::lines::{read_line, Line};
 use crate::runtime::frame::{self, Body, FrameError};
+use crate::runtime::handshake::{self, Failed, MAX_HANDSHAKE_BYTES};
 use crate::runtime::wire::{MessageKind, Tapped, WireTap};
 use crate::runtime::woken::{TaskWake, WakeFlag};
 use crate::runtime::{EventSink, NodeEvent};
-use rand::Rng;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-/// When each peer this transport sends to was last heard from, as nanoseconds after
-/// `base` plus one (0: never): written per message received, without a lock. The sender
-/// and each inbound connection keep their peer's cell, so neither looks it up per message.
+/// When each peer this transport sends to was last heard from, as a stamp (nanoseconds
+/// after `base`, plus one; 0: never): written per message received, without a lock. The
+/// sender and each connection's reader keep their peer's cell, so neither looks it up per
+/// message.
 struct LastHeard {
     base: Instant,
     peers: BTreeMap<u64, Arc<AtomicU64>>,
@@ -65,18 +69,16 @@ impl LastHeard {
         self.peers.get(&peer).cloned()
     }
 
+    /// `at` as a stamp.
+    fn stamp(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.base).as_nanos() as u64 + 1
+    }
+
     /// Notes a word from the peer of `cell` at `now`.
     fn heard(&self, cell: Option<&AtomicU64>, now: Instant) {
         if let Some(at) = cell {
-            let since = now.saturating_duration_since(self.base);
-            at.store(since.as_nanos() as u64 + 1, Ordering::Relaxed);
+            at.store(self.stamp(now), Ordering::Relaxed);
         }
-    }
-
-    /// Whether the peer of `cell` has not been heard from since `since`.
-    fn silent_since(&self, cell: &AtomicU64, since: Instant) -> bool {
-        let at = cell.load(Ordering::Relaxed);
-        at == 0 || self.base + Duration::from_nanos(at - 1) < since
     }
 }
 
@@ -89,16 +91,15 @@ const JOINING: usize = 64;
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Pause before reconnecting to a peer that refused or reset.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
-/// Silence from a peer after which the connection to it is re-established on next send.
+/// Tries at start to dial a higher peer ahead of any message (it may not listen yet).
+const DIAL_AHEAD_TRIES: usize = 3;
+/// How long a send may go without a word back from the peer before its connection is
+/// re-established on the next send.
 pub const STALE_AFTER: Duration = Duration::from_secs(2);
 /// Longest accepted message frame (its body, after the length).
 pub const MAX_FRAME_BYTES: usize = 16 << 20;
-/// Longest accepted challenge or hello line.
-const MAX_HANDSHAKE_BYTES: usize = 512;
-/// How long an accepted connection may take to answer the challenge.
+/// How long either end may take over its handshake lines.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
-/// What a hello's MAC is for (see [`ClusterKey::sign`]).
-const HELLO_PURPOSE: &str = "simnode peer hello";
 
 /// Who may connect, and where refusals are reported.
 #[derive(Clone)]
@@ -107,17 +108,47 @@ struct Auth {
     events: EventSink,
 }
 
-/// One peer's outbound connection, shared by the sender and the peer's connector task.
+/// What the two halves of one connection share: whether an end gave it up, and its
+/// reader's waker, so that giving up the write half ends the read too (and the socket).
+#[derive(Default)]
+struct Shared {
+    closed: AtomicBool,
+    reader: OnceLock<Waker>,
+}
+
+impl Shared {
+    /// Gives the connection up: the reader drops its half when next polled (woken now),
+    /// the link its half on its next send.
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        if let Some(reader) = self.reader.get() {
+            reader.wake_by_ref();
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+}
+
+/// A connection's write half, as a peer's [`Link`] holds it.
+struct Outbound {
+    half: WriteHalf<TcpStream>,
+    shared: Arc<Shared>,
+}
+
+/// One peer's connection for sending, shared by the sender, the peer's connector task and
+/// the acceptor (which offers it the connections the peer dials).
 struct Link {
     /// The open connection, while the connector task does not hold it.
-    stream: Option<TcpStream>,
+    stream: Option<Outbound>,
     /// The connector task is connecting, or finishing a write: new frames queue.
     busy: bool,
     /// Frames for the connector task, in order (an empty one: only a flush is owed).
     queue: VecDeque<Vec<u8>>,
-    /// When the open connection, made [`STALE_AFTER`] before, is old enough to be judged
-    /// stale (kept as the sum: a comparison per send, not a subtraction).
-    stale_from: Instant,
+    /// The stamp (see [`LastHeard`]) of the first send on this connection that no word
+    /// from the peer has followed yet (0: none).
+    unanswered: u64,
     /// Until then the peer counts as unreachable and messages to it are dropped.
     retry_at: Option<Instant>,
     /// The sender's frame buffer, reused from message to message.
@@ -125,10 +156,26 @@ struct Link {
 }
 
 impl Link {
+    /// Sends on `stream` from now on.
+    fn open(&mut self, stream: Outbound) {
+        if let Some(old) = self.stream.replace(stream) {
+            old.shared.close();
+        }
+        self.unanswered = 0;
+        self.retry_at = None;
+    }
+
+    /// Gives the connection up (it will be dialled again on the next send).
+    fn give_up(&mut self) {
+        if let Some(old) = self.stream.take() {
+            old.shared.close();
+        }
+    }
+
     /// Gives up on the connection: what is queued is dropped, as a lossy network would.
     #[cold]
     fn broken(&mut self) {
-        self.stream = None;
+        self.give_up();
         self.queue.clear();
         self.busy = false;
         self.retry_at = Some(Instant::now() + RECONNECT_BACKOFF);
@@ -151,6 +198,8 @@ fn lock(link: &Mutex<Link>) -> MutexGuard<'_, Link> {
 pub struct Transport<M> {
     peers: BTreeMap<u64, Peer>,
     last_heard: Arc<LastHeard>,
+    /// [`STALE_AFTER`] in stamps.
+    stale_after: u64,
     /// Number of the next message sent (carried in its envelope, see [`WireTap`]).
     next_id: AtomicU64,
     wire: WireTap,
@@ -158,9 +207,9 @@ pub struct Transport<M> {
 }
 
 impl<M: Body + Serialize + DeserializeOwned + MessageKind + Send + 'static> Transport<M> {
-    /// Listens on `listen` as node `me` and prepares connections to `peers`; returns the
-    /// sender and the inbox of messages received from peers that prove `key`. Refused
-    /// connections are reported to `events`.
+    /// Listens on `listen` as node `me` and prepares connections to `peers` (dialling
+    /// those with higher ids at once); returns the sender and the inbox of messages
+    /// received from peers that prove `key`. Refused connections are reported to `events`.
     pub async fn start(
         me: u64,
         listen: SocketAddr,
@@ -181,25 +230,27 @@ impl<M: Body + Serialize + DeserializeOwned + MessageKind + Send + 'static> Tran
             auth: auth.clone(),
             wire: wire.clone(),
         };
-        tokio::spawn(accept_loop(listener, joined_tx, auth));
-        let peers = peers
+        let peers: BTreeMap<u64, Peer> = peers
             .iter()
             .map(|(&id, &addr)| {
                 let link = Arc::new(Mutex::new(Link {
                     stream: None,
                     busy: false,
                     queue: VecDeque::new(),
-                    stale_from: Instant::now() + STALE_AFTER,
+                    unanswered: 0,
                     retry_at: None,
                     scratch: Vec::with_capacity(64),
                 }));
                 let connector = Arc::new(Notify::new());
                 let dial = Dial {
                     me,
+                    peer: id,
                     addr,
-                    key: key.clone(),
+                    auth: auth.clone(),
+                    joined: joined_tx.clone(),
                 };
-                tokio::spawn(connect_loop(dial, link.clone(), connector.clone()));
+                let ahead = id > me;
+                tokio::spawn(connect_loop(dial, link.clone(), connector.clone(), ahead));
                 let heard = last_heard.cell(id).unwrap_or_default();
                 (
                     id,
@@ -211,6 +262,17 @@ impl<M: Body + Serialize + DeserializeOwned + MessageKind + Send + 'static> Tran
                 )
             })
             .collect();
+        let links = peers
+            .iter()
+            .map(|(&id, peer)| (id, peer.link.clone()))
+            .collect();
+        let accepting = Accepting {
+            me,
+            auth,
+            joined: joined_tx,
+            links: Arc::new(links),
+        };
+        tokio::spawn(accept_loop(listener, accepting));
         let wake = TaskWake::new();
         let inbox = Inbox {
             joined,
@@ -226,6 +288,7 @@ impl<M: Body + Serialize + DeserializeOwned + MessageKind + Send + 'static> Tran
         Ok((
             Transport {
                 peers,
+                stale_after: STALE_AFTER.as_nanos() as u64,
                 last_heard,
                 next_id: AtomicU64::new(1),
                 wire: wire.clone(),
@@ -269,10 +332,17 @@ impl<M: Body + Serialize + DeserializeOwned + MessageKind + Send + 'static> Tran
         if link.busy {
             return queue_behind(&mut link, frame);
         }
-        if link.stream.is_some() && self.stale(&link, heard, now) {
-            link.stream = None;
+        if let Some(open) = &link.stream {
+            if open.shared.is_closed() {
+                link.broken(); // the peer ended it (or was refused): as a failed write
+            } else if self.stale(&mut link, heard, now) {
+                link.give_up();
+            }
         }
-        let written = link.stream.as_mut().map(|stream| write_now(stream, &frame));
+        let written = link
+            .stream
+            .as_mut()
+            .map(|open| write_now(&mut open.half, &frame));
         if let Some(Ok(None)) = written {
             link.scratch = frame; // all of it went: the steady case
             return;
@@ -280,14 +350,17 @@ impl<M: Body + Serialize + DeserializeOwned + MessageKind + Send + 'static> Tran
         owe(link, frame, written, now, connector);
     }
 
-    /// Whether the open connection to `peer` has been open a while without a word back:
-    /// it may be stuck behind a healed partition in TCP's retry backoff.
-    fn stale(&self, link: &Link, heard: &AtomicU64, now: Instant) -> bool {
-        let old_connection = now > link.stale_from;
-        old_connection
-            && now
-                .checked_sub(STALE_AFTER)
-                .is_some_and(|since| self.last_heard.silent_since(heard, since))
+    /// Whether the open connection to `peer` looks stuck: a send on it [`STALE_AFTER`]
+    /// ago has had no word back since (it may be behind a healed partition in TCP's retry
+    /// backoff). Notes this send as unanswered if none is.
+    fn stale(&self, link: &mut Link, heard: &AtomicU64, now: Instant) -> bool {
+        let now = self.last_heard.stamp(now);
+        let first = link.unanswered;
+        if first == 0 || heard.load(Ordering::Relaxed) >= first {
+            link.unanswered = now;
+            return false;
+        }
+        now - first > self.stale_after
     }
 
     /// The peers this transport knows, in id order.
@@ -338,7 +411,7 @@ fn owe(
 
 /// Writes `frame` and flushes without waiting. `Ok(None)`: all of it went; `Ok(Some(rest))`:
 /// the socket would block, and `rest` (perhaps empty: only the flush) is owed.
-fn write_now(stream: &mut TcpStream, frame: &[u8]) -> io::Result<Option<Vec<u8>>> {
+fn write_now<W: AsyncWrite + Unpin>(stream: &mut W, frame: &[u8]) -> io::Result<Option<Vec<u8>>> {
     // Nobody is woken when the socket has room again: the connector task that takes the
     // owed bytes over waits for that itself.
     let mut cx = Context::from_waker(Waker::noop());
@@ -357,32 +430,62 @@ fn write_now(stream: &mut TcpStream, frame: &[u8]) -> io::Result<Option<Vec<u8>>
     }
 }
 
-/// Where and as whom a connector task connects.
+/// Where and as whom a connector task connects, and where the connections it opens are
+/// read (once the peer's proof checks out).
 struct Dial {
     me: u64,
+    peer: u64,
     addr: SocketAddr,
-    key: ClusterKey,
+    auth: Auth,
+    joined: mpsc::Sender<Joined>,
 }
 
-/// A peer's connector task: each time a send leaves it work, opens the connection if
-/// there is none, writes what is queued, and hands the connection back to the sender.
-async fn connect_loop(dial: Dial, link: Arc<Mutex<Link>>, bell: Arc<Notify>) {
+/// A peer's connector task: dials ahead if `ahead`, then each time a send leaves it work,
+/// opens the connection if there is none, writes what is queued, and hands the connection
+/// back to the sender.
+async fn connect_loop(dial: Dial, link: Arc<Mutex<Link>>, bell: Arc<Notify>, ahead: bool) {
+    if ahead {
+        dial_ahead(&dial, &link).await;
+    }
     loop {
         bell.notified().await;
         drain(&dial, &link).await;
     }
 }
 
+/// Opens the connection to the peer before anything is sent to it, so the pair shares
+/// one (dialled by the lower id) instead of both ends dialling when they first talk at
+/// once. A failure costs nothing: the first send dials as usual.
+async fn dial_ahead(dial: &Dial, link: &Mutex<Link>) {
+    for _ in 0..DIAL_AHEAD_TRIES {
+        let taken = {
+            let link = lock(link);
+            link.stream.is_some() || link.busy
+        };
+        if taken {
+            return; // the peer dialled first, or a send did: `drain` takes over
+        }
+        if let Ok(open) = connect(dial).await {
+            let mut link = lock(link);
+            if link.stream.is_none() {
+                link.open(open);
+            }
+            return;
+        }
+        tokio::time::sleep(RECONNECT_BACKOFF).await;
+    }
+}
+
 async fn drain(dial: &Dial, link: &Mutex<Link>) {
     let open = lock(link).stream.take();
-    let mut stream = match open {
-        Some(stream) => stream,
+    let mut open = match open {
+        Some(open) => open,
         None => match connect(dial).await {
-            Ok(stream) => {
+            Ok(open) => {
                 let mut link = lock(link);
-                link.stale_from = Instant::now() + STALE_AFTER;
+                link.unanswered = 0;
                 link.retry_at = None;
-                stream
+                open
             }
             Err(_) => return lock(link).broken(),
         },
@@ -393,32 +496,88 @@ async fn drain(dial: &Dial, link: &Mutex<Link>) {
             match link.queue.pop_front() {
                 Some(frame) => frame,
                 None => {
-                    link.stream = Some(stream);
+                    link.stream = Some(open);
                     link.busy = false;
                     return;
                 }
             }
         };
         let sent = async {
-            stream.write_all(&next).await?;
-            stream.flush().await
+            open.half.write_all(&next).await?;
+            open.half.flush().await
         };
         if sent.await.is_err() {
+            open.shared.close();
             return lock(link).broken();
         }
     }
 }
 
-/// Connects and says hello; each step bounded by [`CONNECT_TIMEOUT`].
-async fn connect(dial: &Dial) -> io::Result<TcpStream> {
+/// Connects and says hello, each step bounded by [`CONNECT_TIMEOUT`]; the read half waits
+/// for the peer's proof in a task of its own, while the write half is used at once.
+async fn connect(dial: &Dial) -> io::Result<Outbound> {
     let mut stream = within(CONNECT_TIMEOUT, TcpStream::connect(dial.addr))
         .await
         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
     let _ = stream.set_nodelay(true);
-    within(CONNECT_TIMEOUT, send_hello(&mut stream, dial.me, &dial.key))
-        .await
-        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-    Ok(stream)
+    let challenge = within(
+        CONNECT_TIMEOUT,
+        handshake::hello(&mut stream, dial.me, &dial.auth.key),
+    )
+    .await
+    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    let (read, half) = tokio::io::split(stream);
+    let shared = Arc::new(Shared::default());
+    let proof = AwaitProof {
+        peer: dial.peer,
+        from: dial.addr,
+        auth: dial.auth.clone(),
+        joined: dial.joined.clone(),
+        challenge,
+        shared: shared.clone(),
+    };
+    tokio::spawn(proof.run(read));
+    Ok(Outbound { half, shared })
+}
+
+/// A dialled connection's read half, until the peer's proof: read from if it proves the
+/// key, else closed (and reported, unless it just ended).
+struct AwaitProof {
+    peer: u64,
+    from: SocketAddr,
+    auth: Auth,
+    joined: mpsc::Sender<Joined>,
+    challenge: String,
+    shared: Arc<Shared>,
+}
+
+impl AwaitProof {
+    async fn run(self, read: ReadHalf<TcpStream>) {
+        let mut lines = BufReader::with_capacity(MAX_HANDSHAKE_BYTES, read);
+        let checked =
+            handshake::check_proof(&mut lines, self.peer, &self.challenge, &self.auth.key);
+        match within(HANDSHAKE_TIMEOUT, checked).await {
+            Ok(Ok(())) => {
+                let joined = Joined {
+                    peer: self.peer,
+                    from: self.from,
+                    early: lines.buffer().to_vec(),
+                    read: lines.into_inner(),
+                    shared: self.shared,
+                };
+                let _ = self.joined.send(joined).await;
+            }
+            Ok(Err(Failed::Lost)) => self.shared.close(),
+            Ok(Err(Failed::Refused(reason))) => {
+                self.shared.close();
+                refused(&self.auth, self.from, reason);
+            }
+            Err(_) => {
+                self.shared.close();
+                refused(&self.auth, self.from, "no proof in time");
+            }
+        }
+    }
 }
 
 /// Messages from peers that proved the key, read from their connections by whoever
@@ -452,22 +611,26 @@ struct Reading {
     wire: WireTap,
 }
 
-/// An inbound connection after its handshake, as the acceptor hands it over.
+/// A connection's read half after its handshake, as the acceptor (or, for one it
+/// dialled, the connector) hands it over.
 struct Joined {
     peer: u64,
     from: SocketAddr,
-    stream: TcpStream,
-    /// Bytes read past the hello.
+    read: ReadHalf<TcpStream>,
+    /// Bytes read past the handshake.
     early: Vec<u8>,
+    shared: Arc<Shared>,
 }
 
-/// An inbound connection being read.
+/// A connection being read.
 struct Connection {
     peer: u64,
     /// Its peer's cell in [`LastHeard`].
     heard: Option<Arc<AtomicU64>>,
     from: SocketAddr,
-    frames: frame::Reader<TcpStream>,
+    frames: frame::Reader<ReadHalf<TcpStream>>,
+    /// Shared with its write half (see [`Shared`]).
+    shared: Arc<Shared>,
     /// Set when its stream wakes: only such connections are read (a pending read of a
     /// simulated stream costs about what a message does).
     wake: WakeFlag,
@@ -550,23 +713,28 @@ fn join(connections: &mut Vec<Connection>, reading: &Reading, wake: &TaskWake, j
     let Joined {
         peer,
         from,
-        stream,
+        read,
         early,
+        shared,
     } = joined;
     let heard = reading.last_heard.cell(peer);
     reading.last_heard.heard(heard.as_deref(), Instant::now());
+    let wake = wake.flag();
+    // Before its first read (the flag starts set): a close from now on wakes it.
+    let _ = shared.reader.set(wake.waker().clone());
     connections.push(Connection {
         peer,
         heard,
         from,
-        frames: frame::Reader::new(stream, early, MAX_FRAME_BYTES),
-        wake: wake.flag(),
+        frames: frame::Reader::new(read, early, MAX_FRAME_BYTES),
+        shared,
+        wake,
         ended: false,
     });
 }
 
-/// Drops the connections marked ended at once, so the peer's writes fail as they would
-/// have.
+/// Drops the connections marked ended at once (their write halves go on the next send),
+/// so the peer's writes fail as they would have.
 #[cold]
 fn drop_ended(connections: &mut Vec<Connection>, turn: &mut usize) {
     connections.retain(|c| !c.ended);
@@ -576,8 +744,8 @@ fn drop_ended(connections: &mut Vec<Connection>, turn: &mut usize) {
 }
 
 /// The next message of the first connection that has one, starting at `turn` (moved past
-/// it), and when it was taken; connections that end or send something else are marked
-/// ended (and `ended` set).
+/// it), and when it was taken; connections that end, send something else or were given
+/// up by their write half are marked ended (and `ended` set).
 fn next_message<M: Body + DeserializeOwned + MessageKind>(
     connections: &mut [Connection],
     turn: &mut usize,
@@ -594,8 +762,19 @@ fn next_message<M: Body + DeserializeOwned + MessageKind>(
             i = 0;
         }
         let connection = &mut connections[i];
-        let Connection { frames, wake, .. } = &mut *connection;
-        let next = wake.poll_with(|cx| frames.poll_frame::<M>(cx));
+        let Connection {
+            frames,
+            wake,
+            shared,
+            ..
+        } = &mut *connection;
+        let next = wake.poll_with(|cx| {
+            if shared.is_closed() {
+                Poll::Ready(None)
+            } else {
+                frames.poll_frame::<M>(cx)
+            }
+        });
         match next {
             Poll::Ready(Some(Ok((n, message)))) => {
                 *received_at = Instant::now();
@@ -612,10 +791,12 @@ fn next_message<M: Body + DeserializeOwned + MessageKind>(
             }
             Poll::Ready(Some(Err(refusal))) => {
                 refused_message(&reading.auth, connection.from, &refusal);
+                connection.shared.close();
                 connection.ended = true;
                 *ended = true;
             }
             Poll::Ready(None) => {
+                connection.shared.close();
                 connection.ended = true;
                 *ended = true;
             }
@@ -626,34 +807,75 @@ fn next_message<M: Body + DeserializeOwned + MessageKind>(
     None
 }
 
-async fn accept_loop(listener: TcpListener, joined: mpsc::Sender<Joined>, auth: Auth) {
+/// What the acceptor needs: whom it answers as, and where a proven connection's halves go.
+struct Accepting {
+    me: u64,
+    auth: Auth,
+    joined: mpsc::Sender<Joined>,
+    /// The links of the peers this transport sends to, offered the connections they dial.
+    links: Arc<BTreeMap<u64, Arc<Mutex<Link>>>>,
+}
+
+async fn accept_loop(listener: TcpListener, accepting: Accepting) {
+    let accepting = Arc::new(accepting);
     loop {
         match listener.accept().await {
             Ok((stream, from)) => {
-                let (joined, auth) = (joined.clone(), auth.clone());
-                tokio::spawn(async move {
-                    // Sized for the handshake: the frames after it have a reader of their own.
-                    let mut frames = BufReader::with_capacity(MAX_HANDSHAKE_BYTES, stream);
-                    let handshake = accept_hello(&mut frames, &auth.key);
-                    match within(HANDSHAKE_TIMEOUT, handshake).await {
-                        Ok(Ok(peer)) => {
-                            let early = frames.buffer().to_vec();
-                            let stream = frames.into_inner();
-                            let joined_now = Joined {
-                                peer,
-                                from,
-                                stream,
-                                early,
-                            };
-                            let _ = joined.send(joined_now).await;
-                        }
-                        Ok(Err(reason)) => refused(&auth, from, reason),
-                        Err(_) => refused(&auth, from, "no hello in time"),
-                    }
-                });
+                tokio::spawn(accepted(accepting.clone(), stream, from));
             }
             Err(_) => tokio::time::sleep(RECONNECT_BACKOFF).await,
         }
+    }
+}
+
+/// An accepted connection's handshake; a peer that proves the key is read from, and its
+/// link is offered the write half.
+async fn accepted(accepting: Arc<Accepting>, stream: TcpStream, from: SocketAddr) {
+    let Accepting {
+        me,
+        auth,
+        joined,
+        links,
+    } = &*accepting;
+    // Sized for the handshake: the frames after it have a reader of their own.
+    let mut lines = BufReader::with_capacity(MAX_HANDSHAKE_BYTES, stream);
+    let handshake = handshake::accept(&mut lines, *me, &auth.key);
+    let peer = match within(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(peer)) => peer,
+        Ok(Err(Failed::Refused(reason))) => return refused(auth, from, reason),
+        Ok(Err(Failed::Lost)) => return refused(auth, from, "closed before its hello"),
+        Err(_) => return refused(auth, from, "no hello in time"),
+    };
+    let early = lines.buffer().to_vec();
+    let (read, half) = tokio::io::split(lines.into_inner());
+    let shared = Arc::new(Shared::default());
+    if let Some(link) = links.get(&peer) {
+        offer(
+            link,
+            Outbound {
+                half,
+                shared: shared.clone(),
+            },
+        );
+    }
+    let joined_now = Joined {
+        peer,
+        from,
+        read,
+        early,
+        shared,
+    };
+    let _ = joined.send(joined_now).await;
+}
+
+/// Offers `link` the write half of a connection its peer dialled: taken if the link has
+/// no usable connection and is not dialling one (then each end writes on its own), so
+/// messages back go on the connection the peer opened.
+fn offer(link: &Mutex<Link>, open: Outbound) {
+    let mut link = lock(link);
+    let usable = link.stream.as_ref().is_some_and(|s| !s.shared.is_closed());
+    if !link.busy && !usable {
+        link.open(open);
     }
 }
 
@@ -674,84 +896,6 @@ fn refused_message(auth: &Auth, from: SocketAddr, why: &FrameError) {
         what: "peer message".into(),
         reason: why.to_string(),
     });
-}
-
-/// First line from the acceptor: a fresh random challenge.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Challenge {
-    challenge: String,
-}
-
-/// First line from the connecting side: who is writing, and its proof of the key.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Hello {
-    hello: u64,
-    mac: String,
-}
-
-fn hello_mac(key: &ClusterKey, challenge: &str, me: u64) -> String {
-    key.sign(
-        HELLO_PURPOSE,
-        &[challenge.as_bytes(), me.to_string().as_bytes()],
-    )
-}
-
-/// The acceptor's half of the handshake on `stream` (buffered for reading, written through
-/// underneath): sends a challenge, returns the id of a peer whose hello proves the key, or
-/// why it is refused.
-async fn accept_hello<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: &mut BufReader<S>,
-    key: &ClusterKey,
-) -> Result<u64, &'static str> {
-    let challenge = crate::auth::hex(&madsim::rand::thread_rng().gen::<[u8; 16]>());
-    let mut line = serde_json::to_vec(&Challenge {
-        challenge: challenge.clone(),
-    })
-    .map_err(|_| "cannot encode a challenge")?;
-    line.push(b'\n');
-    let sent = async {
-        let write = stream.get_mut();
-        write.write_all(&line).await?;
-        write.flush().await
-    };
-    sent.await.map_err(|_| "connection lost")?;
-    let mut line = Vec::new();
-    match read_line(stream, &mut line, MAX_HANDSHAKE_BYTES).await {
-        Ok(Line::Read(_)) => {}
-        Ok(Line::TooLong) => return Err("hello line too long"),
-        Ok(Line::Eof) | Err(_) => return Err("closed before its hello"),
-    }
-    let hello: Hello = serde_json::from_slice(&line).map_err(|_| "not a hello")?;
-    if key.verify(
-        HELLO_PURPOSE,
-        &[challenge.as_bytes(), hello.hello.to_string().as_bytes()],
-        &hello.mac,
-    ) {
-        Ok(hello.hello)
-    } else {
-        Err("bad cluster MAC")
-    }
-}
-
-/// The connecting half: reads the challenge, answers it as node `me`.
-async fn send_hello(stream: &mut TcpStream, me: u64, key: &ClusterKey) -> io::Result<()> {
-    let mut line = Vec::new();
-    let challenge = {
-        let mut lines = BufReader::with_capacity(MAX_HANDSHAKE_BYTES, &mut *stream);
-        match read_line(&mut lines, &mut line, MAX_HANDSHAKE_BYTES).await? {
-            Line::Read(_) => serde_json::from_slice::<Challenge>(&line)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
-            _ => return Err(io::ErrorKind::UnexpectedEof.into()),
-        }
-    };
-    let hello = Hello {
-        hello: me,
-        mac: hello_mac(key, &challenge.challenge, me),
-    };
-    let mut line = serde_json::to_vec(&hello)?;
-    line.push(b'\n');
-    stream.write_all(&line).await?;
-    stream.flush().await
 }
 
 #[cfg(all(test, madsim))]
@@ -973,6 +1117,113 @@ mod tests {
                 "after the restart: {after:?}"
             );
             assert_eq!(after.last(), Some(&299));
+        });
+    }
+
+    /// Node 2 knows node 1 only at an address where nothing listens: its reply still
+    /// arrives, on the connection node 1 dialled (ahead of its first send, as the lower id).
+    #[test]
+    fn a_reply_goes_back_on_the_connection_the_peer_dialled() {
+        use madsim::runtime::Handle;
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async move {
+            let handle = Handle::current();
+            let addr = |last: u8| SocketAddr::from(([10, 0, 0, last], 7000));
+            let key = ClusterKey::derived("k");
+            let (got_tx, mut got) = mpsc::channel::<u64>(4);
+            let replier = handle.create_node().ip(addr(2).ip()).build();
+            {
+                let key = key.clone();
+                replier.spawn(async move {
+                    let nowhere = BTreeMap::from([(1, addr(99))]);
+                    let (t, mut inbox) = numbers(2, addr(2), &nowhere, &key).await;
+                    while let Some(m) = inbox.recv().await {
+                        t.send(1, &(m + 1));
+                    }
+                });
+            }
+            let asker = handle.create_node().ip(addr(1).ip()).build();
+            asker.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let peers = BTreeMap::from([(2, addr(2))]);
+                let (t, mut inbox) = numbers(1, addr(1), &peers, &key).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                t.send(2, &41);
+                if let Some(m) = inbox.recv().await {
+                    let _ = got_tx.send(m).await;
+                }
+            });
+            let reply = tokio::time::timeout(Duration::from_secs(5), got.recv()).await;
+            assert_eq!(reply.ok().flatten(), Some(42));
+        });
+    }
+
+    /// An acceptor that answers the hello with a proof it cannot make, then a well-formed
+    /// message: the dialling node refuses the connection, reports it, and never reads the
+    /// message.
+    #[test]
+    fn an_acceptor_that_cannot_prove_the_key_is_not_heard() {
+        use madsim::runtime::Handle;
+        use tokio::io::AsyncBufReadExt;
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async move {
+            let handle = Handle::current();
+            let addr = |last: u8| SocketAddr::from(([10, 0, 0, last], 7000));
+            let impostor = handle.create_node().ip(addr(2).ip()).build();
+            impostor.spawn(async move {
+                let listener = TcpListener::bind(addr(2)).await.expect("bind");
+                while let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(async move {
+                        let mut stream = BufReader::new(stream);
+                        let w = stream.get_mut();
+                        let _ = w.write_all(b"{\"challenge\":\"00\"}\n").await;
+                        let _ = w.flush().await;
+                        let mut hello = String::new();
+                        let _ = stream.read_line(&mut hello).await;
+                        let mut lie = b"{\"proof\":\"00\"}\n".to_vec();
+                        lie.extend(frame::encode(1, &666u64).expect("encodes"));
+                        let w = stream.get_mut();
+                        let _ = w.write_all(&lie).await;
+                        let _ = w.flush().await;
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    });
+                }
+            });
+            let refusals = Arc::new(Mutex::new(Vec::new()));
+            let (heard_tx, mut heard) = mpsc::channel::<u64>(4);
+            let dialler = handle.create_node().ip(addr(1).ip()).build();
+            {
+                let refusals = refusals.clone();
+                dialler.spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    let events = EventSink::new(move |e| refusals.lock().unwrap().push(e));
+                    let peers = BTreeMap::from([(2, addr(2))]);
+                    let key = ClusterKey::derived("k");
+                    let (t, mut inbox) =
+                        Transport::<u64>::start(1, addr(1), &peers, &key, &events, &WireTap::off())
+                            .await
+                            .expect("listen");
+                    t.send(2, &1);
+                    while let Some(m) = inbox.recv().await {
+                        let _ = heard_tx.send(m).await;
+                    }
+                });
+            }
+            let got = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
+            assert!(got.is_err(), "the impostor was heard: {got:?}");
+            let reasons: Vec<String> = refusals
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|e| match e {
+                    NodeEvent::Refused { reason, .. } => reason.clone(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            assert!(
+                reasons.iter().any(|r| r == "bad cluster MAC in its proof"),
+                "{reasons:?}"
+            );
         });
     }
 
