@@ -161,6 +161,11 @@ impl Link {
         if let Some(old) = self.stream.replace(stream) {
             old.shared.close();
         }
+        self.fresh();
+    }
+
+    /// A new connection: nothing sent on it is unanswered, and the peer is reachable.
+    fn fresh(&mut self) {
         self.unanswered = 0;
         self.retry_at = None;
     }
@@ -482,9 +487,7 @@ async fn drain(dial: &Dial, link: &Mutex<Link>) {
         Some(open) => open,
         None => match connect(dial).await {
             Ok(open) => {
-                let mut link = lock(link);
-                link.unanswered = 0;
-                link.retry_at = None;
+                lock(link).fresh();
                 open
             }
             Err(_) => return lock(link).broken(),
