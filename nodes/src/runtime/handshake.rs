@@ -45,12 +45,14 @@ struct Proof {
     proof: String,
 }
 
-/// Why a handshake failed: the peer is refused (with the reason to report), or the
-/// connection was lost before the peer said enough to judge it.
+/// Why a handshake failed: the peer is refused (with the reason to report), the
+/// connection was lost before the peer said enough to judge it, or it was lost after the
+/// peer proved the key (nothing to refuse: the acceptor's proof could not be sent).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Failed {
     Refused(&'static str),
     Lost,
+    LostAfterHello,
 }
 
 fn fresh_challenge() -> String {
@@ -112,7 +114,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         proof: mac(key, PROOF_PURPOSE, &hello.challenge, me),
     };
     let sent = send_line(stream.get_mut(), &proof);
-    sent.await.map_err(|_| Failed::Lost)?;
+    sent.await.map_err(|_| Failed::LostAfterHello)?;
     Ok(hello.hello)
 }
 

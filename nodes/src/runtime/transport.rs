@@ -570,7 +570,7 @@ impl AwaitProof {
                 };
                 let _ = self.joined.send(joined).await;
             }
-            Ok(Err(Failed::Lost)) => self.shared.close(),
+            Ok(Err(Failed::Lost | Failed::LostAfterHello)) => self.shared.close(),
             Ok(Err(Failed::Refused(reason))) => {
                 self.shared.close();
                 refused(&self.auth, self.from, reason);
@@ -847,6 +847,8 @@ async fn accepted(accepting: Arc<Accepting>, stream: TcpStream, from: SocketAddr
         Ok(Ok(peer)) => peer,
         Ok(Err(Failed::Refused(reason))) => return refused(auth, from, reason),
         Ok(Err(Failed::Lost)) => return refused(auth, from, "closed before its hello"),
+        // A genuine peer whose connection broke as it was answered: nothing to refuse.
+        Ok(Err(Failed::LostAfterHello)) => return,
         Err(_) => return refused(auth, from, "no hello in time"),
     };
     let early = lines.buffer().to_vec();
@@ -1214,19 +1216,58 @@ mod tests {
             }
             let got = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
             assert!(got.is_err(), "the impostor was heard: {got:?}");
-            let reasons: Vec<String> = refusals
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|e| match e {
-                    NodeEvent::Refused { reason, .. } => reason.clone(),
-                    other => format!("{other:?}"),
-                })
-                .collect();
+            let reasons = reasons(&refusals);
             assert!(
                 reasons.iter().any(|r| r == "bad cluster MAC in its proof"),
                 "{reasons:?}"
             );
+        });
+    }
+
+    /// The reason of each refusal recorded (any other event as itself).
+    fn reasons(events: &Mutex<Vec<NodeEvent>>) -> Vec<String> {
+        let events = events.lock().unwrap();
+        let reason = |e: &NodeEvent| match e {
+            NodeEvent::Refused { reason, .. } => reason.clone(),
+            other => format!("{other:?}"),
+        };
+        events.iter().map(reason).collect()
+    }
+
+    /// A connection closed before its hello is reported as refused; one from a peer that
+    /// proved the key and left before the proof could be sent is not (nothing to refuse).
+    #[test]
+    fn a_peer_gone_after_a_good_hello_is_not_refused() {
+        use madsim::runtime::Handle;
+        let runtime = madsim::runtime::Runtime::new();
+        runtime.block_on(async move {
+            let handle = Handle::current();
+            let addr = |last: u8| SocketAddr::from(([10, 0, 0, last], 7000));
+            let key = ClusterKey::derived("k");
+            let refusals = Arc::new(Mutex::new(Vec::new()));
+            let acceptor = handle.create_node().ip(addr(1).ip()).build();
+            {
+                let (key, refusals) = (key.clone(), refusals.clone());
+                acceptor.spawn(async move {
+                    let events = EventSink::new(move |e| refusals.lock().unwrap().push(e));
+                    let (tap, peers) = (WireTap::off(), none());
+                    let started = Transport::<u64>::start(1, addr(1), &peers, &key, &events, &tap);
+                    let _running = started.await.expect("listen");
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                });
+            }
+            let caller = handle.create_node().ip(addr(2).ip()).build();
+            let called = caller.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let silent = TcpStream::connect(addr(1)).await.expect("connect");
+                drop(silent);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let mut good = TcpStream::connect(addr(1)).await.expect("connect");
+                handshake::hello(&mut good, 2, &key).await.expect("hello");
+            });
+            called.await.expect("the caller ran");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            assert_eq!(reasons(&refusals), vec!["closed before its hello"]);
         });
     }
 
