@@ -176,7 +176,7 @@ pub fn total_order(history: &[Entry]) -> CheckResult {
 /// Every acknowledged message reached every live server; nothing was invented.
 pub fn delivered(history: &[Entry]) -> CheckResult {
     let mut view = ClusterView::new(history);
-    let mut sent: BTreeSet<&str> = BTreeSet::new();
+    let mut sent: Vec<&str> = Vec::new();
     // message id -> its acknowledgement
     let mut acked: BTreeMap<&str, Ack> = BTreeMap::new();
     let mut servers: BTreeSet<&str> = BTreeSet::new();
@@ -188,9 +188,7 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
                     continue;
                 };
                 match op.kind {
-                    OpType::Invoke => {
-                        sent.insert(id);
-                    }
+                    OpType::Invoke => sent.push(id),
                     OpType::Ok => {
                         let ack = Ack {
                             client: &entry.node,
@@ -211,20 +209,23 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
             _ => {}
         }
     }
+    sent.sort_unstable();
+    sent.dedup();
     let (logs, _) = logs(history);
-    let by_node: BTreeMap<&str, &Deliveries> = logs.iter().map(|l| (l.node, &l.log)).collect();
-    // Per server, message id -> the positions it was delivered at (ascending): one pass,
-    // so each acknowledged message is looked up rather than searched for.
-    let positions: BTreeMap<&str, BTreeMap<&str, Vec<u64>>> = by_node
+    // Every delivery of every server as (message id, server's index in `logs`, seq),
+    // sorted: the deliveries of one id are one run, its servers in name order and each
+    // server's seqs ascending. The acknowledgements are walked in id order too, so each
+    // finds its run by a merge, not a lookup in a map per server (issue 16).
+    let mut deliveries: Vec<(&str, usize, u64)> = logs
         .iter()
-        .map(|(server, log)| {
-            let mut at: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-            for (seq, (id, _)) in log.iter() {
-                at.entry(*id).or_default().push(*seq);
-            }
-            (*server, at)
-        })
+        .enumerate()
+        .flat_map(|(s, l)| l.log.iter().map(move |(seq, (id, _))| (*id, s, *seq)))
         .collect();
+    deliveries.sort_unstable();
+    let top_of = |server: &str| {
+        let log = logs.iter().find(|l| l.node == server);
+        log.and_then(|l| l.log.keys().last().copied()).unwrap_or(0)
+    };
     let live: Vec<&str> = servers
         .iter()
         .filter(|s| view.liveness(s) == Liveness::Up)
@@ -232,43 +233,46 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
         .collect();
     let mut missing: Vec<String> = Vec::new();
     let mut misplaced: Vec<String> = Vec::new();
+    let mut rest = deliveries.as_slice();
     for (id, ack) in &acked {
+        let skip = rest.partition_point(|d| d.0 < *id);
+        let after = rest.partition_point(|d| d.0 <= *id);
+        let run = &rest[skip..after];
+        rest = &rest[after..];
         // Formatted only for evidence.
         let told = || match (ack.seq, &ack.server) {
             (Some(seq), Some(server)) => format!("seq {seq} via {server}"),
             (Some(seq), None) => format!("seq {seq}"),
             _ => "no position".to_string(),
         };
-        // Delivered, but not where the client was told.
+        // Delivered, but not where the client was told: each server's first other seq.
         if let Some(seq) = ack.seq {
-            for (server, log) in &by_node {
-                let at = positions.get(server).and_then(|ids| ids.get(id));
-                if let Some(&other) = at.into_iter().flatten().find(|&&s| s != seq) {
-                    let there = log.get(&seq).map_or("nothing", |(d, _)| d);
-                    misplaced.push(format!(
-                        "{id}, acknowledged to {} at {} as {}, was delivered by {server} at seq {other} (its seq {seq} holds {there})",
-                        ack.client,
-                        fmt_time(ack.t),
-                        told()
-                    ));
+            let mut last_server = None;
+            for &(_, server, other) in run {
+                if other == seq || last_server == Some(server) {
+                    continue;
                 }
+                last_server = Some(server);
+                let log = &logs[server];
+                let there = log.log.get(&seq).map_or("nothing", |(d, _)| d);
+                misplaced.push(format!(
+                    "{id}, acknowledged to {} at {} as {}, was delivered by {} at seq {other} (its seq {seq} holds {there})",
+                    ack.client,
+                    fmt_time(ack.t),
+                    told(),
+                    log.node
+                ));
             }
         }
         let lacking: Vec<&str> = live
             .iter()
-            .filter(|s| positions.get(*s).is_none_or(|ids| !ids.contains_key(id)))
+            .filter(|s| !run.iter().any(|d| logs[d.1].node == **s))
             .copied()
             .collect();
         if !lacking.is_empty() {
             let have: Vec<String> = lacking
                 .iter()
-                .map(|s| {
-                    let top = by_node
-                        .get(*s)
-                        .and_then(|l| l.keys().last().copied())
-                        .unwrap_or(0);
-                    format!("{s} (delivered up to seq {top})")
-                })
+                .map(|s| format!("{s} (delivered up to seq {})", top_of(s)))
                 .collect();
             missing.push(format!(
                 "{id}, acknowledged to {} at {} ({}), is missing on {}",
@@ -286,11 +290,6 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
         };
         return CheckResult::violation(CheckKind::Delivered, format!("{first}{more}"));
     }
-    let invented: BTreeSet<&str> = by_node
-        .values()
-        .flat_map(|log| log.values().map(|(id, _)| *id))
-        .filter(|id| !sent.contains(id))
-        .collect();
     if let Some(first) = missing.first() {
         let more = match missing.len() {
             1 => String::new(),
@@ -298,7 +297,13 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
         };
         return CheckResult::violation(CheckKind::Delivered, format!("{first}{more}"));
     }
-    if let Some(id) = invented.first() {
+    let mut delivered_ids: Vec<&str> = deliveries.iter().map(|d| d.0).collect();
+    delivered_ids.dedup();
+    // The first (in id order) delivered message that no client sent.
+    let invented = delivered_ids
+        .iter()
+        .find(|id| sent.binary_search(id).is_err());
+    if let Some(id) = invented {
         return CheckResult::violation(
             CheckKind::Delivered,
             format!("{id} was delivered but no client ever sent it"),
@@ -313,21 +318,16 @@ pub fn delivered(history: &[Entry]) -> CheckResult {
             ),
         );
     }
-    let delivered_ids: BTreeSet<&str> = by_node
-        .values()
-        .flat_map(|l| l.values().map(|(id, _)| *id))
-        .collect();
     let unacked_delivered = delivered_ids
         .iter()
         .filter(|id| !acked.contains_key(*id))
         .count();
-    let live_names = &live;
     CheckResult::pass(
         CheckKind::Delivered,
         format!(
             "all {} acknowledged messages delivered at their acknowledged position by every live server ({}); {} sent, {} delivered without an ack",
             acked.len(),
-            live_names.join(","),
+            live.join(","),
             sent.len(),
             unacked_delivered
         ),

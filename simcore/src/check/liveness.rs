@@ -170,11 +170,43 @@ fn probe_sent<'h>(
         .map(|(_, op)| op)
 }
 
+/// Each server's first delivery of each of `ids` by `deadline`: (id, server, time), in
+/// one pass (a scan of the whole history per server and probe was most of the check's
+/// cost, issue 16).
+fn first_deliveries<'h>(
+    history: &'h [Entry],
+    ids: &[&str],
+    deadline: u64,
+) -> Vec<(&'h str, &'h str, u64)> {
+    let mut first: Vec<(&str, &str, u64)> = Vec::new();
+    for e in history {
+        let What::Event {
+            data: NodeEvent::Delivered { id, .. },
+        } = &e.what
+        else {
+            continue;
+        };
+        if e.t <= deadline
+            && ids.contains(&id.as_str())
+            && !first.iter().any(|d| d.0 == id && d.1 == e.node)
+        {
+            first.push((id, &e.node, e.t));
+        }
+    }
+    first
+}
+
 fn chat(history: &[Entry], mut replay: Replay<'_>, round: &Round) -> CheckResult {
     to_deadline(&mut replay, round);
     let mut pending: Vec<String> = Vec::new();
     let mut stuck: Vec<&str> = Vec::new();
     let mut latest = round.start;
+    let probe_ids: Vec<&str> = round
+        .live
+        .iter()
+        .filter_map(|server| probe_sent(history, round, "send", server)?.value_str())
+        .collect();
+    let delivered = first_deliveries(history, &probe_ids, round.deadline);
     for server in &round.live {
         let Some(id) = probe_sent(history, round, "send", server).and_then(|op| op.value_str())
         else {
@@ -197,13 +229,11 @@ fn chat(history: &[Entry], mut replay: Replay<'_>, round: &Round) -> CheckResult
         latest = latest.max(ack.t);
         let seq = ack_op.seq.map_or(String::new(), |s| format!(" as seq {s}"));
         for reader in &round.live {
-            let delivered = history.iter().find(|e| {
-                e.node == *reader
-                    && e.t <= round.deadline
-                    && matches!(&e.what, What::Event { data: NodeEvent::Delivered { id: d, .. } } if d == id)
-            });
-            match delivered {
-                Some(e) => latest = latest.max(e.t),
+            let first = delivered
+                .iter()
+                .find(|d| d.0 == id && d.1 == reader.as_str());
+            match first {
+                Some(&(_, _, t)) => latest = latest.max(t),
                 None => {
                     stuck.push(id);
                     let top = history
