@@ -134,7 +134,8 @@ fn load(root: &std::path::Path, file: &str) -> Result<Scenario, String> {
 /// returns the printed report.
 pub fn bench(root: &std::path::Path, seeds: u64, scale_sizes: &[usize]) -> Result<String, String> {
     let mut out = String::new();
-    let _ = writeln!(out, "sim bench ({} seeds per fuzz measurement)\n", seeds);
+    let _ = writeln!(out, "sim bench ({} seeds per fuzz measurement)", seeds);
+    let _ = writeln!(out, "machine: {}\n", machine());
     for file in [
         "scenarios/fuzz/election-safe.toml",
         "scenarios/fuzz/chat-safe.toml",
@@ -448,6 +449,46 @@ fn on_fresh_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) ->
     std::thread::spawn(f)
         .join()
         .map_err(|_| "a baseline run panicked".to_string())
+}
+
+/// The processor the figures were measured on: the ratios depend on it (one build's
+/// election overhead per message read ~1.52x on one machine and ~1.3x on another with
+/// larger caches), so a report says which one it came from.
+pub fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let mut line = match (field("model name"), field("cpu family"), field("model")) {
+        (Some(name), Some(family), Some(model)) => {
+            format!("{name} (family {family}, model {model}), {cpus} CPUs")
+        }
+        (Some(name), _, _) => format!("{name}, {cpus} CPUs"),
+        _ => format!("unknown processor (no /proc/cpuinfo), {cpus} CPUs"),
+    };
+    let mut caches = Vec::new();
+    for index in 0..8 {
+        let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
+        let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).ok();
+        let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size"))
+        else {
+            break;
+        };
+        let kind = match kind.trim() {
+            "Data" => "d",
+            "Instruction" => "i",
+            _ => "",
+        };
+        caches.push(format!("L{}{kind} {}", level.trim(), size.trim()));
+    }
+    if !caches.is_empty() {
+        let _ = write!(line, "; caches {}", caches.join(", "));
+    }
+    line
 }
 
 fn peak_memory() -> String {

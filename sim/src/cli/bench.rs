@@ -21,7 +21,10 @@ pub fn bench_fuzz(seeds: u64, scale_only: bool, scale_sizes: &[String]) -> ExitC
     };
     let root = workspace_root();
     let measured = if scale_only {
-        sim::bench::scale(&root, &sizes).map(|rows| sim::bench::scale_table(&rows))
+        sim::bench::scale(&root, &sizes).map(|rows| {
+            let machine = sim::bench::machine();
+            format!("machine: {machine}\n{}", sim::bench::scale_table(&rows))
+        })
     } else {
         sim::bench::bench(&root, seeds, &sizes)
     };
@@ -42,6 +45,7 @@ pub fn bench_fuzz(seeds: u64, scale_only: bool, scale_sizes: &[String]) -> ExitC
 pub fn bench_gossip(sizes: &[usize], seeds: u64, svg: Option<&Path>) -> ExitCode {
     match sim::bench::gossip_scale(sizes, seeds) {
         Ok(rows) => {
+            say_raw!("machine: {}\n", sim::bench::machine());
             say_raw!("{}", sim::bench::gossip_table(&rows));
             if let Some(path) = svg {
                 if let Err(code) = write_file(path, sim::bench::gossip_svg(&rows)) {
