@@ -27,6 +27,7 @@ pub mod lb;
 pub mod lines;
 #[cfg(test)]
 mod noise;
+pub mod once;
 pub mod pool;
 pub mod real;
 pub mod runtime;

@@ -16,21 +16,20 @@
 use crate::auth::ClusterKey;
 use crate::deadline::within;
 use crate::http::{CallError, NoEmptyFlush};
+use crate::once;
 use crate::runtime::wire::{route_kind, CallEnd, Tapped, WireTap, CALL_HEADER};
 use crate::runtime::Routes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -69,11 +68,13 @@ impl Pool {
         }
     }
 
-    /// A pool that keeps nothing: every call dials a connection of its own, drives it in
-    /// the calling task (no task is spawned for it) and closes it when the call returns.
-    /// What a client that opens a fresh connection per attempt uses (the workload, `curl`
-    /// by hand); a connection task per attempt cost a spawn and a hand-over between two
-    /// tasks at every step of the exchange (issue 16).
+    /// A pool that keeps nothing: every call dials a connection of its own, writes its
+    /// request and reads the answer in the calling task ([`crate::once`]: no connection
+    /// task, no hyper client) and closes it when the call returns. What a client that
+    /// opens a fresh connection per attempt uses (the workload, `curl` by hand); a
+    /// connection task per attempt cost a spawn and a hand-over between two tasks at
+    /// every step of the exchange, and hyper's client machinery a tenth of a KV seed
+    /// (issue 16).
     pub fn single_use() -> Self {
         Pool {
             single_use: true,
@@ -203,12 +204,17 @@ impl Pool {
         // As a fresh call would: connecting is bounded by `timeout` (a failure there means
         // the request was never sent), and so is the exchange after it.
         if self.single_use {
-            let (sender, connection) = match within(timeout, dial(self.routes.dial(addr))).await {
-                Ok(dialed) => dialed?,
+            let bytes = self.request_bytes(addr, request, call)?;
+            let dialed = within(timeout, TcpStream::connect(self.routes.dial(addr))).await;
+            let mut stream = match dialed {
+                Ok(stream) => stream.map_err(|e| CallError::Unreachable(e.to_string()))?,
                 Err(_) => return Err(CallError::Unreachable("connect timed out".into())),
             };
-            let once = driving(connection, self.exchange(addr, sender, request, call));
-            return fresh_outcome(within(timeout, once).await, timeout);
+            let head_only = request.method == Method::HEAD;
+            return match within(timeout, once::exchange(&mut stream, &bytes, head_only)).await {
+                Ok(answer) => answer,
+                Err(_) => Err(no_answer_within(timeout)),
+            };
         }
         if let Some(sender) = self.take(addr) {
             let reused = self.exchange(addr, sender, request, call);
@@ -279,18 +285,7 @@ impl Pool {
         headers.reserve(6);
         headers.insert(HOST, HeaderValue::try_from(host(addr))?);
         headers.insert(CONTENT_TYPE, outgoing.content_type.clone());
-        if self.single_use {
-            // Said, as it is so: the server closes after its answer instead of waiting
-            // (with a header timer) for a next request that never comes.
-            headers.insert(CONNECTION, HeaderValue::from_static("close"));
-        }
-        if let Some(key) = &self.key {
-            let mac = crate::auth::http::sign(
-                key,
-                outgoing.method.as_str(),
-                outgoing.path,
-                &outgoing.body,
-            );
+        if let Some(mac) = self.mac(outgoing) {
             let name = HeaderName::from_static(crate::auth::http::HEADER);
             headers.insert(name, HeaderValue::try_from(mac)?);
         }
@@ -298,6 +293,50 @@ impl Pool {
             headers.insert(HeaderName::from_static(CALL_HEADER), HeaderValue::from(id));
         }
         Ok(request)
+    }
+
+    /// The request's MAC under the cluster key, when this pool signs.
+    fn mac(&self, outgoing: &Outgoing<'_>) -> Option<String> {
+        let key = self.key.as_ref()?;
+        let method = outgoing.method.as_str();
+        Some(crate::auth::http::sign(
+            key,
+            method,
+            outgoing.path,
+            &outgoing.body,
+        ))
+    }
+
+    /// [`Pool::request`] as bytes, for a single-use connection ([`crate::once`]): the
+    /// same headers, and `Connection: close`, as it is so (the server closes after its
+    /// answer instead of waiting, with a header timer, for a next request).
+    fn request_bytes(
+        &self,
+        addr: SocketAddr,
+        outgoing: &Outgoing<'_>,
+        call: Option<u64>,
+    ) -> Result<Vec<u8>, CallError> {
+        let invalid = |e: hyper::header::InvalidHeaderValue| CallError::Unreachable(e.to_string());
+        let host = HeaderValue::try_from(host(addr)).map_err(invalid)?;
+        let close = HeaderValue::from_static("close");
+        let mac = match self.mac(outgoing) {
+            Some(mac) => Some(HeaderValue::try_from(mac).map_err(invalid)?),
+            None => None,
+        };
+        let call = call.map(HeaderValue::from);
+        let mut headers = vec![
+            ("host", &host),
+            ("content-type", &outgoing.content_type),
+            ("connection", &close),
+        ];
+        if let Some(mac) = &mac {
+            headers.push((crate::auth::http::HEADER, mac));
+        }
+        if let Some(call) = &call {
+            headers.push((CALL_HEADER, call));
+        }
+        let (method, path) = (&outgoing.method, outgoing.path);
+        once::request_bytes(method, path, &headers, &outgoing.body)
     }
 }
 
@@ -390,44 +429,19 @@ enum Retry {
 type Connection =
     hyper::client::conn::http1::Connection<TokioIo<NoEmptyFlush<TcpStream>>, Full<Bytes>>;
 
-/// A connection to `addr` and its sender, the connection not yet driven.
-async fn dial(addr: SocketAddr) -> Result<(Sender, Connection), CallError> {
+/// A connection to `addr` driven by a task of its own, so it can wait in the pool.
+async fn connect(addr: SocketAddr) -> Result<Sender, CallError> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|e| CallError::Unreachable(e.to_string()))?;
     let io = TokioIo::new(NoEmptyFlush::new(stream));
-    hyper::client::conn::http1::handshake(io)
+    let (sender, connection): (Sender, Connection) = hyper::client::conn::http1::handshake(io)
         .await
-        .map_err(|e| CallError::Unreachable(e.to_string()))
-}
-
-/// A connection to `addr` driven by a task of its own, so it can wait in the pool.
-async fn connect(addr: SocketAddr) -> Result<Sender, CallError> {
-    let (sender, connection) = dial(addr).await?;
+        .map_err(|e| CallError::Unreachable(e.to_string()))?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
     Ok(sender)
-}
-
-/// `exchange`, with `connection` (the one it runs on) polled in the same task until the
-/// exchange ends; the connection is dropped (closed) with this future.
-async fn driving<F: Future>(connection: Connection, exchange: F) -> F::Output {
-    let mut connection = std::pin::pin!(connection);
-    let mut exchange = std::pin::pin!(exchange);
-    let mut open = true;
-    std::future::poll_fn(move |cx| {
-        if let Poll::Ready(output) = exchange.as_mut().poll(cx) {
-            return Poll::Ready(output);
-        }
-        if open && connection.as_mut().poll(cx).is_ready() {
-            // Closed or broken: the exchange learns it from its sender; ask it again.
-            open = false;
-            return exchange.as_mut().poll(cx);
-        }
-        Poll::Pending
-    })
-    .await
 }
 
 #[cfg(test)]
