@@ -159,48 +159,14 @@ impl Routes {
     }
 }
 
-/// Accept loops per listener. An accept can be slow (madsim's buggify delays one in ten
-/// by 1-5 s); with one loop, every connection queued behind a slow accept waited for it,
-/// clients timed out and retried with more connections, and a node drained its queue at
-/// a few connections a second. A real kernel completes handshakes while the server is
-/// busy; several loops on one listener keep one slow accept from holding up the rest.
-const ACCEPTORS: usize = 4;
-
-/// [`serve`] with a fast path (see [`Routes`]).
+/// [`serve`] with a fast path (see [`Routes`]), on several accept loops
+/// ([`crate::accept`]).
 pub async fn serve_routes(listener: TcpListener, routes: Routes, wire: WireTap) {
-    let listener = std::sync::Arc::new(listener);
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    for _ in 1..ACCEPTORS {
-        let accepting = accept_loop(
-            listener.clone(),
-            slots.clone(),
-            routes.clone(),
-            wire.clone(),
-        );
-        tokio::spawn(accepting);
-    }
-    accept_loop(listener, slots, routes, wire).await;
-}
-
-/// Accepts connections on `listener` and serves each in a task of its own, while a slot
-/// of `slots` is free.
-async fn accept_loop(
-    listener: std::sync::Arc<TcpListener>,
-    slots: std::sync::Arc<tokio::sync::Semaphore>,
-    routes: Routes,
-    wire: WireTap,
-) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    let serve = move |stream, peer| {
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             drop(stream); // over the cap: refused, the accept queue keeps draining
-            continue;
+            return;
         };
         let service = Served {
             routes: routes.clone(),
@@ -216,7 +182,8 @@ async fn accept_loop(
                 .await;
             drop(slot);
         });
-    }
+    };
+    crate::accept::accept_loops(listener, Duration::from_millis(50), serve).await;
 }
 
 /// One connection's service: what every request gets before and after the router (its

@@ -16,6 +16,7 @@
 //! may act on its last majority acknowledgement; *seam* — the one place where real and
 //! simulated runs differ.
 
+pub mod accept;
 pub mod auth;
 pub mod chat;
 pub mod deadline;

@@ -251,14 +251,11 @@ fn persist(log: &mut DurableLog, record: &Record) -> io::Result<()> {
 }
 
 async fn accept_clients(listener: TcpListener, events: mpsc::Sender<ClientEvent>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(serve_client(stream, events.clone()));
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-        }
-    }
+    let serve = move |stream, _| {
+        tokio::spawn(serve_client(stream, events.clone()));
+    };
+    let backoff = std::time::Duration::from_millis(50);
+    crate::accept::accept_loops(listener, backoff, serve).await;
 }
 
 /// One client connection: JSON requests in, JSON responses (or a delivery stream) out.

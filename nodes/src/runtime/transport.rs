@@ -821,14 +821,10 @@ struct Accepting {
 
 async fn accept_loop(listener: TcpListener, accepting: Accepting) {
     let accepting = Arc::new(accepting);
-    loop {
-        match listener.accept().await {
-            Ok((stream, from)) => {
-                tokio::spawn(accepted(accepting.clone(), stream, from));
-            }
-            Err(_) => tokio::time::sleep(RECONNECT_BACKOFF).await,
-        }
-    }
+    let handshake = move |stream, from| {
+        tokio::spawn(accepted(accepting.clone(), stream, from));
+    };
+    crate::accept::accept_loops(listener, RECONNECT_BACKOFF, handshake).await;
 }
 
 /// An accepted connection's handshake; a peer that proves the key is read from, and its
