@@ -100,6 +100,9 @@ pub struct Election {
     /// Quorum leader: `(sent_at, from)` of each acknowledgement of a recent heartbeat (a
     /// few per peer: pruned to the lease at each heartbeat; one allocation, reused).
     acks: Vec<(u64, u64)>,
+    /// Quorum leader: the stamps of the heartbeats it sent within the lease (pruned with
+    /// `acks`); an acknowledgement echoing any other stamp is ignored.
+    sent: Vec<u64>,
     /// `config.lease()`, computed once (a float multiply per acknowledgement otherwise).
     lease: Duration,
     /// Last role reported, to emit only changes.
@@ -128,6 +131,7 @@ impl Election {
             lease_until: now,
             promise: Some((None, election_deadline)),
             acks: Vec::new(),
+            sent: Vec::new(),
             lease,
             reported: None,
             out: Vec::new(),
@@ -298,7 +302,10 @@ impl Election {
         );
         match self.phase {
             // Tell the caller who leads, so it stops its election.
-            Phase::Leader => self.send(from, self.heartbeat(now)),
+            Phase::Leader => {
+                let heartbeat = self.heartbeat(now);
+                self.send(from, heartbeat);
+            }
             Phase::Follower if self.leader_alive(now) && self.config.quorum => {}
             Phase::Follower => {
                 self.out.push(Command::Emit(NodeEvent::ElectionStarted {
@@ -477,8 +484,10 @@ impl Election {
         if !self.config.quorum {
             return; // a plain leader holds no lease
         }
-        if sent_at > nanos(now) {
-            return; // no heartbeat was sent in the future: a peer lying to extend the lease
+        if !self.sent.contains(&sent_at) {
+            // Not a heartbeat this leader sent (dated in the future, or made up): a peer
+            // lying, or a bug, would stretch the lease past what a majority answered.
+            return;
         }
         if !self.acks.contains(&(sent_at, from)) {
             self.acks.push((sent_at, from));
@@ -607,6 +616,7 @@ impl Election {
         self.phase = Phase::Leader;
         self.leader = Some(self.config.id);
         self.acks.clear();
+        self.sent.clear();
         self.lease_until = lease_from + self.lease;
         self.send_heartbeats(now);
     }
@@ -650,6 +660,7 @@ impl Election {
         }
         let oldest = nanos(now.saturating_sub(self.lease));
         self.acks.retain(|&(sent_at, _)| sent_at >= oldest);
+        self.sent.retain(|&sent_at| sent_at >= oldest);
     }
 
     fn leader_alive(&self, now: Duration) -> bool {
@@ -659,11 +670,17 @@ impl Election {
                 .is_some_and(|t| now.saturating_sub(t) < self.config.election_timeout)
     }
 
-    fn heartbeat(&self, now: Duration) -> Message {
+    /// A heartbeat stamped `now`. A quorum leader remembers the stamps it sent within the
+    /// lease, so only an acknowledgement of one of them counts toward the lease.
+    fn heartbeat(&mut self, now: Duration) -> Message {
+        let sent_at = nanos(now);
+        if self.config.quorum && self.sent.last() != Some(&sent_at) {
+            self.sent.push(sent_at);
+        }
         Message::Heartbeat {
             from: self.config.id,
             term: self.term,
-            sent_at: nanos(now),
+            sent_at,
         }
     }
 

@@ -135,6 +135,15 @@ impl Cluster {
         }
     }
 
+    /// Delivers `message` to `to` at once, whatever the cut: a peer lying from outside
+    /// the network model.
+    fn tell(&mut self, to: u64, message: Message) {
+        if let Some(node) = self.nodes[to as usize].as_mut() {
+            let commands = node.on_message(self.now, message);
+            self.apply(to, commands);
+        }
+    }
+
     fn heal(&mut self) {
         self.cut.clear();
     }
@@ -268,6 +277,34 @@ fn quorum_acks_dated_in_the_future_do_not_extend_the_lease() {
     cluster.run_until(cluster.now + 10 * MS);
     cluster.isolate(5);
     cluster.run_until(Duration::from_secs(12));
+    assert_eq!(cluster.leader_of(5), None, "lost its lease");
+    assert_eq!(cluster.overlap, Duration::ZERO, "never two leaders at once");
+}
+
+/// Acknowledgements of heartbeats the leader never sent (recent stamps two lying peers
+/// make up, every 100 ms) do not extend its lease: cut off, it still steps down in time.
+/// Before the leader remembered its stamps, they kept it leading beside the new leader.
+#[test]
+fn quorum_acks_of_heartbeats_never_sent_do_not_extend_the_lease() {
+    let mut cluster = Cluster::new(5, true);
+    cluster.run_until(Duration::from_secs(5));
+    assert_eq!(cluster.leader_of(5), Some(5));
+    let term = cluster.nodes[5].as_ref().expect("n5 runs").term();
+    cluster.isolate(5);
+    while cluster.now < Duration::from_secs(15) {
+        // A nanosecond off the 1 ms grid the leader's heartbeats are stamped on.
+        let made_up = (cluster.now - MS).as_nanos() as u64 + 1;
+        for from in [1, 2] {
+            let lie = Message::HeartbeatAck {
+                from,
+                term,
+                sent_at: made_up,
+                ok: true,
+            };
+            cluster.tell(5, lie);
+        }
+        cluster.run_until(cluster.now + 100 * MS);
+    }
     assert_eq!(cluster.leader_of(5), None, "lost its lease");
     assert_eq!(cluster.overlap, Duration::ZERO, "never two leaders at once");
 }
