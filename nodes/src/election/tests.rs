@@ -256,6 +256,16 @@ fn quorum_isolated_leader_steps_down_before_a_new_leader_is_elected() {
     assert_eq!(cluster.overlap, Duration::ZERO);
 }
 
+/// An acknowledgement from `from` of a heartbeat of `term` stamped `sent_at`.
+fn acknowledging(from: u64, term: u64, sent_at: u64) -> Message {
+    Message::HeartbeatAck {
+        from,
+        term,
+        sent_at,
+        ok: true,
+    }
+}
+
 /// Acknowledgements of a heartbeat "sent" in the future (peers lying, or a bug) do not
 /// extend a quorum leader's lease: cut off, it still steps down in time.
 #[test]
@@ -266,12 +276,7 @@ fn quorum_acks_dated_in_the_future_do_not_extend_the_lease() {
     let term = cluster.nodes[5].as_ref().expect("n5 runs").term();
     let far = (cluster.now + Duration::from_secs(3600)).as_nanos() as u64;
     for from in [1, 2] {
-        let lie = Message::HeartbeatAck {
-            from,
-            term,
-            sent_at: far,
-            ok: true,
-        };
+        let lie = acknowledging(from, term, far);
         cluster.in_flight.push((cluster.now + MS, 5, lie));
     }
     cluster.run_until(cluster.now + 10 * MS);
@@ -295,13 +300,7 @@ fn quorum_acks_of_heartbeats_never_sent_do_not_extend_the_lease() {
         // A nanosecond off the 1 ms grid the leader's heartbeats are stamped on.
         let made_up = (cluster.now - MS).as_nanos() as u64 + 1;
         for from in [1, 2] {
-            let lie = Message::HeartbeatAck {
-                from,
-                term,
-                sent_at: made_up,
-                ok: true,
-            };
-            cluster.tell(5, lie);
+            cluster.tell(5, acknowledging(from, term, made_up));
         }
         cluster.run_until(cluster.now + 100 * MS);
     }
